@@ -1,39 +1,5 @@
-"""Real HTTP servers for tests: a WSGI app served by werkzeug in a thread on 127.0.0.1.
+"""Real HTTP servers for tests (the demo's own helper, re-exported)."""
 
-Port 0 lets the OS pick a free port; the returned handle knows its URL and stops the server.
-"""
+from broker.sandbox.serving import RunningServer, serve_in_thread
 
-from __future__ import annotations
-
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
-
-from werkzeug.serving import BaseWSGIServer, make_server
-
-
-@dataclass
-class RunningServer:
-    url: str
-    server: BaseWSGIServer
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_port)
-
-
-@contextmanager
-def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[RunningServer]:
-    """Serve ``app`` in a daemon thread until the block ends."""
-    server = make_server(host, port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name=f"wsgi-{server.server_port}")
-    thread.daemon = True
-    thread.start()
-    try:
-        yield RunningServer(url=f"http://{host}:{server.server_port}", server=server)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+__all__ = ["RunningServer", "serve_in_thread"]

@@ -1,0 +1,119 @@
+"""The Flask application factory.
+
+``create_app(settings)`` builds everything once — storage, one BigCommerce client per store,
+one OIDC provider per connection — and keeps it at ``app.extensions["broker"]``; blueprints
+read it from there. Nothing is global but the app, so tests build as many as they like.
+
+In production: ``BROKER_CONFIG=broker.toml gunicorn 'broker.app:create_app()'``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+from flask import Flask, current_app
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from broker.bigcommerce.api import BigCommerceClient
+from broker.config import Connection, Settings, StoreSettings, load_settings
+from broker.errors import ConfigError, NotFound
+from broker.events import configure_logging
+from broker.storage import SQLStorage, open_storage
+from broker.upstream.oidc import OIDCProvider
+
+
+@dataclass
+class Broker:
+    """What the views need, built once per app."""
+
+    settings: Settings
+    storage: SQLStorage
+    stores: dict[str, BigCommerceClient]
+    providers: dict[tuple[str, str], OIDCProvider]
+    clock: Callable[[], float] = time.time
+    _clock_offsets: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    def store(self, store_key: str) -> StoreSettings:
+        store = self.settings.store(store_key)
+        if store is None:
+            raise NotFound("There is no store here by that name.", detail=f"store={store_key!r}")
+        return store
+
+    def connection(self, store_key: str, conn_key: str) -> tuple[StoreSettings, Connection]:
+        store = self.store(store_key)
+        conn = store.connections.get(conn_key)
+        if conn is None:
+            raise NotFound("This store has no such sign-in option.", detail=f"conn={conn_key!r}")
+        return store, conn
+
+    def provider(self, store_key: str, conn_key: str) -> OIDCProvider:
+        return self.providers[(store_key, conn_key)]
+
+    def now_for_store(self, store: StoreSettings) -> int:
+        """Unix time for a login JWT's ``iat``: the store's clock when configured so."""
+        now = self.clock()
+        if not store.use_store_clock:
+            return int(now)
+        offset, measured_at = self._clock_offsets.get(store.key, (0, float("-inf")))
+        if now - measured_at > 600:
+            offset = self.stores[store.key].server_time() - int(self.clock())
+            self._clock_offsets[store.key] = (offset, now)
+        return int(now) + offset
+
+
+def get_broker() -> Broker:
+    broker: Broker = current_app.extensions["broker"]
+    return broker
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    transport: httpx.BaseTransport | None = None,
+) -> Flask:
+    """Build the broker. Without ``settings``, read the file named by ``BROKER_CONFIG``."""
+    if settings is None:
+        path = os.environ.get("BROKER_CONFIG")
+        if not path:
+            raise ConfigError(["BROKER_CONFIG: set it to the path of the broker's TOML file"])
+        settings = load_settings(path)
+    configure_logging()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.broker.secret_key,
+        SESSION_COOKIE_SECURE=settings.broker.cookie_secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=256 * 1024,
+    )
+    if settings.broker.trusted_proxies:
+        hops = settings.broker.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
+    app.extensions["broker"] = Broker(
+        settings=settings,
+        storage=open_storage(settings.broker.database_url),
+        stores={
+            key: BigCommerceClient(store, transport=transport)
+            for key, store in settings.stores.items()
+        },
+        providers={
+            (store.key, conn.key): OIDCProvider(conn, transport=transport, clock=clock)
+            for store in settings.stores.values()
+            for conn in store.connections.values()
+        },
+        clock=clock,
+    )
+
+    from broker.web import errors, health, sso
+
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(sso.bp)
+    return app

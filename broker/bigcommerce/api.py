@@ -1,0 +1,228 @@
+"""The one HTTP client for a store's BigCommerce management API (Customers V3, V2 time).
+
+Follows shared/bigcommerce-api.md: ``X-Auth-Token`` authentication, array bodies on create,
+no ``GET /customers/{id}``, 422 on a duplicate e-mail, and the ``X-Rate-Limit-*`` headers.
+This is the only place that knows rate limits and retries:
+
+- 429 with ``X-Rate-Limit-Time-Reset-Ms``: wait for the reset, then retry, as long as the
+  request's deadline allows; past it, :class:`~broker.errors.RateLimited` (a "busy" page).
+  A 429 without those headers is platform load: back off and retry within the deadline.
+- Timeouts, connection errors and 5xx: idempotent requests retry with jittered backoff;
+  a create is never retried blindly (the caller looks the e-mail up first).
+- 401/403 and other unexpected answers: :class:`~broker.errors.BigCommerceUnavailable`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from broker.config import StoreSettings
+from broker.errors import BigCommerceError, BigCommerceUnavailable, RateLimited
+
+#: Total time one logical request may take, waits for rate-limit resets included.
+DEFAULT_DEADLINE_SECONDS = 8.0
+MAX_ATTEMPTS = 4
+EMAIL_BATCH = 10
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    #: None means the customer may sign in on every channel (a global customer).
+    channel_ids: tuple[int, ...] | None
+    customer_group_id: int = 0
+
+    def allows_channel(self, channel_id: int) -> bool:
+        return self.channel_ids is None or channel_id in self.channel_ids
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Customer:
+        channels = data.get("channel_ids")
+        return cls(
+            id=int(data["id"]),
+            email=str(data.get("email") or ""),
+            first_name=str(data.get("first_name") or ""),
+            last_name=str(data.get("last_name") or ""),
+            channel_ids=tuple(int(c) for c in channels) if isinstance(channels, list) else None,
+            customer_group_id=int(data.get("customer_group_id") or 0),
+        )
+
+
+@dataclass(frozen=True)
+class NewCustomer:
+    email: str
+    first_name: str
+    last_name: str
+    channel_id: int
+    customer_group_id: int | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "email": self.email,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "channel_ids": [self.channel_id],
+            "origin_channel_id": self.channel_id,
+        }
+        if self.customer_group_id is not None:
+            body["customer_group_id"] = self.customer_group_id
+        return body
+
+
+class CustomerConflict(BigCommerceError):
+    """422 on create: the e-mail may already exist (the body is not documented)."""
+
+    code = "customer_conflict"
+
+
+class BigCommerceClient:
+    """The management API of one store. Thread-safe; one per store, built once by the app."""
+
+    def __init__(
+        self,
+        store: StoreSettings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> None:
+        self.store_hash = store.store_hash
+        timeout = store.api_timeout_seconds
+        self._http = httpx.Client(
+            base_url=store.api_base,
+            headers={
+                "X-Auth-Token": store.access_token,
+                "Accept": "application/json",
+                "User-Agent": "storefront-sso-broker",
+            },
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            transport=transport,
+        )
+        self._clock = clock
+        self._sleep = sleep
+        self._deadline_seconds = deadline_seconds
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- customers --------------------------------------------------------------------------
+
+    def customers_by_email(self, emails: Iterable[str]) -> list[Customer]:
+        """Customers whose e-mail is one of ``emails`` (``email:in``), any channel."""
+        wanted = list(dict.fromkeys(e for e in emails if e))
+        found: list[Customer] = []
+        for start in range(0, len(wanted), EMAIL_BATCH):
+            batch = wanted[start : start + EMAIL_BATCH]
+            response = self._request(
+                "GET", "/v3/customers", params={"email:in": ",".join(batch), "limit": 50}
+            )
+            found.extend(Customer.from_api(c) for c in _data_list(response))
+        return found
+
+    def create_customer(self, new: NewCustomer) -> Customer:
+        """Create one customer; CustomerConflict on 422, never retried on a 5xx or timeout."""
+        response = self._request("POST", "/v3/customers", json=[new.to_api()], idempotent=False)
+        created = _data_list(response)
+        if len(created) != 1:
+            raise BigCommerceUnavailable(
+                "The store answered unexpectedly.", detail=f"create returned {len(created)} rows"
+            )
+        return Customer.from_api(created[0])
+
+    def server_time(self) -> int:
+        """The store's clock (``GET /v2/time``), the reference for the login JWT's ``iat``."""
+        body = self._request("GET", "/v2/time").json()
+        if not isinstance(body, dict) or not isinstance(body.get("time"), int):
+            raise BigCommerceUnavailable("The store answered unexpectedly.", detail="v2/time")
+        return int(body["time"])
+
+    # -- transport ------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool = True,
+    ) -> httpx.Response:
+        deadline = self._clock() + self._deadline_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._http.request(method, path, params=params, json=json)
+            except httpx.TransportError as exc:
+                if not idempotent or not self._may_retry(attempt, deadline, _backoff(attempt)):
+                    raise BigCommerceUnavailable(
+                        "The store could not be reached. Please try again shortly.",
+                        detail=f"{method} {path}: {type(exc).__name__}",
+                    ) from None
+                continue
+            status = response.status_code
+            if status == 429:
+                wait = _rate_limit_wait(response, attempt)
+                if self._may_retry(attempt, deadline, wait):
+                    continue
+                raise RateLimited(
+                    "The store is busy right now.",
+                    retry_after=math.ceil(wait),
+                    detail=f"{method} {path}: 429",
+                )
+            if status >= 500:
+                if idempotent and self._may_retry(attempt, deadline, _backoff(attempt)):
+                    continue
+                raise BigCommerceUnavailable(
+                    "The store is not answering right now. Please try again shortly.",
+                    detail=f"{method} {path}: {status}",
+                )
+            if status == 422 and method == "POST":
+                raise CustomerConflict("The store refused the new account.", detail=f"{path}: 422")
+            if status >= 400:
+                raise BigCommerceUnavailable(
+                    "The store refused the broker's request.",
+                    detail=f"{method} {path}: {status}",
+                )
+            return response
+
+    def _may_retry(self, attempt: int, deadline: float, wait: float) -> bool:
+        """Sleep ``wait`` and say yes when another attempt fits in the deadline."""
+        if attempt >= MAX_ATTEMPTS or self._clock() + wait >= deadline:
+            return False
+        self._sleep(wait)
+        return True
+
+
+def _backoff(attempt: int) -> float:
+    """Full-jitter exponential backoff: 0-0.2 s, 0-0.4 s, 0-0.8 s..."""
+    return random.uniform(0, 0.2 * 2 ** (attempt - 1))  # noqa: S311 - jitter, not secrecy
+
+
+def _rate_limit_wait(response: httpx.Response, attempt: int) -> float:
+    reset_ms = response.headers.get("X-Rate-Limit-Time-Reset-Ms")
+    if reset_ms and reset_ms.isdigit():
+        return int(reset_ms) / 1000 + 0.05
+    return 1.0 + _backoff(attempt)  # platform load: no headers, back off
+
+
+def _data_list(response: httpx.Response) -> list[Mapping[str, Any]]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or not all(isinstance(d, dict) and "id" in d for d in data):
+        raise BigCommerceUnavailable("The store answered unexpectedly.", detail="no data list")
+    return data

@@ -1,0 +1,115 @@
+"""The ``broker`` command: ``demo``, ``serve`` and ``check``.
+
+Thin commands over the functions the app itself uses (as flaskr's ``init-db`` calls
+``init_db``). Exit status: 0 fine, 1 a check failed, 2 the configuration is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from broker.config import Settings, load_settings
+from broker.errors import BrokerError, ConfigError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="broker", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="broker, sandbox store and development IdP locally")
+    demo.add_argument("--port", type=int, default=5000, help="the broker's port (default 5000)")
+
+    serve = commands.add_parser("serve", help="run the broker from a config file (gunicorn)")
+    serve.add_argument("--config", required=True, help="the broker's TOML file")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    serve.add_argument("--threads", type=int, default=4, help="threads per process (default 4)")
+
+    check = commands.add_parser("check", help="validate the config and reach each IdP and store")
+    check.add_argument("--config", required=True, help="the broker's TOML file")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            from broker.sandbox.demo import run_demo
+
+            run_demo(port=args.port)
+            return 0
+        if args.command == "serve":
+            return _serve(args)
+        return _check(args.config)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"config: {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Validate in the master first: a broken file stops here with one line per problem,
+    # not in every worker.
+    settings = load_settings(args.config)
+    from gunicorn.app.base import BaseApplication
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("timeout", 30)
+            self.cfg.set("graceful_timeout", 10)
+            # No access log: callback URLs carry authorization codes.
+            self.cfg.set("accesslog", None)
+
+        def load(self) -> Any:
+            from broker.app import create_app
+
+            return create_app(settings)
+
+    _Server().run()
+    return 0
+
+
+def _check(path: str) -> int:
+    """Validate the file, then reach every store's API and every connection's IdP."""
+    settings = load_settings(path)
+    problems = list(_reach_everything(settings))
+    for line in problems:
+        print(line, file=sys.stderr)
+    if not problems:
+        count = sum(len(s.connections) for s in settings.stores.values())
+        print(f"ok: {len(settings.stores)} store(s), {count} connection(s) reachable")
+    return 1 if problems else 0
+
+
+def _reach_everything(settings: Settings) -> list[str]:
+    from broker.bigcommerce.api import BigCommerceClient
+    from broker.upstream.oidc import OIDCProvider
+
+    problems: list[str] = []
+    for store in settings.stores.values():
+        client = BigCommerceClient(store, deadline_seconds=store.api_timeout_seconds)
+        try:
+            client.customers_by_email(["broker-check@example.invalid"])
+        except BrokerError as error:
+            problems.append(f"stores.{store.key}: store API: {error.message} ({error.detail})")
+        finally:
+            client.close()
+        for conn in store.connections.values():
+            provider = OIDCProvider(conn)
+            try:
+                provider.probe()
+            except BrokerError as error:
+                name = f"stores.{store.key}.connections.{conn.key}"
+                problems.append(f"{name}: identity provider: {error.message} ({error.detail})")
+    return problems
+
+
+if __name__ == "__main__":
+    sys.exit(main())

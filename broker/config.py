@@ -1,0 +1,456 @@
+"""Settings: the broker, its stores and each store's named connections, from a TOML file.
+
+The file's shape is a public interface (DESIGN.md, "Interfaces"): operators' files depend on
+it. Any string value may be ``"env:NAME"`` to read it from the environment. Loading gathers
+every problem into one :class:`ConfigError`, one line per problem, each naming its key, so an
+operator fixes the file in one pass. Secrets have no defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from broker.errors import ConfigError
+
+KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+LinkPolicy = Literal["auto", "deny"]
+TokenAuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
+#: Asymmetric JWS algorithms an ID token may use. HS* and "none" are never accepted: an
+#: HMAC "signature" keyed with a public key proves nothing.
+ALLOWED_ID_TOKEN_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+DEFAULT_ID_TOKEN_ALGORITHMS = ("RS256", "PS256", "ES256")
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+_MISSING: Any = object()
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    base_url: str
+    secret_key: str = field(repr=False)
+    database_url: str = "sqlite:///broker.db"
+    #: How many reverse proxies in front of the broker set X-Forwarded-For/-Proto/-Host.
+    trusted_proxies: int = 0
+    #: How long a started sign-in may take before its state expires.
+    flow_ttl_seconds: int = 600
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.base_url.startswith("https://")
+
+
+@dataclass(frozen=True)
+class OIDCConnection:
+    key: str
+    issuer: str
+    client_id: str
+    client_secret: str | None = field(repr=False)
+    display_name: str
+    token_endpoint_auth_method: TokenAuthMethod
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    algorithms: tuple[str, ...] = DEFAULT_ID_TOKEN_ALGORITHMS
+    groups_claim: str = "groups"
+    jit: bool = True
+    link: LinkPolicy = "auto"
+    allowed_domains: tuple[str, ...] = ()
+    require_verified_email: bool = True
+    #: IdP group -> BigCommerce customer group id, first match in this order wins.
+    customer_groups_by_group: Mapping[str, int] = field(default_factory=dict)
+    clock_skew_seconds: int = 60
+    type: Literal["oidc"] = "oidc"
+
+
+Connection = OIDCConnection
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    key: str
+    store_hash: str
+    api_url: str
+    access_token: str = field(repr=False)
+    client_id: str
+    client_secret: str = field(repr=False)
+    storefront_url: str
+    connections: Mapping[str, Connection]
+    channel_id: int = 1
+    default_redirect: str = "/account.php"
+    #: Put the browser's IP in the login JWT (`request_ip`): BigCommerce then refuses the
+    #: token from any other address. Needs `trusted_proxies` right behind a proxy.
+    bind_request_ip: bool = False
+    #: Take `iat` from the store's clock (GET /v2/time) instead of ours.
+    use_store_clock: bool = False
+    api_timeout_seconds: float = 10.0
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.api_url.rstrip('/')}/stores/{self.store_hash}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: BrokerSettings
+    stores: Mapping[str, StoreSettings]
+
+    def store(self, key: str) -> StoreSettings | None:
+        return self.stores.get(key)
+
+
+def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a TOML file; raise ConfigError listing every problem."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    return parse_settings(data, os.environ if env is None else env)
+
+
+def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """Validate an already-parsed document (the TOML file's tables)."""
+    problems: list[str] = []
+    root = _Section(data, "", problems, env)
+    root.reject_unknown({"broker", "stores"})
+    broker = _parse_broker(root.section("broker"))
+    stores: dict[str, StoreSettings] = {}
+    stores_section = root.section("stores")
+    if not stores_section.data:
+        problems.append("stores: at least one store is required, e.g. [stores.acme]")
+    for key in stores_section.data:
+        store = _parse_store(key, stores_section.section(key))
+        if store is not None:
+            stores[key] = store
+    if problems or broker is None:
+        raise ConfigError(problems)
+    return Settings(broker=broker, stores=MappingProxyType(stores))
+
+
+def _parse_broker(s: _Section) -> BrokerSettings | None:
+    s.reject_unknown(
+        {"base_url", "secret_key", "database_url", "trusted_proxies", "flow_ttl_seconds"}
+    )
+    base_url = s.url("base_url")
+    secret_key = s.string("secret_key")
+    if secret_key is not None and len(secret_key) < 32:
+        s.problem("secret_key", "must be at least 32 characters (use a random value)")
+        secret_key = None
+    database_url = s.string("database_url", default="sqlite:///broker.db")
+    trusted_proxies = s.integer("trusted_proxies", default=0, minimum=0, maximum=5)
+    flow_ttl = s.integer("flow_ttl_seconds", default=600, minimum=60, maximum=3600)
+    if (
+        base_url is None
+        or secret_key is None
+        or database_url is None
+        or trusted_proxies is None
+        or flow_ttl is None
+    ):
+        return None
+    return BrokerSettings(
+        base_url=base_url.rstrip("/"),
+        secret_key=secret_key,
+        database_url=database_url,
+        trusted_proxies=trusted_proxies,
+        flow_ttl_seconds=flow_ttl,
+    )
+
+
+_STORE_KEYS = {
+    "store_hash",
+    "api_url",
+    "access_token",
+    "client_id",
+    "client_secret",
+    "storefront_url",
+    "channel_id",
+    "default_redirect",
+    "bind_request_ip",
+    "use_store_clock",
+    "api_timeout_seconds",
+    "connections",
+    "b2b",
+}
+
+
+def _parse_store(key: str, s: _Section) -> StoreSettings | None:
+    if not KEY_PATTERN.match(key):
+        s.problem("", "store keys are lower-case letters, digits, '-' and '_' (used in URLs)")
+    s.reject_unknown(_STORE_KEYS)
+    if "b2b" in s.data:
+        s.problem("b2b", "B2B Edition support is not available in this version yet")
+    values: dict[str, Any] = {
+        "store_hash": s.string("store_hash", pattern=r"^[a-z0-9]{1,32}$"),
+        "api_url": s.url("api_url", default="https://api.bigcommerce.com"),
+        "access_token": s.string("access_token"),
+        "client_id": s.string("client_id"),
+        "client_secret": s.string("client_secret"),
+        "storefront_url": s.url("storefront_url"),
+        "channel_id": s.integer("channel_id", default=1, minimum=1),
+        "default_redirect": s.string("default_redirect", default="/account.php"),
+        "bind_request_ip": s.boolean("bind_request_ip", default=False),
+        "use_store_clock": s.boolean("use_store_clock", default=False),
+        "api_timeout_seconds": s.number("api_timeout_seconds", default=10.0, minimum=1, maximum=60),
+    }
+    redirect = values["default_redirect"]
+    if isinstance(redirect, str) and not (redirect.startswith("/") and "//" not in redirect):
+        s.problem("default_redirect", "must be a path on the store, such as /account.php")
+        values["default_redirect"] = None
+    connections: dict[str, Connection] = {}
+    conn_section = s.section("connections")
+    if not conn_section.data:
+        s.problem(
+            "connections", "at least one connection is required, e.g. [stores.X.connections.okta]"
+        )
+    for conn_key in conn_section.data:
+        conn = _parse_connection(conn_key, conn_section.section(conn_key))
+        if conn is not None:
+            connections[conn_key] = conn
+    if any(v is None for v in values.values()) or len(connections) != len(conn_section.data):
+        return None
+    return StoreSettings(key=key, connections=MappingProxyType(connections), **values)
+
+
+_OIDC_KEYS = {
+    "type",
+    "display_name",
+    "issuer",
+    "client_id",
+    "client_secret",
+    "token_endpoint_auth_method",
+    "scopes",
+    "algorithms",
+    "groups_claim",
+    "jit",
+    "link",
+    "allowed_domains",
+    "require_verified_email",
+    "customer_groups_by_group",
+    "clock_skew_seconds",
+}
+
+
+def _parse_connection(key: str, s: _Section) -> Connection | None:
+    if not KEY_PATTERN.match(key):
+        s.problem("", "connection keys are lower-case letters, digits, '-' and '_' (used in URLs)")
+        return None
+    kind = s.string("type")
+    if kind == "saml":
+        s.problem("type", "SAML connections are not available in this version yet")
+        return None
+    if kind != "oidc":
+        if kind is not None:
+            s.problem("type", f"must be 'oidc', not {kind!r}")
+        return None
+    return _parse_oidc(key, s)
+
+
+def _parse_oidc(key: str, s: _Section) -> OIDCConnection | None:
+    s.reject_unknown(_OIDC_KEYS)
+    client_secret = s.string("client_secret", default=None)
+    default_method = "client_secret_basic" if client_secret else "none"
+    method = s.choice(
+        "token_endpoint_auth_method",
+        ("client_secret_basic", "client_secret_post", "none"),
+        default=default_method,
+    )
+    if method == "none" and client_secret:
+        s.problem("token_endpoint_auth_method", "'none' is for public clients: drop client_secret")
+    elif method in ("client_secret_basic", "client_secret_post") and not client_secret:
+        s.problem("client_secret", f"required with token_endpoint_auth_method = {method!r}")
+    scopes = s.string_list("scopes", default=["openid", "email", "profile"])
+    if scopes is not None and "openid" not in scopes:
+        s.problem("scopes", "must include 'openid'")
+    algorithms = s.string_list("algorithms", default=list(DEFAULT_ID_TOKEN_ALGORITHMS))
+    if algorithms is not None:
+        bad = [a for a in algorithms if a not in ALLOWED_ID_TOKEN_ALGORITHMS]
+        if bad or not algorithms:
+            allowed = ", ".join(sorted(ALLOWED_ID_TOKEN_ALGORITHMS))
+            s.problem("algorithms", f"{bad or 'empty'} not allowed; choose from {allowed}")
+    link = s.choice("link", ("auto", "confirm", "deny"), default="auto")
+    if link == "confirm":
+        s.problem("link", "'confirm' is not available in this version yet; use 'auto' or 'deny'")
+    domains = s.string_list("allowed_domains", default=[])
+    groups_map = s.int_map("customer_groups_by_group")
+    values: dict[str, Any] = {
+        "issuer": s.url("issuer"),
+        "client_id": s.string("client_id"),
+        "display_name": s.string("display_name", default=key.replace("-", " ").title()),
+        "groups_claim": s.string("groups_claim", default="groups"),
+        "jit": s.boolean("jit", default=True),
+        "require_verified_email": s.boolean("require_verified_email", default=True),
+        "clock_skew_seconds": s.integer("clock_skew_seconds", default=60, minimum=0, maximum=300),
+    }
+    if s.has_problems() or any(v is None for v in values.values()):
+        return None
+    return OIDCConnection(
+        key=key,
+        client_secret=client_secret,
+        token_endpoint_auth_method=method,  # type: ignore[arg-type]
+        scopes=tuple(scopes or ()),
+        algorithms=tuple(algorithms or ()),
+        link=link,  # type: ignore[arg-type]
+        allowed_domains=tuple(d.lower().lstrip("@") for d in domains or ()),
+        customer_groups_by_group=MappingProxyType(dict(groups_map or {})),
+        **values,
+    )
+
+
+class _Section:
+    """One TOML table being read: typed getters that record problems instead of raising."""
+
+    def __init__(self, data: Any, path: str, problems: list[str], env: Mapping[str, str]) -> None:
+        self.data: Mapping[str, Any] = data if isinstance(data, Mapping) else {}
+        self.path = path
+        self.problems = problems
+        self.env = env
+        self._start = len(problems)
+        if data is not None and not isinstance(data, Mapping):
+            self.problem("", "must be a table")
+
+    def name(self, key: str) -> str:
+        return ".".join(p for p in (self.path, key) if p)
+
+    def problem(self, key: str, text: str) -> None:
+        self.problems.append(f"{self.name(key) or '(top level)'}: {text}")
+
+    def has_problems(self) -> bool:
+        return len(self.problems) > self._start
+
+    def section(self, key: str) -> _Section:
+        return _Section(self.data.get(key), self.name(key), self.problems, self.env)
+
+    def reject_unknown(self, allowed: set[str]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                self.problem(key, "unknown key (check the spelling)")
+
+    def _raw(self, key: str, default: Any) -> Any:
+        if key not in self.data:
+            if default is _MISSING:
+                self.problem(key, "is required")
+                return None
+            return default
+        value = self.data[key]
+        if isinstance(value, str) and value.startswith("env:"):
+            name = value[4:]
+            if name not in self.env or self.env[name] == "":
+                self.problem(key, f"environment variable {name} is not set")
+                return None
+            return self.env[name]
+        return value
+
+    def _typed(self, key: str, default: Any, kind: type[T], label: str) -> T | None:
+        value = self._raw(key, default)
+        if value is None or value is default:
+            return value
+        if kind is int and isinstance(value, str) and value.lstrip("-").isdigit():
+            value = int(value)  # from the environment
+        if kind is bool and isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.problem(key, f"must be {label}")
+            return None
+        return value
+
+    def string(self, key: str, default: Any = _MISSING, pattern: str | None = None) -> str | None:
+        value = self._typed(key, default, str, "a string")
+        if isinstance(value, str) and not value.strip():
+            self.problem(key, "must not be empty")
+            return None
+        if isinstance(value, str) and pattern and not re.match(pattern, value):
+            self.problem(key, f"{value!r} does not look right (expected {pattern})")
+            return None
+        return value
+
+    def url(self, key: str, default: Any = _MISSING) -> str | None:
+        value = self.string(key, default)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.problem(key, f"{value!r} is not an http(s) URL")
+            return None
+        if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+            self.problem(key, "must use https (http is allowed only on 127.0.0.1/localhost)")
+            return None
+        if parts.query or parts.fragment:
+            self.problem(key, "must not have a query or fragment")
+            return None
+        return value.rstrip("/")
+
+    def boolean(self, key: str, default: Any = _MISSING) -> bool | None:
+        return self._typed(key, default, bool, "true or false")
+
+    def integer(
+        self,
+        key: str,
+        default: Any = _MISSING,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int | None:
+        value = self._typed(key, default, int, "an integer")
+        checked: int | None = self._in_range(key, value, minimum, maximum)
+        return checked
+
+    def number(
+        self, key: str, default: Any = _MISSING, minimum: float = 0, maximum: float = 1e9
+    ) -> float | None:
+        value = self._raw(key, default)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problem(key, "must be a number")
+            return None
+        checked: float | None = self._in_range(key, float(value), minimum, maximum)
+        return checked
+
+    def _in_range(self, key: str, value: Any, minimum: Any, maximum: Any) -> Any:
+        if value is None:
+            return None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            self.problem(key, f"must be between {minimum} and {maximum}")
+            return None
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: Any = _MISSING) -> str | None:
+        value = self.string(key, default)
+        if value is not None and value not in allowed:
+            self.problem(key, f"must be one of {', '.join(allowed)}, not {value!r}")
+            return None
+        return value
+
+    def string_list(self, key: str, default: Any = _MISSING) -> list[str] | None:
+        value = self._raw(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.problem(key, "must be a list of non-empty strings")
+            return None
+        return value
+
+    def int_map(self, key: str) -> dict[str, int] | None:
+        value = self._raw(key, {})
+        if value is None:
+            return None
+        if not isinstance(value, Mapping) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values()
+        ):
+            self.problem(key, 'must be a table of name = id, e.g. { "wholesale" = 2 }')
+            return None
+        return dict(value)

@@ -1,0 +1,135 @@
+"""The broker's error tree.
+
+Every failure a shopper can meet is one of these classes; the web layer turns each into an
+HTML page with the class's status, title and message, plus a short reference id that is also
+in the log line. Messages are shown to shoppers: they never carry tokens, secrets or raw IdP
+answers.
+
+    BrokerError
+    ├── ConfigError                  the configuration file is wrong (start-up, `broker check`)
+    ├── NotFound                     unknown store or connection in the URL
+    ├── FlowError                    the browser's sign-in flow itself is wrong
+    │   ├── FlowExpired              state unknown, expired or already used (replay)
+    │   └── StateMismatch            the flow was started in another browser
+    ├── UpstreamError                the identity provider's side
+    │   ├── IdPDeniedError           the IdP answered with an `error` parameter
+    │   ├── InvalidResponse          a token, claim or answer failed a check
+    │   └── IdPUnavailable           the IdP could not be reached or answered garbage
+    ├── PolicyDenied                 the identity is valid but may not sign in here
+    │   ├── EmailNotAllowed          missing, unverified, or outside allowed_domains
+    │   └── NoCustomer               no customer and just-in-time creation is off
+    ├── BigCommerceError             the store's API
+    │   ├── RateLimited              429 past our deadline (carries retry_after)
+    │   └── BigCommerceUnavailable   timeouts, 5xx, unexpected 4xx
+    └── StorageError                 the broker's database cannot be used
+"""
+
+from __future__ import annotations
+
+
+class BrokerError(Exception):
+    """Root of every error the broker raises on purpose."""
+
+    status = 500
+    title = "Sign-in failed"
+    #: A stable, machine-readable code for logs and problem+json bodies.
+    code = "broker_error"
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: Extra context for the log line only (never shown; never a secret).
+        self.detail = detail
+
+
+class ConfigError(BrokerError):
+    """The configuration has one or more problems, each naming its key."""
+
+    code = "config_error"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems) or "invalid configuration")
+
+
+class NotFound(BrokerError):
+    status = 404
+    title = "Not found"
+    code = "not_found"
+
+
+class FlowError(BrokerError):
+    status = 400
+    title = "This sign-in could not be completed"
+    code = "flow_error"
+
+
+class FlowExpired(FlowError):
+    code = "flow_expired"
+
+
+class StateMismatch(FlowError):
+    code = "state_mismatch"
+
+
+class UpstreamError(BrokerError):
+    status = 400
+    title = "Your identity provider's answer was not accepted"
+    code = "upstream_error"
+
+
+class IdPDeniedError(UpstreamError):
+    status = 401
+    title = "Your identity provider did not sign you in"
+    code = "idp_denied"
+
+
+class InvalidResponse(UpstreamError):
+    code = "invalid_response"
+
+
+class IdPUnavailable(UpstreamError):
+    status = 502
+    title = "Your identity provider is not answering"
+    code = "idp_unavailable"
+
+
+class PolicyDenied(BrokerError):
+    status = 403
+    title = "You cannot sign in to this store this way"
+    code = "policy_denied"
+
+
+class EmailNotAllowed(PolicyDenied):
+    code = "email_not_allowed"
+
+
+class NoCustomer(PolicyDenied):
+    title = "No customer account for you in this store"
+    code = "no_customer"
+
+
+class BigCommerceError(BrokerError):
+    status = 502
+    title = "The store is not answering"
+    code = "bigcommerce_error"
+
+
+class RateLimited(BigCommerceError):
+    status = 503
+    title = "The store is busy"
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(message, detail=detail)
+        self.retry_after = max(1, retry_after)
+
+
+class BigCommerceUnavailable(BigCommerceError):
+    code = "bigcommerce_unavailable"
+
+
+class StorageError(BrokerError):
+    status = 503
+    title = "The sign-in service is having trouble"
+    code = "storage_error"

@@ -1,0 +1,38 @@
+"""Identity: what any upstream sign-in yields, protocol-neutral.
+
+OIDC and SAML translate their answers into this one frozen object in one place each; every
+later step (account policy, customer resolution, the login JWT) reads only this. It carries
+no upstream tokens: nothing here may be shown to the shopper beyond their own name and e-mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Identity:
+    #: The connection key in the store's configuration (``okta``).
+    connection: str
+    #: Who vouches: the OIDC issuer or the SAML IdP entity id.
+    issuer: str
+    #: The IdP's stable identifier for the person (OIDC ``sub``, SAML NameID).
+    subject: str
+    email: str | None = None
+    email_verified: bool = False
+    first_name: str | None = None
+    last_name: str | None = None
+    groups: tuple[str, ...] = ()
+    #: When the IdP says the person authenticated (Unix seconds), if it says.
+    auth_time: int | None = None
+    #: The verified claims or attributes as received, read-only; for mappings, never logged.
+    claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+
+    @property
+    def email_domain(self) -> str | None:
+        if not self.email or "@" not in self.email:
+            return None
+        return self.email.rsplit("@", 1)[1].lower()

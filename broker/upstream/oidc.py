@@ -1,0 +1,339 @@
+"""OpenID Connect relying party for one connection, on Authlib's spec layer.
+
+Follows OpenID Connect Core 1.0 (authorization code flow, sections 3.1.2-3.1.3.7 for the ID
+token checks, 5.3.2 for userinfo), OpenID Connect Discovery 1.0 (section 4.3: the document's
+issuer must equal the configured one) and RFC 7636 (PKCE, S256 only).
+
+The web layer owns state, nonce and the code verifier and hands them in (Dex's split): this
+module checks what it is given and returns an :class:`~broker.identity.Identity`. It imports
+neither Flask nor anything about BigCommerce or storage.
+
+Signing algorithms are pinned by the connection's configuration. Authlib's Flask client takes
+the allowed list from the IdP's discovery document, which would let a hostile or broken
+document admit ``none`` or HS256; here the discovery list is never consulted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+from authlib.integrations.httpx_client import OAuth2Client, OAuthError
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
+
+from broker.config import OIDCConnection
+from broker.errors import IdPDeniedError, IdPUnavailable, InvalidResponse
+from broker.identity import Identity
+
+#: How long discovery and JWKS answers are trusted before they are fetched again.
+METADATA_TTL_SECONDS = 3600
+#: An unknown `kid` makes us fetch the JWKS again (keys rotate), but such forced fetches happen
+#: at most this often: a stream of forged tokens must not become a stream of requests to the IdP.
+JWKS_REFRESH_MIN_INTERVAL = 10.0
+_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+
+
+class OIDCProvider:
+    """A live OIDC connection: discovery, keys, the authorization URL and the callback."""
+
+    def __init__(
+        self,
+        connection: OIDCConnection,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.connection = connection
+        self._clock = clock
+        self._timeout = timeout
+        # One pool for every request to this IdP, shared by the short-lived token clients.
+        self._transport = transport or httpx.HTTPTransport(retries=1)
+        self._http = httpx.Client(transport=self._transport, timeout=timeout)
+        self._lock = threading.Lock()
+        self._metadata: Mapping[str, Any] | None = None
+        self._metadata_at = 0.0
+        self._keys: KeySet | None = None
+        self._keys_at = 0.0
+        self._refreshed_at = float("-inf")
+
+    # -- discovery and keys ---------------------------------------------------------------
+
+    def metadata(self) -> Mapping[str, Any]:
+        """The IdP's discovery document, checked and cached."""
+        with self._lock:
+            if (
+                self._metadata is not None
+                and self._clock() - self._metadata_at < METADATA_TTL_SECONDS
+            ):
+                return self._metadata
+        issuer = self.connection.issuer
+        doc = self._get_json(f"{issuer}/.well-known/openid-configuration", "discovery document")
+        if doc.get("issuer") != issuer:
+            raise IdPUnavailable(
+                "The identity provider's configuration does not match this connection.",
+                detail=f"discovery issuer {doc.get('issuer')!r} != configured {issuer!r}",
+            )
+        missing = [name for name in _ENDPOINTS if not isinstance(doc.get(name), str)]
+        if missing:
+            raise IdPUnavailable(
+                "The identity provider's configuration is incomplete.",
+                detail=f"discovery lacks {', '.join(missing)}",
+            )
+        with self._lock:
+            self._metadata = MappingProxyType(doc)
+            self._metadata_at = self._clock()
+        return self._metadata
+
+    def _key_set(self, *, refresh: bool = False) -> KeySet:
+        with self._lock:
+            now = self._clock()
+            if refresh:
+                if self._keys is not None and now - self._refreshed_at < JWKS_REFRESH_MIN_INTERVAL:
+                    return self._keys
+                self._refreshed_at = now
+            elif self._keys is not None and now - self._keys_at < METADATA_TTL_SECONDS:
+                return self._keys
+        doc = self._get_json(str(self.metadata()["jwks_uri"]), "signing keys")
+        try:
+            keys = KeySet.import_key_set(doc)  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            raise IdPUnavailable(
+                "The identity provider published unusable signing keys.", detail=str(exc)
+            ) from None
+        with self._lock:
+            self._keys, self._keys_at = keys, self._clock()
+        return keys
+
+    def _get_json(self, url: str, what: str) -> dict[str, Any]:
+        try:
+            response = self._http.get(url, headers={"Accept": "application/json"})
+            response.raise_for_status()
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise IdPUnavailable(
+                "Your identity provider could not be reached. Please try again shortly.",
+                detail=f"{what}: {type(exc).__name__}: {exc}",
+            ) from None
+        if not isinstance(body, dict):
+            raise IdPUnavailable("Your identity provider answered unexpectedly.", detail=what)
+        return body
+
+    def probe(self) -> None:
+        """Fetch discovery and the signing keys now: `broker check` reaches every IdP."""
+        self.metadata()
+        self._key_set()
+
+    # -- the flow ---------------------------------------------------------------------------
+
+    def authorization_url(
+        self, *, redirect_uri: str, state: str, nonce: str, code_verifier: str
+    ) -> str:
+        """Where to send the browser: code flow with PKCE S256, state and nonce."""
+        client = self._oauth_client(redirect_uri)
+        url, _ = client.create_authorization_url(
+            self.metadata()["authorization_endpoint"],
+            state=state,
+            code_verifier=code_verifier,
+            nonce=nonce,
+        )
+        return str(url)
+
+    def handle_callback(
+        self,
+        params: Mapping[str, str],
+        *,
+        redirect_uri: str,
+        nonce: str,
+        code_verifier: str,
+    ) -> Identity:
+        """Check the authorization response, redeem the code, verify, return the Identity."""
+        if "error" in params:
+            raise IdPDeniedError(
+                _idp_error_message(params.get("error", "")),
+                detail=f"idp error={params.get('error')!r}",
+            )
+        code = params.get("code")
+        if not code:
+            raise InvalidResponse("The identity provider sent no authorization code.")
+        tokens = self._redeem(code, redirect_uri=redirect_uri, code_verifier=code_verifier)
+        id_token = tokens.get("id_token")
+        if not isinstance(id_token, str):
+            raise InvalidResponse("The identity provider sent no ID token.")
+        access_token = tokens.get("access_token")
+        claims = self.verify_id_token(
+            id_token,
+            nonce=nonce,
+            access_token=access_token if isinstance(access_token, str) else None,
+        )
+        if not _has_profile(claims) and isinstance(access_token, str):
+            claims = {**self._userinfo(access_token, subject=str(claims["sub"])), **claims}
+        return self._to_identity(claims)
+
+    def verify_id_token(
+        self, id_token: str, *, nonce: str, access_token: str | None = None
+    ) -> dict[str, Any]:
+        """Signature by a key of the IdP, pinned algorithm, then the OIDC Core 3.1.3.7 claims."""
+        registry = JWSRegistry(algorithms=list(self.connection.algorithms))
+        try:
+            try:
+                token = jwt.decode(id_token, self._key_set(), registry=registry)
+            except InvalidKeyIdError:
+                # Keys rotate: fetch the JWKS once more, then give up.
+                token = jwt.decode(id_token, self._key_set(refresh=True), registry=registry)
+        except InvalidKeyIdError:
+            raise InvalidResponse(
+                "The sign-in token was signed with a key your identity provider does not publish.",
+                detail="unknown kid after JWKS refresh",
+            ) from None
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidResponse(
+                "The sign-in token's signature is not valid.",
+                detail=f"id_token rejected: {type(exc).__name__}: {exc}",
+            ) from None
+        options = {
+            "iss": {"essential": True, "value": self.connection.issuer},
+            "aud": {"essential": True, "value": self.connection.client_id},
+            "exp": {"essential": True},
+            "iat": {"essential": True},
+            "sub": {"essential": True},
+        }
+        params = {"nonce": nonce, "client_id": self.connection.client_id}
+        if access_token:
+            params["access_token"] = access_token
+        claims = CodeIDToken(token.claims, token.header, options, params)
+        try:
+            claims.validate(now=int(self._clock()), leeway=self.connection.clock_skew_seconds)
+        except JoseError as exc:
+            name = getattr(exc, "claim", None) or type(exc).__name__
+            raise InvalidResponse(
+                "The sign-in token from your identity provider is not valid for this store.",
+                detail=f"id_token claim check failed: {name}: {exc}",
+            ) from None
+        return dict(claims)
+
+    def _redeem(self, code: str, *, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
+        client = self._oauth_client(redirect_uri)
+        try:
+            token = client.fetch_token(
+                self.metadata()["token_endpoint"],
+                grant_type="authorization_code",
+                code=code,
+                code_verifier=code_verifier,
+            )
+        except OAuthError as exc:
+            raise InvalidResponse(
+                "Your identity provider refused to complete the sign-in. Please start again.",
+                detail=f"token endpoint error={exc.error!r}",
+            ) from None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise IdPUnavailable(
+                "Your identity provider could not be reached. Please try again shortly.",
+                detail=f"token endpoint: {type(exc).__name__}",
+            ) from None
+        return dict(token)
+
+    def _userinfo(self, access_token: str, *, subject: str) -> dict[str, Any]:
+        endpoint = self.metadata().get("userinfo_endpoint")
+        if not isinstance(endpoint, str):
+            return {}
+        info = self._get_json_bearer(endpoint, access_token)
+        # OIDC Core 5.3.2: a userinfo answer about someone else must not be used.
+        if info.get("sub") != subject:
+            raise InvalidResponse(
+                "Your identity provider's answers disagree about who you are.",
+                detail="userinfo sub differs from the ID token's",
+            )
+        return info
+
+    def _get_json_bearer(self, url: str, access_token: str) -> dict[str, Any]:
+        try:
+            response = self._http.get(
+                url,
+                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            )
+            response.raise_for_status()
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise IdPUnavailable(
+                "Your identity provider could not be reached. Please try again shortly.",
+                detail=f"userinfo: {type(exc).__name__}",
+            ) from None
+        if not isinstance(body, dict):
+            raise InvalidResponse(
+                "Your identity provider answered unexpectedly.", detail="userinfo"
+            )
+        return body
+
+    def _oauth_client(self, redirect_uri: str) -> OAuth2Client:
+        # Built per flow step: Authlib's client keeps the last token on itself, so one shared
+        # instance would mix concurrent sign-ins. The transport (connection pool) is shared.
+        conn = self.connection
+        return OAuth2Client(
+            client_id=conn.client_id,
+            client_secret=conn.client_secret,
+            token_endpoint_auth_method=conn.token_endpoint_auth_method,
+            scope=" ".join(conn.scopes),
+            redirect_uri=redirect_uri,
+            code_challenge_method="S256",
+            transport=self._transport,
+            timeout=self._timeout,
+        )
+
+    def _to_identity(self, claims: Mapping[str, Any]) -> Identity:
+        """The one place OIDC claims become an Identity."""
+        email = claims.get("email")
+        first, last = claims.get("given_name"), claims.get("family_name")
+        name = claims.get("name")
+        if not (first or last) and isinstance(name, str) and name.strip():
+            first, _, last = name.strip().partition(" ")
+        auth_time = claims.get("auth_time")
+        return Identity(
+            connection=self.connection.key,
+            issuer=str(claims["iss"]),
+            subject=str(claims["sub"]),
+            email=email.strip() if isinstance(email, str) and email.strip() else None,
+            email_verified=claims.get("email_verified") in (True, "true"),
+            first_name=_text(first),
+            last_name=_text(last),
+            groups=_groups(claims.get(self.connection.groups_claim)),
+            auth_time=auth_time if isinstance(auth_time, int) else None,
+            claims=MappingProxyType(dict(claims)),
+        )
+
+
+def _has_profile(claims: Mapping[str, Any]) -> bool:
+    return bool(claims.get("email"))
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _groups(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(str(v) for v in value if isinstance(v, str | int))
+    return ()
+
+
+_IDP_ERRORS = {
+    "access_denied": "You cancelled the sign-in, or your identity provider refused it.",
+    "login_required": "Your identity provider needs you to sign in again.",
+    "consent_required": "Your identity provider needs your consent to continue.",
+    "interaction_required": "Your identity provider needs you to act before continuing.",
+    "temporarily_unavailable": "Your identity provider is busy. Please try again shortly.",
+}
+
+
+def _idp_error_message(error: str) -> str:
+    return _IDP_ERRORS.get(error, "Your identity provider could not sign you in.")

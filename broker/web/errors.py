@@ -1,0 +1,95 @@
+"""One error handler: every failure becomes a clear page with a reference id and a log line.
+
+The page shows the error's title and shopper-facing message, the reference id (also in the
+log line, so support can find it), and a way back to the store. Never a stack trace, never
+the request's headers or tokens. Security headers for every response live here too.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import traceback
+
+from flask import Flask, Response, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from broker.app import get_broker
+from broker.errors import BrokerError, RateLimited
+from broker.events import log_event
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(BrokerError, _broker_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    app.after_request(_security_headers)
+
+
+def _broker_error(error: BrokerError) -> Response:
+    ref = _reference()
+    log_event(
+        "request.refused",
+        level=logging.WARNING if error.status < 500 else logging.ERROR,
+        ref=ref,
+        code=error.code,
+        status=error.status,
+        path=request.path,
+        detail=error.detail,
+    )
+    response = _page(error.status, error.title, error.message, ref)
+    if isinstance(error, RateLimited):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    if status >= 500:
+        log_event("request.failed", level=logging.ERROR, status=status, path=request.path)
+    return _page(status, error.name, error.description or "", _reference())
+
+
+def _unexpected_error(error: Exception) -> Response:
+    ref = _reference()
+    # The frames say where it broke; the message is left out, as it may quote a token.
+    frames = traceback.extract_tb(error.__traceback__)[-5:]
+    log_event(
+        "request.crashed",
+        level=logging.ERROR,
+        ref=ref,
+        error=type(error).__name__,
+        path=request.path,
+        where=[f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}:{f.name}" for f in frames],
+    )
+    return _page(
+        500,
+        "Something went wrong",
+        "The sign-in service met an unexpected problem. Please try again.",
+        ref,
+    )
+
+
+def _page(status: int, title: str, message: str, ref: str) -> Response:
+    store_key = (request.view_args or {}).get("store_key")
+    store = get_broker().settings.store(store_key) if store_key else None
+    body = render_template("error.html", title=title, message=message, ref=ref, store=store)
+    return Response(body, status=status, mimetype="text/html")
+
+
+def _reference() -> str:
+    return secrets.token_hex(4)
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("Cache-Control", "no-store")
+    # Callback URLs carry codes: never leak them to another site through Referer.
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    )
+    return response

@@ -1,0 +1,113 @@
+"""Pending sign-ins: the state, nonce and PKCE verifier of a started flow, kept server-side.
+
+A flow is stored under its ``state`` value with a hash of a random per-browser cookie. The
+callback takes it (once: taking deletes it) and checks that the same browser brings it back,
+for the same store and connection. So a callback URL replayed, shared, forged or completed in
+another browser (login CSRF) is refused, across every broker process sharing the storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import asdict, dataclass
+
+from flask import Request
+from werkzeug.wrappers import Response
+
+from broker.errors import FlowExpired, StateMismatch
+from broker.storage import Storage
+
+_COOKIE = "broker_browser"
+_SECURE_COOKIE = "__Host-broker_browser"
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    store: str
+    connection: str
+    nonce: str
+    code_verifier: str
+    redirect_to: str
+    browser: str  # sha256 of the browser cookie
+
+
+def cookie_name(secure: bool) -> str:
+    return _SECURE_COOKIE if secure else _COOKIE
+
+
+def begin(
+    storage: Storage,
+    request: Request,
+    *,
+    store: str,
+    connection: str,
+    redirect_to: str,
+    now: int,
+    ttl: int,
+    secure: bool,
+) -> tuple[str, PendingSignIn, str]:
+    """Record a new flow; return its state, the flow, and the browser cookie value to set."""
+    browser = request.cookies.get(cookie_name(secure), "")
+    if len(browser) != 43:  # token_urlsafe(32); anything else is not ours
+        browser = secrets.token_urlsafe(32)
+    state = secrets.token_urlsafe(32)
+    flow = PendingSignIn(
+        store=store,
+        connection=connection,
+        nonce=secrets.token_urlsafe(32),
+        code_verifier=secrets.token_urlsafe(64),
+        redirect_to=redirect_to,
+        browser=_digest(browser),
+    )
+    storage.save_pending(_key(state), asdict(flow), expires_at=now + ttl)
+    return state, flow, browser
+
+
+def set_browser_cookie(response: Response, value: str, *, secure: bool, ttl: int) -> None:
+    response.set_cookie(
+        cookie_name(secure),
+        value,
+        max_age=ttl,
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def complete(
+    storage: Storage, request: Request, *, store: str, connection: str, now: int, secure: bool
+) -> PendingSignIn:
+    """Take the flow named by the callback's ``state``; refuse anything that does not fit."""
+    state = request.args.get("state", "")
+    if not state or len(state) > 256:
+        raise FlowExpired(
+            "This sign-in link is incomplete. Please start signing in again.",
+            detail="callback without state",
+        )
+    data = storage.take_pending(_key(state), now)
+    if data is None:
+        raise FlowExpired(
+            "This sign-in has expired or was already used. Please start signing in again.",
+            detail="state unknown, expired or used",
+        )
+    flow = PendingSignIn(**data)
+    browser = request.cookies.get(cookie_name(secure), "")
+    same_browser = bool(browser) and hmac.compare_digest(flow.browser, _digest(browser))
+    if not same_browser or (flow.store, flow.connection) != (store, connection):
+        raise StateMismatch(
+            "This sign-in was started in another browser or for another store. "
+            "Please start signing in again from the store.",
+            detail="browser binding or store/connection mismatch",
+        )
+    return flow
+
+
+def _key(state: str) -> str:
+    return "oidc:" + _digest(state)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()

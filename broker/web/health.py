@@ -1,0 +1,25 @@
+"""Liveness and readiness: ``/healthz`` (the process answers), ``/readyz`` (it can work)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from broker.app import get_broker
+from broker.errors import StorageError
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    broker = get_broker()
+    try:
+        broker.storage.ping()
+    except StorageError:
+        return jsonify(status="unavailable", storage="unreachable"), 503
+    return jsonify(status="ok", storage="ok", stores=len(broker.settings.stores)), 200

@@ -1,0 +1,79 @@
+"""Sign-in views: the connection chooser, ``/login/<conn>`` and the OIDC callback.
+
+Thin on purpose: parse the request, call upstream -> accounts -> login token, redirect.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request
+from werkzeug.wrappers import Response
+
+from broker.app import get_broker
+from broker.bigcommerce.login_token import safe_redirect_path
+from broker.web import flows
+from broker.web.signin import finish_sign_in
+
+bp = Blueprint("sso", __name__)
+
+
+@bp.get("/<store_key>/login")
+def choose(store_key: str) -> str:
+    """A page listing the store's sign-in options, for themes that link one place."""
+    store = get_broker().store(store_key)
+    redirect_to = safe_redirect_path(request.args.get("redirect_to"), store.default_redirect)
+    return render_template("choose.html", store=store, redirect_to=redirect_to)
+
+
+@bp.get("/<store_key>/login/<conn_key>")
+def login(store_key: str, conn_key: str) -> Response:
+    broker = get_broker()
+    store, conn = broker.connection(store_key, conn_key)
+    redirect_to = safe_redirect_path(request.args.get("redirect_to"), store.default_redirect)
+    settings = broker.settings.broker
+    state, flow, browser = flows.begin(
+        broker.storage,
+        request,
+        store=store.key,
+        connection=conn.key,
+        redirect_to=redirect_to,
+        now=int(broker.clock()),
+        ttl=settings.flow_ttl_seconds,
+        secure=settings.cookie_secure,
+    )
+    url = broker.provider(store.key, conn.key).authorization_url(
+        redirect_uri=callback_url(store.key, conn.key),
+        state=state,
+        nonce=flow.nonce,
+        code_verifier=flow.code_verifier,
+    )
+    response = redirect(url, code=302)
+    flows.set_browser_cookie(
+        response, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
+    )
+    return response
+
+
+@bp.get("/<store_key>/oidc/<conn_key>/callback")
+def oidc_callback(store_key: str, conn_key: str) -> Response:
+    broker = get_broker()
+    store, conn = broker.connection(store_key, conn_key)
+    flow = flows.complete(
+        broker.storage,
+        request,
+        store=store.key,
+        connection=conn.key,
+        now=int(broker.clock()),
+        secure=broker.settings.broker.cookie_secure,
+    )
+    identity = broker.provider(store.key, conn.key).handle_callback(
+        request.args,
+        redirect_uri=callback_url(store.key, conn.key),
+        nonce=flow.nonce,
+        code_verifier=flow.code_verifier,
+    )
+    return finish_sign_in(store, conn, identity, flow.redirect_to)
+
+
+def callback_url(store_key: str, conn_key: str) -> str:
+    """The redirect URI to register at the IdP: from ``base_url``, never from the request."""
+    return f"{get_broker().settings.broker.base_url}/{store_key}/oidc/{conn_key}/callback"
