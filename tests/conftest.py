@@ -1,0 +1,203 @@
+"""Fixtures: real servers on 127.0.0.1 — the sandbox store, the development IdP, the broker.
+
+Factories, not shared objects: each test gets fresh servers and its own database, and builds
+the broker's settings with ``make_settings(**overrides)``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+
+from broker.app import create_app
+from broker.config import Settings, parse_settings
+from broker.sandbox.idp import DevClient, DevIdPState, create_idp_app
+from broker.sandbox.store import SandboxStore, create_sandbox_app
+from tests.support.servers import serve_in_thread
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's own broker configuration."""
+    monkeypatch.delenv("BROKER_CONFIG", raising=False)
+
+
+@dataclass
+class Sandbox:
+    url: str
+    app: Flask
+
+    @property
+    def state(self) -> Any:
+        return self.app.extensions["sandbox"]
+
+    def add_store(self, store_hash: str = "abc123", **fields: Any) -> SandboxStore:
+        store = SandboxStore(
+            store_hash=store_hash,
+            access_token=fields.pop("access_token", secrets.token_urlsafe(16)),
+            client_id=fields.pop("client_id", secrets.token_hex(8)),
+            client_secret=fields.pop("client_secret", secrets.token_hex(32)),
+            **fields,
+        )
+        self.state.add_store(store)
+        return store
+
+    def storefront(self, store_hash: str) -> str:
+        return f"{self.url}/s/{store_hash}"
+
+
+@dataclass
+class DevIdP:
+    url: str
+    app: Flask
+
+    @property
+    def state(self) -> DevIdPState:
+        state: DevIdPState = self.app.extensions["dev_idp"]
+        return state
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    app = create_sandbox_app()
+    with serve_in_thread(app) as server:
+        yield Sandbox(url=server.url, app=app)
+
+
+@pytest.fixture
+def dev_idp() -> Iterator[DevIdP]:
+    app = create_idp_app(clients=())
+    with serve_in_thread(app) as server:
+        app.extensions["dev_idp"].issuer = server.url
+        yield DevIdP(url=server.url, app=app)
+
+
+class _LateApp:
+    """A WSGI app set after the server has its port: the broker's base_url needs the port."""
+
+    app: Any = None
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        return self.app(environ, start_response)
+
+
+@dataclass
+class BrokerServer:
+    url: str
+    app: Flask
+    settings: Settings
+
+
+@pytest.fixture
+def make_broker(tmp_path: Path) -> Iterator[Callable[..., BrokerServer]]:
+    """Start the broker in a thread: ``make_broker(lambda base_url: settings_document)``."""
+    with_stack: list[Any] = []
+
+    def start(document: Callable[[str], dict[str, Any]], **app_options: Any) -> BrokerServer:
+        holder = _LateApp()
+        context = serve_in_thread(holder)
+        server = context.__enter__()
+        with_stack.append(context)
+        data = document(server.url)
+        data["broker"].setdefault("database_url", f"sqlite:///{tmp_path / 'broker.db'}")
+        settings = parse_settings(data, env={})
+        holder.app = create_app(settings, **app_options)
+        return BrokerServer(url=server.url, app=holder.app, settings=settings)
+
+    yield start
+    for context in reversed(with_stack):
+        context.__exit__(None, None, None)
+
+
+@dataclass
+class World:
+    """A store in the sandbox, a client at the dev IdP and a broker wired to both."""
+
+    sandbox: Sandbox
+    idp: DevIdP
+    broker: BrokerServer
+    store: SandboxStore
+    store_key: str = "acme"
+    conn_key: str = "corp"
+
+    @property
+    def storefront(self) -> str:
+        return self.sandbox.storefront(self.store.store_hash)
+
+    def customers(self) -> list[dict[str, Any]]:
+        customers: list[dict[str, Any]] = self.sandbox.state.customers(self.store.store_hash)
+        return customers
+
+    def logins(self) -> list[dict[str, Any]]:
+        logins: list[dict[str, Any]] = self.sandbox.state.logins(self.store.store_hash)
+        return logins
+
+
+@pytest.fixture
+def make_world(
+    sandbox: Sandbox, dev_idp: DevIdP, make_broker: Callable[..., BrokerServer]
+) -> Callable[..., World]:
+    """Build a World; keyword arguments override the connection's or the store's settings."""
+
+    def build(
+        *,
+        connection: dict[str, Any] | None = None,
+        store: dict[str, Any] | None = None,
+        sandbox_store: dict[str, Any] | None = None,
+    ) -> World:
+        bc_store = sandbox.add_store("abc123", name="Acme Supplies", **(sandbox_store or {}))
+        client_secret = secrets.token_urlsafe(24)
+
+        def document(base_url: str) -> dict[str, Any]:
+            conn = {
+                "type": "oidc",
+                "issuer": dev_idp.url,
+                "client_id": "broker",
+                "client_secret": client_secret,
+                "scopes": ["openid", "email", "profile", "groups"],
+                **(connection or {}),
+            }
+            conn = {k: v for k, v in conn.items() if v is not None}  # None: leave the key out
+            return {
+                "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
+                "stores": {
+                    "acme": {
+                        "store_hash": bc_store.store_hash,
+                        "api_url": sandbox.url,
+                        "access_token": bc_store.access_token,
+                        "client_id": bc_store.client_id,
+                        "client_secret": bc_store.client_secret,
+                        "storefront_url": sandbox.storefront(bc_store.store_hash),
+                        **(store or {}),
+                        "connections": {"corp": conn},
+                    }
+                },
+            }
+
+        broker = make_broker(document)
+        conn_settings = broker.settings.stores["acme"].connections["corp"]
+        dev_idp.state.add_client(
+            DevClient(
+                client_id="broker",
+                client_secret=conn_settings.client_secret,
+                redirect_uris=(f"{broker.url}/acme/oidc/corp/callback",),
+                token_endpoint_auth_method=conn_settings.token_endpoint_auth_method,
+            )
+        )
+        return World(sandbox=sandbox, idp=dev_idp, broker=broker, store=bc_store)
+
+    return build
+
+
+@pytest.fixture
+def browser_http() -> Iterator[httpx.Client]:
+    """A cookie-keeping client that follows nothing by itself, like a careful browser."""
+    with httpx.Client(follow_redirects=False, timeout=20) as client:
+        yield client

@@ -1,0 +1,600 @@
+"""OIDC sign-in end to end over real HTTP: broker, development IdP and sandbox store.
+
+Each refusal is checked as a shopper and an operator would: the status, a clear page with a
+reference id, one structured log line with that id and no token in it, and nothing created at
+the store (no customer, no storefront login).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from joserfc.jwk import RSAKey
+
+from broker.sandbox.idp import DevIdPState, DevUser, encode_hs256, encode_unsecured, flip_signature
+from tests.conftest import World
+from tests.support.flows import (
+    Outcome,
+    dev_idp_sign_in,
+    page_field,
+    query,
+    sign_in,
+    start_login,
+    visit_storefront,
+)
+
+
+class LogLines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "broker":  # the broker's own events, not the sandbox's
+            self.lines.append(json.loads(record.getMessage()))
+
+
+@pytest.fixture
+def broker_log() -> Iterator[LogLines]:
+    handler = LogLines()
+    logger = logging.getLogger("broker")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+def assert_refused(
+    outcome: Outcome, status: int, world: World, log: LogLines, *, says: str = ""
+) -> None:
+    assert outcome.status == status, outcome.response.text
+    assert outcome.response.headers["content-type"].startswith("text/html")
+    assert outcome.error_ref, "the page shows a reference id"
+    assert says.lower() in outcome.error_message.lower()
+    assert "Traceback" not in outcome.response.text
+    matching = [line for line in log.lines if line.get("ref") == outcome.error_ref]
+    assert len(matching) == 1, log.lines
+    assert matching[0]["status"] == status
+    assert world.customers() == [], "no customer created"
+    assert not [login for login in world.logins() if login["ok"]], "nobody signed in"
+
+
+def tamper_with(
+    world: World, fn: Callable[[dict[str, Any], dict[str, Any], DevIdPState], str]
+) -> None:
+    world.idp.state.tamper = fn
+
+
+# -- the happy paths ---------------------------------------------------------------------------
+
+
+def test_new_shopper_is_created_and_lands_signed_in(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+
+    assert outcome.status == 302
+    assert outcome.location.startswith(f"{world.storefront}/login/token/")
+    [customer] = world.customers()
+    assert (customer["email"], customer["first_name"], customer["last_name"]) == (
+        "alice@example.com",
+        "Alice",
+        "Anderson",
+    )
+    assert customer["channel_ids"] == [1]
+
+    page = visit_storefront(browser_http, outcome.location)
+    assert page_field(page.text, "customer-email") == "alice@example.com"
+    assert page_field(page.text, "customer-id") == str(customer["id"])
+    [login] = world.logins()
+    assert login["ok"] is True
+    assert login["claims"]["redirect_to"] == "/account.php"
+
+
+def test_returning_shopper_is_found_not_created(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    existing = world.sandbox.state.add_customer(
+        world.store.store_hash, email="Alice@Example.com", first_name="Al", last_name="A"
+    )
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+
+    assert outcome.status == 302
+    assert len(world.customers()) == 1
+    page = visit_storefront(browser_http, outcome.location)
+    assert page_field(page.text, "customer-id") == str(existing["id"])
+    posts = [r for r in world.sandbox.state.requests(world.store.store_hash) if r.method == "POST"]
+    assert posts == []
+
+
+def test_email_is_unique_per_channel(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world(store={"channel_id": 2}, sandbox_store={"channel_ids": (1, 2)})
+    world.sandbox.state.add_customer(
+        world.store.store_hash,
+        email="alice@example.com",
+        first_name="Other",
+        last_name="Channel",
+        channel_ids=[1],
+    )
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert outcome.status == 302
+    # The channel-1 customer cannot sign in on channel 2: a channel-2 one is created beside it.
+    assert sorted(c["channel_ids"] for c in world.customers()) == [[1], [2]]
+    page = visit_storefront(browser_http, outcome.location)
+    created = next(c for c in world.customers() if c["channel_ids"] == [2])
+    assert page_field(page.text, "customer-id") == str(created["id"])
+    assert world.logins()[0]["claims"]["channel_id"] == 2
+
+
+def test_redirect_to_is_kept_when_it_is_a_path_on_the_store(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    outcome = sign_in(
+        browser_http,
+        world.broker.url,
+        "alice@example.com",
+        path="/acme/login/corp?redirect_to=/cart.php%3Fsuggest%3D1",
+    )
+    assert outcome.status == 302
+    visit_storefront(browser_http, outcome.location)
+    assert world.logins()[0]["claims"]["redirect_to"] == "/cart.php?suggest=1"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.com",
+        "https://evil.com",
+        "/\\evil.com",
+        "javascript:alert(1)",
+        "/\t/evil.com",
+        "http:evil.com",
+        "evil.com",
+        "/%0a/evil.com",
+    ],
+)
+def test_open_redirects_fall_back_to_the_account_page(
+    make_world: Callable[..., World], browser_http: httpx.Client, target: str
+) -> None:
+    world = make_world()
+    start = browser_http.get(f"{world.broker.url}/acme/login/corp", params={"redirect_to": target})
+    callback = dev_idp_sign_in(browser_http, start.headers["location"], "alice@example.com")
+    outcome = Outcome(browser_http.get(callback))
+    assert outcome.status == 302
+    landing = visit_storefront(browser_http, outcome.location)
+    assert landing.url.host == "127.0.0.1"
+    redirect_to = world.logins()[0]["claims"]["redirect_to"]
+    assert redirect_to in ("/account.php", "/%0a/evil.com")
+    assert not redirect_to.startswith("//")
+
+
+def test_names_fall_back_and_groups_map_to_a_customer_group(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world(connection={"customer_groups_by_group": {"vip": 7, "buyers": 3}})
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    assert sign_in(browser_http, world.broker.url, "bob@example.com").status == 302
+    by_email = {c["email"]: c for c in world.customers()}
+    assert by_email["alice@example.com"]["customer_group_id"] == 3
+    bob = by_email["bob@example.com"]
+    assert (bob["first_name"], bob["last_name"], bob["customer_group_id"]) == ("bob", "-", 0)
+
+
+def test_pkce_state_and_nonce_are_sent(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    authorize = start_login(browser_http, world.broker.url, "/acme/login/corp")
+    params = query(authorize)
+    assert params["code_challenge_method"] == "S256"
+    assert len(params["code_challenge"]) == 43
+    assert len(params["state"]) >= 32
+    assert len(params["nonce"]) >= 32
+    assert params["redirect_uri"] == f"{world.broker.url}/acme/oidc/corp/callback"
+    cookie = browser_http.cookies.jar
+    assert any(c.name == "broker_browser" and c.has_nonstandard_attr("HttpOnly") for c in cookie)
+
+
+def test_client_secret_post(make_world: Callable[..., World], browser_http: httpx.Client) -> None:
+    world = make_world(connection={"token_endpoint_auth_method": "client_secret_post"})
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    assert world.idp.state.token_auth_methods[-1] == "client_secret_post"
+
+
+def test_public_client_with_pkce_only(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world(connection={"client_secret": None})
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    assert world.idp.state.token_auth_methods[-1] == "none"
+    assert "code_verifier" in world.idp.state.token_requests[-1]
+
+
+def test_userinfo_is_used_when_the_id_token_lacks_the_claims(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    world.idp.state.id_token_claims_in_token = False
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    assert world.customers()[0]["email"] == "alice@example.com"
+
+
+def test_signing_key_rotation_is_followed_once(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    fetches = world.idp.state.jwks_requests
+    world.idp.state.rotate_key()
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    assert world.idp.state.jwks_requests == fetches + 1
+
+
+def test_request_ip_is_bound_when_the_store_asks(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world(store={"bind_request_ip": True})
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    page = visit_storefront(browser_http, outcome.location)
+    assert page_field(page.text, "customer-email") == "alice@example.com"
+    assert world.logins()[0]["claims"]["request_ip"] == "127.0.0.1"
+
+
+def test_store_clock_is_used_when_configured(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world(store={"use_store_clock": True})
+    world.sandbox.state.set_faults(world.store.store_hash, clock_offset=120)
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    page = visit_storefront(browser_http, outcome.location)
+    assert page_field(page.text, "customer-email") == "alice@example.com"
+
+
+def test_a_store_clock_ahead_refuses_our_token_without_the_option(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    # The reason `use_store_clock` exists: BigCommerce judges iat by its own clock.
+    world = make_world()
+    world.sandbox.state.set_faults(world.store.store_hash, clock_offset=120)
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    visit_storefront(browser_http, outcome.location)
+    [login] = world.logins()
+    assert login["ok"] is False
+
+
+# -- refusals: the ID token ---------------------------------------------------------------------
+
+
+def _alg_none(header: dict[str, Any], claims: dict[str, Any], state: DevIdPState) -> str:
+    return encode_unsecured({"alg": "none", "typ": "JWT"}, claims)
+
+
+def _hs256_with_public_key(
+    header: dict[str, Any], claims: dict[str, Any], state: DevIdPState
+) -> str:
+    return encode_hs256(
+        {"alg": "HS256", "typ": "JWT", "kid": state.kid}, claims, state.public_pem()
+    )
+
+
+def _other_key_same_kid(header: dict[str, Any], claims: dict[str, Any], state: DevIdPState) -> str:
+    from joserfc import jwt
+
+    other = RSAKey.generate_key(2048)
+    return jwt.encode({"alg": "RS256", "kid": state.kid}, claims, other)
+
+
+def _unknown_kid(header: dict[str, Any], claims: dict[str, Any], state: DevIdPState) -> str:
+    from joserfc import jwt
+
+    other = RSAKey.generate_key(2048)
+    return jwt.encode({"alg": "RS256", "kid": "not-published"}, claims, other)
+
+
+def _with(**changes: Any) -> Callable[[dict[str, Any], dict[str, Any], DevIdPState], str]:
+    def tamper(header: dict[str, Any], claims: dict[str, Any], state: DevIdPState) -> str:
+        return state.sign(
+            header, {**claims, **{k: v(claims) if callable(v) else v for k, v in changes.items()}}
+        )
+
+    return tamper
+
+
+def _flipped(header: dict[str, Any], claims: dict[str, Any], state: DevIdPState) -> str:
+    return flip_signature(state.sign(header, claims))
+
+
+@pytest.mark.parametrize(
+    ("case", "tamper"),
+    [
+        ("tampered signature", _flipped),
+        ("alg none", _alg_none),
+        ("HS256 keyed with the public key", _hs256_with_public_key),
+        ("signed by another key under the published kid", _other_key_same_kid),
+        ("unknown kid", _unknown_kid),
+        ("wrong audience", _with(aud="someone-else")),
+        ("two audiences, no azp", _with(aud=lambda c: [c["aud"], "someone-else"])),
+        ("wrong azp", _with(azp="someone-else")),
+        ("wrong issuer", _with(iss="https://evil.example")),
+        (
+            "expired",
+            _with(exp=lambda c: int(time.time()) - 600, iat=lambda c: int(time.time()) - 900),
+        ),
+        ("issued in the future", _with(iat=lambda c: int(time.time()) + 3600)),
+        ("nonce mismatch", _with(nonce="not-the-nonce")),
+        ("no nonce", _with(nonce=None)),
+        ("no sub", _with(sub=None)),
+    ],
+)
+def test_bad_id_tokens_are_refused(
+    make_world: Callable[..., World],
+    browser_http: httpx.Client,
+    broker_log: LogLines,
+    case: str,
+    tamper: Callable[[dict[str, Any], dict[str, Any], DevIdPState], str],
+) -> None:
+    world = make_world()
+    tamper_with(world, tamper)
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert_refused(outcome, 400, world, broker_log)
+    line = next(line for line in broker_log.lines if line.get("ref") == outcome.error_ref)
+    assert "eyJ" not in json.dumps(line), "no token in the log line"
+
+
+def test_two_audiences_with_our_azp_are_accepted(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    tamper_with(world, _with(aud=lambda c: [c["aud"], "api"], azp=lambda c: c["aud"]))
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+
+
+def test_userinfo_about_someone_else_is_refused(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world()
+    world.idp.state.id_token_claims_in_token = False
+    world.idp.state.userinfo_override = lambda info: {**info, "sub": "someone-else"}
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert_refused(outcome, 400, world, broker_log, says="disagree")
+
+
+def test_token_endpoint_error_is_refused(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world()
+    world.idp.state.token_error = {"error": "invalid_grant"}
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert_refused(outcome, 400, world, broker_log, says="refused")
+
+
+# -- refusals: the flow -------------------------------------------------------------------------
+
+
+def test_idp_error_parameter(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world()
+    authorize = start_login(browser_http, world.broker.url, "/acme/login/corp")
+    browser_http.get(authorize)
+    cancelled = browser_http.post(authorize, data={"action": "cancel"})
+    assert "error=access_denied" in cancelled.headers["location"]
+    outcome = Outcome(browser_http.get(cancelled.headers["location"]))
+    assert_refused(outcome, 401, world, broker_log, says="cancelled")
+
+
+def test_callback_in_another_browser_is_a_state_mismatch(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world()
+    authorize = start_login(browser_http, world.broker.url, "/acme/login/corp")
+    callback = dev_idp_sign_in(browser_http, authorize, "alice@example.com")
+    with httpx.Client(follow_redirects=False) as other_browser:
+        outcome = Outcome(other_browser.get(callback))
+    assert_refused(outcome, 400, world, broker_log, says="another browser")
+
+
+def test_replayed_callback_is_refused(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world()
+    authorize = start_login(browser_http, world.broker.url, "/acme/login/corp")
+    callback = dev_idp_sign_in(browser_http, authorize, "alice@example.com")
+    assert browser_http.get(callback).status_code == 302
+    customers_before = world.customers()
+    outcome = Outcome(browser_http.get(callback))
+    assert outcome.status == 400
+    assert "already used" in outcome.error_message
+    assert world.customers() == customers_before
+
+
+@pytest.mark.parametrize("state", ["", "forged-state-value"])
+def test_missing_or_unknown_state(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines, state: str
+) -> None:
+    world = make_world()
+    start_login(browser_http, world.broker.url, "/acme/login/corp")
+    outcome = Outcome(
+        browser_http.get(
+            f"{world.broker.url}/acme/oidc/corp/callback", params={"code": "x", "state": state}
+        )
+    )
+    assert_refused(outcome, 400, world, broker_log, says="start signing in again")
+
+
+def test_expired_flow_is_refused(
+    make_broker: Any, sandbox: Any, dev_idp: Any, browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    offset = [0.0]
+
+    def clock() -> float:
+        return time.time() + offset[0]
+
+    world = _world_with_clock(make_broker, sandbox, dev_idp, clock)
+    authorize = start_login(browser_http, world.broker.url, "/acme/login/corp")
+    callback = dev_idp_sign_in(browser_http, authorize, "alice@example.com")
+    offset[0] = 601  # the default flow_ttl_seconds is 600
+    outcome = Outcome(browser_http.get(callback))
+    assert_refused(outcome, 400, world, broker_log, says="expired")
+
+
+def _world_with_clock(make_broker: Any, sandbox: Any, dev_idp: Any, clock: Any) -> World:
+    from broker.sandbox.idp import DevClient
+
+    store = sandbox.add_store("abc123")
+
+    def document(base_url: str) -> dict[str, Any]:
+        return {
+            "broker": {"base_url": base_url, "secret_key": "k" * 32},
+            "stores": {
+                "acme": {
+                    "store_hash": store.store_hash,
+                    "api_url": sandbox.url,
+                    "access_token": store.access_token,
+                    "client_id": store.client_id,
+                    "client_secret": store.client_secret,
+                    "storefront_url": sandbox.storefront(store.store_hash),
+                    "connections": {
+                        "corp": {
+                            "type": "oidc",
+                            "issuer": dev_idp.url,
+                            "client_id": "broker",
+                            "client_secret": "s" * 24,
+                        }
+                    },
+                }
+            },
+        }
+
+    broker = make_broker(document, clock=clock)
+    dev_idp.state.add_client(
+        DevClient("broker", "s" * 24, (f"{broker.url}/acme/oidc/corp/callback",))
+    )
+    return World(sandbox=sandbox, idp=dev_idp, broker=broker, store=store)
+
+
+# -- refusals: policy -------------------------------------------------------------------------
+
+
+def test_unverified_email_is_refused_by_default(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world()
+    outcome = sign_in(browser_http, world.broker.url, "carol@example.com")
+    assert_refused(outcome, 403, world, broker_log, says="verified")
+
+
+def test_unverified_email_may_create_when_allowed_but_never_takes_over(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world(connection={"require_verified_email": False})
+    assert sign_in(browser_http, world.broker.url, "carol@example.com").status == 302
+    assert [c["email"] for c in world.customers()] == ["carol@example.com"]
+
+    # An existing account is another matter: an unverified e-mail never links to it.
+    world.sandbox.state.add_customer(
+        world.store.store_hash, email="dave@example.com", first_name="D", last_name="D"
+    )
+    world.idp.state.add_user(
+        DevUser(sub="dave", email="dave@example.com", password="password", email_verified=False)
+    )
+    outcome = sign_in(browser_http, world.broker.url, "dave@example.com")
+    assert outcome.status == 403
+    assert "does not confirm" in outcome.error_message
+
+
+def test_domain_not_allowed(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world(connection={"allowed_domains": ["acme.com"]})
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert_refused(outcome, 403, world, broker_log, says="domains")
+
+
+def test_no_customer_and_jit_off(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world(connection={"jit": False})
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert_refused(outcome, 403, world, broker_log, says="no customer account")
+
+
+def test_link_deny_refuses_an_existing_account(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world(connection={"link": "deny"})
+    world.sandbox.state.add_customer(
+        world.store.store_hash, email="alice@example.com", first_name="A", last_name="A"
+    )
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert outcome.status == 403
+    assert "already exists" in outcome.error_message
+    assert world.logins() == []
+
+
+# -- refusals: the store's API ------------------------------------------------------------------
+
+
+def test_store_answering_500_gives_a_clear_page_and_creates_nothing(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world()
+    world.sandbox.state.set_faults(world.store.store_hash, status=500, count=100)
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert_refused(outcome, 502, world, broker_log, says="not answering")
+
+
+def test_store_rate_limited_past_the_deadline_gives_503_with_retry_after(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world()
+    world.sandbox.state.set_faults(world.store.store_hash, rate_limit_for_ms=60_000)
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert_refused(outcome, 503, world, broker_log, says="busy")
+    assert 1 <= int(outcome.response.headers["Retry-After"]) <= 61
+
+
+def test_store_rate_limited_briefly_still_signs_in(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    world.sandbox.state.set_faults(world.store.store_hash, rate_limit_for_ms=1500)
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert outcome.status == 302
+    assert len(world.customers()) == 1
+
+
+def test_store_unreachable(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world(store={"api_url": "http://127.0.0.1:9"})
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert_refused(outcome, 502, world, broker_log, says="could not be reached")
+
+
+def test_idp_unreachable(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world(connection={"issuer": "http://127.0.0.1:9"})
+    outcome = Outcome(browser_http.get(f"{world.broker.url}/acme/login/corp"))
+    assert_refused(outcome, 502, world, broker_log, says="could not be reached")
+
+
+def test_unknown_store_and_connection_are_404_pages(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    for path in ("/nope/login/corp", "/acme/login/nope", "/acme/oidc/nope/callback"):
+        outcome = Outcome(browser_http.get(world.broker.url + path))
+        assert outcome.status == 404
+        assert outcome.error_ref
