@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 import httpx
-from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
@@ -32,6 +32,12 @@ from joserfc.jws import JWSRegistry
 from broker.config import OIDCConnection
 from broker.errors import IdPDeniedError, IdPUnavailable, InvalidResponse
 from broker.identity import Identity
+
+with warnings.catch_warnings():
+    # Authlib 1.9 prefers the httpx2 fork and warns when it uses httpx, which this project
+    # uses throughout; the warning gives an operator nothing to act on.
+    warnings.filterwarnings("ignore", "The httpx module is deprecated", DeprecationWarning)
+    from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
 #: How long discovery and JWKS answers are trusted before they are fetched again.
 METADATA_TTL_SECONDS = 3600
