@@ -7,6 +7,7 @@ The one URL to open is the sandbox storefront, whose "Sign in with SSO" link sta
 
 from __future__ import annotations
 
+import logging
 import secrets
 import tempfile
 import threading
@@ -105,6 +106,8 @@ def running_demo(port: int = 5000) -> Iterator[DemoURLs]:
 
 def run_demo(port: int = 5000) -> None:
     """Run until interrupted, printing the URL to open and the test users."""
+    # werkzeug's request log would print authorization codes and login tokens.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with running_demo(port) as urls:
         users = ", ".join(u.email for u in DEFAULT_USERS)
         print(f"Storefront SSO broker demo\n\n  Open {urls.storefront}\n", flush=True)
