@@ -351,6 +351,18 @@ def test_bad_id_tokens_are_refused(
     assert "eyJ" not in json.dumps(line), "no token in the log line"
 
 
+def test_unknown_kid_fetches_the_keys_again_once_then_fails(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    tamper_with(world, _unknown_kid)
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 400
+    assert world.idp.state.jwks_requests == 2  # the first fetch, then one more for the new kid
+    # A stream of forged kids does not become a stream of requests to the IdP.
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 400
+    assert world.idp.state.jwks_requests == 2
+
+
 def test_two_audiences_with_our_azp_are_accepted(
     make_world: Callable[..., World], browser_http: httpx.Client
 ) -> None:

@@ -317,7 +317,9 @@ class OIDCProvider:
 
 
 def _has_profile(claims: Mapping[str, Any]) -> bool:
-    return bool(claims.get("email"))
+    """Whether the ID token alone says who the person is: an e-mail and some name."""
+    named = any(claims.get(k) for k in ("given_name", "family_name", "name"))
+    return bool(claims.get("email")) and named
 
 
 def _text(value: Any) -> str | None:
