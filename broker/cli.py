@@ -1,7 +1,8 @@
-"""The ``broker`` command: ``demo``, ``serve`` and ``check``.
+"""The ``broker`` command: run, check and maintain the single sign-on broker.
 
 Thin commands over the functions the app itself uses (as flaskr's ``init-db`` calls
-``init_db``). Exit status: 0 fine, 1 a check failed, 2 the configuration is invalid.
+``init_db``): ``demo``, ``serve``, ``check``, ``migrate``. Exit status: 0 fine, 1 a check
+failed, 2 the configuration is invalid.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from broker.config import Settings, load_settings
 from broker.errors import BrokerError, ConfigError
+from broker.storage import open_storage, schema_revision
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = commands.add_parser("check", help="validate the config and reach each IdP and store")
     check.add_argument("--config", required=True, help="the broker's TOML file")
 
+    migrate = commands.add_parser("migrate", help="bring the database to the newest schema")
+    migrate.add_argument("--config", required=True, help="the broker's TOML file")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -41,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "serve":
             return _serve(args)
+        if args.command == "migrate":
+            return _migrate(args.config)
         return _check(args.config)
     except ConfigError as error:
         for problem in error.problems:
@@ -54,6 +61,8 @@ def _serve(args: argparse.Namespace) -> int:
     # Validate in the master first: a broken file stops here with one line per problem,
     # not in every worker.
     settings = load_settings(args.config)
+    # Migrate once here, before the workers start.
+    open_storage(settings.broker.database_url).close()
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):  # type: ignore[misc]
@@ -73,6 +82,16 @@ def _serve(args: argparse.Namespace) -> int:
             return create_app(settings)
 
     _Server().run()
+    return 0
+
+
+def _migrate(path: str) -> int:
+    settings = load_settings(path)
+    storage = open_storage(settings.broker.database_url)
+    try:
+        print(f"ok: database at schema version {schema_revision(storage.engine)}")
+    finally:
+        storage.close()
     return 0
 
 

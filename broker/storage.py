@@ -12,16 +12,24 @@ Verbs:
   expires (replay protection for assertion ids and logout tokens).
 - ``gc(now)``: delete what has expired.
 
-The schema is created on start-up (``create_schema``); versioned migrations come with the
-first change to it.
+The schema is versioned with Alembic (``broker/migrations``). :func:`migrate` brings a
+database to the newest version under a lock (a PostgreSQL advisory lock; a lock file beside a
+SQLite database), so several workers starting at once migrate it exactly once. ``broker
+migrate`` runs it, and so do ``broker serve`` and ``create_app``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -78,9 +86,6 @@ class SQLStorage:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-
-    def create_schema(self) -> None:
-        metadata.create_all(self.engine)
 
     def save_pending(self, key: str, data: Mapping[str, Any], expires_at: int) -> None:
         row = {"key": key, "data": json.dumps(dict(data)), "expires_at": expires_at}
@@ -144,8 +149,8 @@ class SQLStorage:
         self.engine.dispose()
 
 
-def open_storage(url: str) -> SQLStorage:
-    """Build the storage for a database URL and make sure its tables exist."""
+def open_storage(url: str, *, migrate_schema: bool = True) -> SQLStorage:
+    """Build the storage for a database URL, migrated to the newest schema unless told not to."""
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
         options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 15}}
@@ -156,8 +161,44 @@ def open_storage(url: str) -> SQLStorage:
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
     storage = SQLStorage(engine)
-    storage.create_schema()
+    if migrate_schema:
+        migrate(engine)
     return storage
+
+
+#: Any constant shared by every broker process: the PostgreSQL advisory lock for migrations.
+_MIGRATION_LOCK_ID = 0x5350_4F42  # "SSOB"
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the database to the newest schema; safe to call from many processes at once."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with _migration_lock(engine), engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The database's schema version (None before the first migration)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -6,6 +6,7 @@ local server); without it those cases are skipped with the reason shown.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 import uuid
@@ -13,26 +14,55 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import create_engine, make_url, text
 
-from broker.storage import AlreadyExists, SQLStorage, open_storage, pending_flows, used_once
+from broker.storage import AlreadyExists, SQLStorage, open_storage, schema_revision
 
 POSTGRES_URL = os.environ.get("BROKER_TEST_POSTGRES_URL")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStorage]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, empty database: a SQLite file, or a PostgreSQL database made for the test."""
     if request.param == "sqlite":
-        store = open_storage(f"sqlite:///{tmp_path / 'broker.db'}")
-    else:
-        if not POSTGRES_URL:
-            pytest.skip("set BROKER_TEST_POSTGRES_URL to run the storage suite on PostgreSQL")
-        store = open_storage(POSTGRES_URL)
+        yield f"sqlite:///{tmp_path / 'broker.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("set BROKER_TEST_POSTGRES_URL to run the storage suite on PostgreSQL")
+    name = f"broker_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def storage(database_url: str) -> Iterator[SQLStorage]:
+    store = open_storage(database_url)
     yield store
-    with store.engine.begin() as conn:
-        conn.execute(delete(pending_flows))
-        conn.execute(delete(used_once))
     store.close()
+
+
+def _migrate_in_a_process(url: str) -> str | None:
+    storage = open_storage(url)
+    try:
+        return schema_revision(storage.engine)
+    finally:
+        storage.close()
+
+
+def test_many_processes_migrating_a_new_database_at_once(database_url: str) -> None:
+    # What gunicorn workers do when they start together on a fresh database.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        revisions = pool.map(_migrate_in_a_process, [database_url] * 4)
+    assert len(set(revisions)) == 1
+    assert revisions[0] is not None
 
 
 def key() -> str:
