@@ -2,14 +2,25 @@
 
 The steps, in order (DESIGN.md, flow 3):
 
-1. :func:`check_identity` — the connection's rules on the identity itself: an e-mail is
-   needed, verified unless the connection says otherwise, and inside ``allowed_domains``.
-2. :func:`resolve_customer` — look the customer up by e-mail (``email:in``; compared without
-   regard to case on our side; e-mail is unique per *channel*, so the customer chosen is the
-   one the store's channel admits). An existing customer follows the connection's link
-   policy: ``auto`` only for an e-mail the IdP asserts verified, ``deny`` never.
-3. Else, when ``jit`` is on, create the customer (names from the identity with fallbacks,
-   the channel, a customer group from the IdP groups). A 422 or an uncertain create
+1. **A link** ``(store, issuer, subject) -> customer`` decides at once, with no BigCommerce
+   call. The link follows the IdP's subject, not the e-mail: an e-mail changed at the IdP keeps
+   the link, and changes the BigCommerce e-mail only when the connection sets ``sync_email``.
+   Once in ``verify_link_after_hours`` the customer is checked to still exist (one ``id:in``
+   lookup); a link to a deleted customer is removed and the sign-in goes on as unlinked.
+2. :func:`check_identity` — the connection's rules on the identity: an e-mail is needed,
+   verified unless the connection says otherwise, and inside ``allowed_domains``.
+3. **Lookup by e-mail** (``email:in``, compared without regard to case on our side; e-mail is
+   unique per *channel*, so the customer chosen is the one the store's channel admits). An
+   existing customer follows the connection's link policy:
+
+   - ``auto``: linked at once, but only for an e-mail the IdP asserts verified, and never to a
+     customer already linked to another person of the same IdP (e-mail addresses get reused);
+   - ``confirm``: the shopper proves ownership once with the storefront password
+     (:func:`confirm_ownership`, checked by BigCommerce, attempts limited);
+   - ``deny``: refused, with a page that says what to do.
+
+4. **Just-in-time creation** when ``jit`` is on (names from the identity with fallbacks, the
+   channel, a customer group from the IdP groups), then a link. A 422 or an uncertain create
    (timeout, 5xx) is followed by one more lookup, never by a second create.
 
 Every refusal is a typed :class:`~broker.errors.PolicyDenied`, shown as a 403 page.
@@ -22,16 +33,29 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from broker.bigcommerce.api import Customer, CustomerConflict, NewCustomer
-from broker.errors import BigCommerceUnavailable, EmailNotAllowed, NoCustomer, PolicyDenied
+from broker.errors import (
+    BigCommerceUnavailable,
+    EmailNotAllowed,
+    NoCustomer,
+    PolicyDenied,
+    TooManyAttempts,
+)
 from broker.identity import Identity
+from broker.storage import AlreadyExists, Link, Storage
 
 #: BigCommerce requires a last name; an IdP that sends none gets this placeholder.
 MISSING_LAST_NAME = "-"
+#: Wrong storefront passwords allowed per customer, and per IP address, in the window.
+MAX_FAILURES_PER_CUSTOMER = 5
+MAX_FAILURES_PER_IP = 20
+FAILURE_WINDOW_SECONDS = 15 * 60
 
 
 class AccountPolicy(Protocol):
     """What account policy reads from a connection's settings (OIDC and SAML alike)."""
 
+    @property
+    def key(self) -> str: ...
     @property
     def jit(self) -> bool: ...
     @property
@@ -42,19 +66,62 @@ class AccountPolicy(Protocol):
     def require_verified_email(self) -> bool: ...
     @property
     def customer_groups_by_group(self) -> Mapping[str, int]: ...
+    @property
+    def sync_email(self) -> bool: ...
 
 
 class CustomerDirectory(Protocol):
     """The store's customers: in production BigCommerceClient, in tests the same over HTTP."""
 
     def customers_by_email(self, emails: Iterable[str]) -> list[Customer]: ...
+    def customers_by_id(self, ids: Iterable[int]) -> list[Customer]: ...
     def create_customer(self, new: NewCustomer) -> Customer: ...
+    def update_customer_email(self, customer_id: int, email: str) -> None: ...
+    def validate_credentials(self, email: str, password: str, channel_id: int) -> int | None: ...
 
 
 @dataclass(frozen=True)
-class Resolution:
+class StoreContext:
+    """Where a sign-in happens: the store's key and channel, and how often links are checked."""
+
+    key: str
+    channel_id: int
+    verify_link_after_seconds: int = 24 * 3600
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """Sign this customer in."""
+
+    customer_id: int
+    #: What happened on the way, for the audit log: "link", "linked", "created", "email_synced",
+    #: "stale_link_removed".
+    events: tuple[str, ...] = ()
+
+    @property
+    def created(self) -> bool:
+        return "created" in self.events
+
+
+@dataclass(frozen=True)
+class ConfirmOwnership:
+    """An existing, unlinked customer: the shopper must prove they own it first."""
+
     customer: Customer
-    created: bool
+
+
+Decision = SignIn | ConfirmOwnership
+
+
+class WrongPassword(PolicyDenied):
+    """The storefront password did not match; the form is shown again."""
+
+    status = 401
+    code = "wrong_password"
+
+    def __init__(self, *, attempts_left: int) -> None:
+        super().__init__("That password is not right for this account.")
+        self.attempts_left = attempts_left
 
 
 def check_identity(identity: Identity, policy: AccountPolicy) -> str:
@@ -70,12 +137,7 @@ def check_identity(identity: Identity, policy: AccountPolicy) -> str:
             "Your identity provider does not confirm that your e-mail address is verified. "
             "Verify it with your organisation, then sign in again."
         )
-    domain = identity.email_domain
-    if policy.allowed_domains and domain not in policy.allowed_domains:
-        raise EmailNotAllowed(
-            "Sign-in through this connection is limited to certain e-mail domains, "
-            "and yours is not one of them."
-        )
+    _check_domain(identity, policy)
     return email
 
 
@@ -83,38 +145,79 @@ def resolve_customer(
     identity: Identity,
     *,
     directory: CustomerDirectory,
-    channel_id: int,
+    links: Storage,
+    store: StoreContext,
     policy: AccountPolicy,
-) -> Resolution:
-    """Find or create the customer for a checked identity (call :func:`check_identity` first)."""
-    email = check_identity(identity, policy)
-    existing = find_customer(directory, email, channel_id)
-    if existing is not None:
-        return Resolution(_admit_existing(existing, identity, policy), created=False)
-    if not policy.jit:
-        raise NoCustomer(
-            "There is no customer account for your e-mail address in this store, and the store "
-            "does not create accounts on sign-in. Contact the store to be given access."
+    now: int,
+) -> Decision:
+    """Decide who signs in (call nothing else first: this applies every rule)."""
+    events: list[str] = []
+    link = links.get_link(store.key, identity.issuer, identity.subject)
+    if link is not None:
+        _check_domain(identity, policy)
+        due = bool(store.verify_link_after_seconds) and (
+            now - link.verified_at >= store.verify_link_after_seconds
         )
-    new = NewCustomer(
-        email=email,
-        first_name=identity.first_name or email.split("@", 1)[0],
-        last_name=identity.last_name or MISSING_LAST_NAME,
-        channel_id=channel_id,
-        customer_group_id=customer_group_for(identity.groups, policy.customer_groups_by_group),
-    )
-    try:
-        return Resolution(directory.create_customer(new), created=True)
-    except (CustomerConflict, BigCommerceUnavailable) as failure:
-        # 422: someone created it meanwhile, or it existed under another case. A timeout or
-        # 5xx: it may have been created. Either way, look again; never create twice.
-        existing = find_customer(directory, email, channel_id)
+        if not due or directory.customers_by_id([link.customer_id]):
+            followed = _follow_link(link, identity, directory, links, policy, now, checked=due)
+            return SignIn(link.customer_id, followed)
+        links.delete_link(store.key, link.id)
+        events.append("stale_link_removed")
+
+    email = check_identity(identity, policy)
+    existing = find_customer(directory, email, store.channel_id)
+    if existing is None:
+        if not policy.jit:
+            raise NoCustomer(
+                "There is no customer account for your e-mail address in this store, and the "
+                "store does not create accounts on sign-in. Contact the store to be given access."
+            )
+        created = _create(identity, email, directory, store, policy)
+        if created is not None:
+            events.append("created")
+            return SignIn(created.id, (*events, *_link(identity, created.id, links, store, now)))
+        existing = find_customer(directory, email, store.channel_id)
         if existing is None:
             raise BigCommerceUnavailable(
                 "The store could not create your account. Please try again shortly.",
-                detail=f"create failed ({failure.code}) and no customer found after",
-            ) from None
-        return Resolution(_admit_existing(existing, identity, policy), created=False)
+                detail="create failed and no customer found after",
+            )
+    return _admit_existing(existing, identity, links, store, policy, now, events)
+
+
+def confirm_ownership(
+    *,
+    identity: Identity,
+    customer: Customer,
+    password: str,
+    client_ip: str | None,
+    directory: CustomerDirectory,
+    links: Storage,
+    store: StoreContext,
+    now: int,
+) -> SignIn:
+    """Check the storefront password of ``customer``; on success, link and sign in.
+
+    Failures are counted per customer and per IP address; past the limit the shopper gets a
+    lockout page for the rest of the window, and BigCommerce is not asked at all.
+    """
+    keys = [f"confirm:{store.key}:customer:{customer.id}"]
+    limits = [MAX_FAILURES_PER_CUSTOMER]
+    if client_ip:
+        keys.append(f"confirm:{store.key}:ip:{client_ip}")
+        limits.append(MAX_FAILURES_PER_IP)
+    if any(links.failures(k, now) >= limit for k, limit in zip(keys, limits, strict=True)):
+        raise TooManyAttempts(
+            "Too many wrong passwords. For your account's safety, try again in 15 minutes, "
+            "or reset your password on the store.",
+            retry_after=FAILURE_WINDOW_SECONDS,
+        )
+    if directory.validate_credentials(customer.email, password, store.channel_id) != customer.id:
+        counts = [links.count_failure(k, window=FAILURE_WINDOW_SECONDS, now=now) for k in keys]
+        left = MAX_FAILURES_PER_CUSTOMER - counts[0]
+        raise WrongPassword(attempts_left=max(0, left))
+    links.clear_failures(keys[0])
+    return SignIn(customer.id, _link(identity, customer.id, links, store, now))
 
 
 def find_customer(directory: CustomerDirectory, email: str, channel_id: int) -> Customer | None:
@@ -136,16 +239,106 @@ def customer_group_for(groups: Sequence[str], mapping: Mapping[str, int]) -> int
     return next((group_id for name, group_id in mapping.items() if name in present), None)
 
 
-def _admit_existing(customer: Customer, identity: Identity, policy: AccountPolicy) -> Customer:
+def _check_domain(identity: Identity, policy: AccountPolicy) -> None:
+    if policy.allowed_domains and identity.email_domain not in policy.allowed_domains:
+        raise EmailNotAllowed(
+            "Sign-in through this connection is limited to certain e-mail domains, "
+            "and yours is not one of them."
+        )
+
+
+def _follow_link(
+    link: Link,
+    identity: Identity,
+    directory: CustomerDirectory,
+    links: Storage,
+    policy: AccountPolicy,
+    now: int,
+    *,
+    checked: bool,
+) -> tuple[str, ...]:
+    events = ["link"]
+    email = identity.email
+    changed = bool(email and link.email and email.casefold() != link.email.casefold())
+    if changed and email and policy.sync_email and identity.email_verified:
+        directory.update_customer_email(link.customer_id, email)
+        events.append("email_synced")
+    links.touch_link(link.id, now=now, email=email, verified=checked)
+    return tuple(events)
+
+
+def _create(
+    identity: Identity,
+    email: str,
+    directory: CustomerDirectory,
+    store: StoreContext,
+    policy: AccountPolicy,
+) -> Customer | None:
+    """Create the customer; None when the outcome is uncertain or it already exists."""
+    new = NewCustomer(
+        email=email,
+        first_name=identity.first_name or email.split("@", 1)[0],
+        last_name=identity.last_name or MISSING_LAST_NAME,
+        channel_id=store.channel_id,
+        customer_group_id=customer_group_for(identity.groups, policy.customer_groups_by_group),
+    )
+    try:
+        return directory.create_customer(new)
+    except (CustomerConflict, BigCommerceUnavailable):
+        # 422: someone created it meanwhile, or it existed under another case. A timeout or
+        # 5xx: it may have been created. Either way the caller looks again; never twice.
+        return None
+
+
+def _admit_existing(
+    customer: Customer,
+    identity: Identity,
+    links: Storage,
+    store: StoreContext,
+    policy: AccountPolicy,
+    now: int,
+    events: list[str],
+) -> Decision:
     if policy.link == "deny":
         raise PolicyDenied(
             "An account with your e-mail address already exists in this store, and this store "
             "does not connect existing accounts to single sign-on. Sign in with your password, "
             "or ask the store to link your account."
         )
+    if policy.link == "confirm":
+        return ConfirmOwnership(customer)
     if not identity.email_verified:
         raise PolicyDenied(
             "An account with your e-mail address already exists, but your identity provider "
             "does not confirm that the address is yours, so it cannot be connected."
         )
-    return customer
+    same_idp = [
+        link
+        for link in links.links_for_customer(store.key, customer.id)
+        if link.issuer == identity.issuer and link.subject != identity.subject
+    ]
+    if same_idp:
+        # The address once belonged to someone else at this IdP: never hand their account on.
+        raise PolicyDenied(
+            "The account with your e-mail address is already connected to another person's "
+            "sign-in at your identity provider. Contact the store to sort it out."
+        )
+    return SignIn(customer.id, (*events, *_link(identity, customer.id, links, store, now)))
+
+
+def _link(
+    identity: Identity, customer_id: int, links: Storage, store: StoreContext, now: int
+) -> tuple[str, ...]:
+    try:
+        links.create_link(
+            store=store.key,
+            issuer=identity.issuer,
+            subject=identity.subject,
+            customer_id=customer_id,
+            connection=identity.connection,
+            email=identity.email,
+            now=now,
+        )
+    except AlreadyExists:
+        return ()  # a concurrent sign-in of the same person linked it first
+    return ("linked",)

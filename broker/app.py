@@ -86,6 +86,7 @@ def create_app(
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.broker.secret_key,
+        SESSION_COOKIE_NAME="broker_session",
         SESSION_COOKIE_SECURE=settings.broker.cookie_secure,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -111,9 +112,12 @@ def create_app(
         clock=clock,
     )
 
-    from broker.web import errors, health, sso
+    from broker.web import csrf, errors, health, hooks, link, sso
 
     errors.init_app(app)
+    app.jinja_env.globals["csrf_token"] = csrf.csrf_token
     app.register_blueprint(health.bp)
     app.register_blueprint(sso.bp)
+    app.register_blueprint(link.bp)
+    app.register_blueprint(hooks.bp)
     return app

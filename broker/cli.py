@@ -1,7 +1,8 @@
 """The ``broker`` command: run, check and maintain the single sign-on broker.
 
 Thin commands over the functions the app itself uses (as flaskr's ``init-db`` calls
-``init_db``): ``demo``, ``serve``, ``check``, ``migrate``. Exit status: 0 fine, 1 a check
+``init_db``): ``demo``, ``serve``, ``check``, ``migrate``, ``audit``, ``webhooks register``.
+Exit status: 0 fine, 1 a check
 failed, 2 the configuration is invalid.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +39,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate = commands.add_parser("migrate", help="bring the database to the newest schema")
     migrate.add_argument("--config", required=True, help="the broker's TOML file")
 
+    audit = commands.add_parser("audit", help="print a store's recent audit log entries")
+    audit.add_argument("--config", required=True, help="the broker's TOML file")
+    audit.add_argument("--store", required=True, help="the store's key in the config")
+    audit.add_argument("--limit", type=int, default=50)
+
+    webhooks = commands.add_parser("webhooks", help="BigCommerce webhooks for a store")
+    webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    register = webhook_commands.add_parser("register", help="register the broker's webhooks")
+    register.add_argument("--config", required=True, help="the broker's TOML file")
+    register.add_argument("--store", required=True, help="the store's key in the config")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -48,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "migrate":
             return _migrate(args.config)
+        if args.command == "audit":
+            return _audit(args.config, args.store, args.limit)
+        if args.command == "webhooks":
+            return _register_webhooks(args.config, args.store)
         return _check(args.config)
     except ConfigError as error:
         for problem in error.problems:
@@ -92,6 +109,68 @@ def _migrate(path: str) -> int:
         print(f"ok: database at schema version {schema_revision(storage.engine)}")
     finally:
         storage.close()
+    return 0
+
+
+def _audit(path: str, store_key: str, limit: int) -> int:
+    settings = load_settings(path)
+    if settings.store(store_key) is None:
+        print(f"no store {store_key!r} in {path}", file=sys.stderr)
+        return 2
+    storage = open_storage(settings.broker.database_url)
+    try:
+        for entry in reversed(storage.recent_audit(store_key, limit)):
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.at))
+            fields = {
+                "connection": entry.connection,
+                "subject": entry.subject,
+                "customer": entry.customer_id,
+                "ip": entry.ip,
+                "detail": entry.detail,
+            }
+            extra = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+            print(f"{when} {entry.event} {entry.outcome} {extra}".rstrip())
+    finally:
+        storage.close()
+    return 0
+
+
+#: The scopes the broker listens to: a deleted customer's links must go.
+WEBHOOK_SCOPES = ("store/customer/deleted",)
+
+
+def _register_webhooks(path: str, store_key: str) -> int:
+    from broker.bigcommerce.api import BigCommerceClient
+    from broker.web.hooks import AUTH_HEADER
+
+    settings = load_settings(path)
+    store = settings.store(store_key)
+    if store is None:
+        print(f"no store {store_key!r} in {path}", file=sys.stderr)
+        return 2
+    if not store.webhook_secret:
+        print(
+            f"stores.{store_key}.webhook_secret: set it first (24+ random characters)",
+            file=sys.stderr,
+        )
+        return 2
+    destination = f"{settings.broker.base_url}/{store.key}/webhooks/bigcommerce"
+    client = BigCommerceClient(store)
+    try:
+        existing = {(h.get("scope"), h.get("destination")) for h in client.hooks()}
+        for scope in WEBHOOK_SCOPES:
+            if (scope, destination) in existing:
+                print(f"ok: {scope} -> {destination} (already registered)")
+                continue
+            hook_id = client.create_hook(
+                scope=scope, destination=destination, headers={AUTH_HEADER: store.webhook_secret}
+            )
+            print(f"ok: {scope} -> {destination} (hook {hook_id})")
+    except BrokerError as error:
+        print(f"stores.{store_key}: {error.message} ({error.detail})", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
     return 0
 
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from broker.errors import ConfigError
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-LinkPolicy = Literal["auto", "deny"]
+LinkPolicy = Literal["auto", "confirm", "deny"]
 TokenAuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
 #: Asymmetric JWS algorithms an ID token may use. HS* and "none" are never accepted: an
 #: HMAC "signature" keyed with a public key proves nothing.
@@ -68,6 +68,8 @@ class OIDCConnection:
     #: IdP group -> BigCommerce customer group id, first match in this order wins.
     customer_groups_by_group: Mapping[str, int] = field(default_factory=dict)
     clock_skew_seconds: int = 60
+    #: Bring the BigCommerce e-mail in line when the IdP's changes (off: the link alone counts).
+    sync_email: bool = False
     type: Literal["oidc"] = "oidc"
 
 
@@ -92,6 +94,10 @@ class StoreSettings:
     #: Take `iat` from the store's clock (GET /v2/time) instead of ours.
     use_store_clock: bool = False
     api_timeout_seconds: float = 10.0
+    #: The secret header value BigCommerce webhook deliveries must carry (None: no webhooks).
+    webhook_secret: str | None = field(default=None, repr=False)
+    #: Check a linked customer still exists when the last check is older than this (0: never).
+    verify_link_after_hours: int = 24
 
     @property
     def api_base(self) -> str:
@@ -180,6 +186,8 @@ _STORE_KEYS = {
     "bind_request_ip",
     "use_store_clock",
     "api_timeout_seconds",
+    "webhook_secret",
+    "verify_link_after_hours",
     "connections",
     "b2b",
 }
@@ -203,7 +211,13 @@ def _parse_store(key: str, s: _Section) -> StoreSettings | None:
         "bind_request_ip": s.boolean("bind_request_ip", default=False),
         "use_store_clock": s.boolean("use_store_clock", default=False),
         "api_timeout_seconds": s.number("api_timeout_seconds", default=10.0, minimum=1, maximum=60),
+        "verify_link_after_hours": s.integer(
+            "verify_link_after_hours", default=24, minimum=0, maximum=24 * 365
+        ),
     }
+    webhook_secret = s.string("webhook_secret", default=None)
+    if webhook_secret is not None and len(webhook_secret) < 24:
+        s.problem("webhook_secret", "must be at least 24 characters (use a random value)")
     redirect = values["default_redirect"]
     if isinstance(redirect, str) and not (redirect.startswith("/") and "//" not in redirect):
         s.problem("default_redirect", "must be a path on the store, such as /account.php")
@@ -220,7 +234,12 @@ def _parse_store(key: str, s: _Section) -> StoreSettings | None:
             connections[conn_key] = conn
     if any(v is None for v in values.values()) or len(connections) != len(conn_section.data):
         return None
-    return StoreSettings(key=key, connections=MappingProxyType(connections), **values)
+    return StoreSettings(
+        key=key,
+        connections=MappingProxyType(connections),
+        webhook_secret=webhook_secret,
+        **values,
+    )
 
 
 _OIDC_KEYS = {
@@ -239,6 +258,7 @@ _OIDC_KEYS = {
     "require_verified_email",
     "customer_groups_by_group",
     "clock_skew_seconds",
+    "sync_email",
 }
 
 
@@ -280,8 +300,6 @@ def _parse_oidc(key: str, s: _Section) -> OIDCConnection | None:
             allowed = ", ".join(sorted(ALLOWED_ID_TOKEN_ALGORITHMS))
             s.problem("algorithms", f"{bad or 'empty'} not allowed; choose from {allowed}")
     link = s.choice("link", ("auto", "confirm", "deny"), default="auto")
-    if link == "confirm":
-        s.problem("link", "'confirm' is not available in this version yet; use 'auto' or 'deny'")
     domains = s.string_list("allowed_domains", default=[])
     groups_map = s.int_map("customer_groups_by_group")
     values: dict[str, Any] = {
@@ -291,6 +309,7 @@ def _parse_oidc(key: str, s: _Section) -> OIDCConnection | None:
         "groups_claim": s.string("groups_claim", default="groups"),
         "jit": s.boolean("jit", default=True),
         "require_verified_email": s.boolean("require_verified_email", default=True),
+        "sync_email": s.boolean("sync_email", default=False),
         "clock_skew_seconds": s.integer("clock_skew_seconds", default=60, minimum=0, maximum=300),
     }
     if s.has_problems() or any(v is None for v in values.values()):

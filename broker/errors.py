@@ -10,14 +10,16 @@ answers.
     ├── NotFound                     unknown store or connection in the URL
     ├── FlowError                    the browser's sign-in flow itself is wrong
     │   ├── FlowExpired              state unknown, expired or already used (replay)
-    │   └── StateMismatch            the flow was started in another browser
+    │   ├── StateMismatch            the flow was started in another browser
+    │   └── InvalidStorefrontToken   a Current Customer JWT that does not verify
     ├── UpstreamError                the identity provider's side
     │   ├── IdPDeniedError           the IdP answered with an `error` parameter
     │   ├── InvalidResponse          a token, claim or answer failed a check
     │   └── IdPUnavailable           the IdP could not be reached or answered garbage
     ├── PolicyDenied                 the identity is valid but may not sign in here
     │   ├── EmailNotAllowed          missing, unverified, or outside allowed_domains
-    │   └── NoCustomer               no customer and just-in-time creation is off
+    │   ├── NoCustomer               no customer and just-in-time creation is off
+    │   └── TooManyAttempts          too many wrong passwords: locked for a while
     ├── BigCommerceError             the store's API
     │   ├── RateLimited              429 past our deadline (carries retry_after)
     │   └── BigCommerceUnavailable   timeouts, 5xx, unexpected 4xx
@@ -34,6 +36,8 @@ class BrokerError(Exception):
     title = "Sign-in failed"
     #: A stable, machine-readable code for logs and problem+json bodies.
     code = "broker_error"
+    #: Seconds after which trying again makes sense (sent as Retry-After), if known.
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
@@ -72,6 +76,10 @@ class StateMismatch(FlowError):
     code = "state_mismatch"
 
 
+class InvalidStorefrontToken(FlowError):
+    code = "invalid_storefront_token"
+
+
 class UpstreamError(BrokerError):
     status = 400
     title = "Your identity provider's answer was not accepted"
@@ -107,6 +115,16 @@ class EmailNotAllowed(PolicyDenied):
 class NoCustomer(PolicyDenied):
     title = "No customer account for you in this store"
     code = "no_customer"
+
+
+class TooManyAttempts(PolicyDenied):
+    status = 429
+    title = "Too many attempts"
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class BigCommerceError(BrokerError):

@@ -8,7 +8,7 @@ no upstream tokens: nothing here may be shown to the shopper beyond their own na
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -30,6 +30,16 @@ class Identity:
     auth_time: int | None = None
     #: The verified claims or attributes as received, read-only; for mappings, never logged.
     claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+
+    def to_record(self) -> dict[str, Any]:
+        """The identity without its raw claims, for a pending step kept in storage."""
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "claims"}
+        record["groups"] = list(self.groups)
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Identity:
+        return cls(**{**record, "groups": tuple(record.get("groups", ()))})
 
     @property
     def email_domain(self) -> str | None:

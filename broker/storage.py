@@ -7,7 +7,13 @@ workers racing over the same key see one winner.
 Verbs:
 - ``save_pending(key, data, expires_at)`` / ``take_pending(key, now)``: a started sign-in
   (state, nonce, PKCE verifier...) kept server-side; taking it deletes it, so a callback can be
-  used once. Expired entries are never returned.
+  used once. Expired entries are never returned. ``peek_pending`` reads without taking.
+- Links, ``(store, issuer, subject) -> customer id``: ``get_link``, ``create_link`` (raises
+  AlreadyExists for an identity already linked), ``touch_link``, ``links_for_customer``,
+  ``delete_link``, ``delete_links_for_customer``.
+- ``count_failure(key, window, now)`` / ``failures(key, now)`` / ``clear_failures(key)``:
+  counters that expire, for attempt limits.
+- ``record_audit(entry)`` / ``recent_audit(store, limit)``: the audit log.
 - ``use_once(key, expires_at, now)``: True the first time a key is seen, False after, until it
   expires (replay protection for assertion ids and logout tokens).
 - ``gc(now)``: delete what has expired.
@@ -24,6 +30,7 @@ import fcntl
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,16 +41,21 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Engine,
+    Index,
+    Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
+    and_,
     create_engine,
     delete,
     event,
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -73,10 +85,105 @@ used_once = Table(
 )
 
 
+links = Table(
+    "links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("store", String(64), nullable=False),
+    Column("issuer", String(512), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("connection", String(64), nullable=False),
+    Column("email", String(320)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_login_at", BigInteger),
+    Column("verified_at", BigInteger, nullable=False),
+    UniqueConstraint("store", "issuer", "subject", name="uq_links_identity"),
+    Index("ix_links_store_customer", "store", "customer_id"),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("store", String(64), nullable=False),
+    Column("connection", String(64)),
+    Column("event", String(32), nullable=False),
+    Column("outcome", String(64), nullable=False),
+    Column("subject", String(255)),
+    Column("customer_id", BigInteger),
+    Column("ip", String(64)),
+    Column("detail", String(255)),
+    Index("ix_audit_log_store_at", "store", "at"),
+)
+
+
+@dataclass(frozen=True)
+class Link:
+    """An IdP identity tied to a BigCommerce customer of one store."""
+
+    id: int
+    store: str
+    issuer: str
+    subject: str
+    customer_id: int
+    connection: str
+    #: The e-mail the IdP gave at the last sign-in (the link does not depend on it).
+    email: str | None
+    created_at: int
+    last_login_at: int | None
+    #: When the customer was last seen to exist at BigCommerce.
+    verified_at: int
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: int
+    store: str
+    event: str
+    outcome: str
+    connection: str | None = None
+    subject: str | None = None
+    customer_id: int | None = None
+    ip: str | None = None
+    detail: str | None = None
+
+
 class Storage(Protocol):
     def save_pending(self, key: str, data: Mapping[str, Any], expires_at: int) -> None: ...
     def take_pending(self, key: str, now: int) -> dict[str, Any] | None: ...
+    def peek_pending(self, key: str, now: int) -> dict[str, Any] | None: ...
     def use_once(self, key: str, expires_at: int, now: int) -> bool: ...
+    def get_link(self, store: str, issuer: str, subject: str) -> Link | None: ...
+    def create_link(
+        self,
+        *,
+        store: str,
+        issuer: str,
+        subject: str,
+        customer_id: int,
+        connection: str,
+        email: str | None,
+        now: int,
+    ) -> Link: ...
+    def touch_link(self, link_id: int, *, now: int, email: str | None, verified: bool) -> None: ...
+    def links_for_customer(self, store: str, customer_id: int) -> list[Link]: ...
+    def delete_link(self, store: str, link_id: int, *, customer_id: int | None = None) -> bool: ...
+    def delete_links_for_customer(self, store: str, customer_id: int) -> int: ...
+    def count_failure(self, key: str, *, window: int, now: int) -> int: ...
+    def failures(self, key: str, now: int) -> int: ...
+    def clear_failures(self, key: str) -> None: ...
+    def record_audit(self, entry: AuditEntry) -> None: ...
+    def recent_audit(self, store: str, limit: int = 50) -> list[AuditEntry]: ...
     def gc(self, now: int) -> int: ...
     def ping(self) -> None: ...
 
@@ -116,6 +223,13 @@ class SQLStorage:
         data: dict[str, Any] = json.loads(row.data)
         return data
 
+    def peek_pending(self, key: str, now: int) -> dict[str, Any] | None:
+        query = select(pending_flows.c.data).where(
+            pending_flows.c.key == key, pending_flows.c.expires_at > now
+        )
+        row = self._first(query)
+        return None if row is None else dict(json.loads(row.data))
+
     def use_once(self, key: str, expires_at: int, now: int) -> bool:
         try:
             with self.engine.begin() as conn:
@@ -129,14 +243,149 @@ class SQLStorage:
             raise _storage_error(exc) from None
         return True
 
-    def gc(self, now: int) -> int:
+    # -- links ---------------------------------------------------------------------------
+
+    def get_link(self, store: str, issuer: str, subject: str) -> Link | None:
+        row = self._first(
+            select(links).where(
+                links.c.store == store, links.c.issuer == issuer, links.c.subject == subject
+            )
+        )
+        return None if row is None else Link(**row._mapping)
+
+    def create_link(
+        self,
+        *,
+        store: str,
+        issuer: str,
+        subject: str,
+        customer_id: int,
+        connection: str,
+        email: str | None,
+        now: int,
+    ) -> Link:
+        values = {
+            "store": store,
+            "issuer": issuer,
+            "subject": subject,
+            "customer_id": customer_id,
+            "connection": connection,
+            "email": email,
+            "created_at": now,
+            "last_login_at": now,
+            "verified_at": now,
+        }
         try:
             with self.engine.begin() as conn:
-                a = conn.execute(delete(pending_flows).where(pending_flows.c.expires_at <= now))
-                b = conn.execute(delete(used_once).where(used_once.c.expires_at <= now))
+                result = conn.execute(insert(links).values(**values))
+                link_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        except IntegrityError:
+            raise AlreadyExists("this identity is already linked") from None
         except SQLAlchemyError as exc:
             raise _storage_error(exc) from None
-        return int(a.rowcount or 0) + int(b.rowcount or 0)
+        return Link(id=link_id, **values)  # type: ignore[arg-type]
+
+    def touch_link(self, link_id: int, *, now: int, email: str | None, verified: bool) -> None:
+        values: dict[str, Any] = {"last_login_at": now, "email": email}
+        if verified:
+            values["verified_at"] = now
+        self._execute(update(links).where(links.c.id == link_id).values(**values))
+
+    def links_for_customer(self, store: str, customer_id: int) -> list[Link]:
+        query = (
+            select(links)
+            .where(links.c.store == store, links.c.customer_id == customer_id)
+            .order_by(links.c.id)
+        )
+        try:
+            with self.engine.connect() as conn:
+                return [Link(**row._mapping) for row in conn.execute(query)]
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from None
+
+    def delete_link(self, store: str, link_id: int, *, customer_id: int | None = None) -> bool:
+        condition = and_(links.c.store == store, links.c.id == link_id)
+        if customer_id is not None:
+            condition = and_(condition, links.c.customer_id == customer_id)
+        return self._execute(delete(links).where(condition)) > 0
+
+    def delete_links_for_customer(self, store: str, customer_id: int) -> int:
+        return self._execute(
+            delete(links).where(links.c.store == store, links.c.customer_id == customer_id)
+        )
+
+    # -- attempt counters ----------------------------------------------------------------
+
+    def count_failure(self, key: str, *, window: int, now: int) -> int:
+        """Add one failure under ``key``; a counter lives ``window`` seconds from its first."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    delete(counters).where(counters.c.key == key, counters.c.expires_at <= now)
+                )
+                bumped = conn.execute(
+                    update(counters).where(counters.c.key == key).values(count=counters.c.count + 1)
+                )
+                if bumped.rowcount == 0:
+                    conn.execute(insert(counters).values(key=key, count=1, expires_at=now + window))
+                row = conn.execute(select(counters.c.count).where(counters.c.key == key)).first()
+        except IntegrityError:  # another process inserted it first: count again, once
+            return self.count_failure(key, window=window, now=now)
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from None
+        return int(row[0]) if row is not None else 1
+
+    def failures(self, key: str, now: int) -> int:
+        row = self._first(
+            select(counters.c.count).where(counters.c.key == key, counters.c.expires_at > now)
+        )
+        return 0 if row is None else int(row[0])
+
+    def clear_failures(self, key: str) -> None:
+        self._execute(delete(counters).where(counters.c.key == key))
+
+    # -- audit log ---------------------------------------------------------------------
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        values = asdict(entry)
+        values["detail"] = (values["detail"] or None) and values["detail"][:255]
+        self._execute(insert(audit_log).values(**values))
+
+    def recent_audit(self, store: str, limit: int = 50) -> list[AuditEntry]:
+        columns = [audit_log.c[f.name] for f in fields(AuditEntry)]
+        query = (
+            select(*columns)
+            .where(audit_log.c.store == store)
+            .order_by(audit_log.c.id.desc())
+            .limit(limit)
+        )
+        try:
+            with self.engine.connect() as conn:
+                return [AuditEntry(**row._mapping) for row in conn.execute(query)]
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from None
+
+    # -- upkeep --------------------------------------------------------------------------
+
+    def gc(self, now: int) -> int:
+        removed = 0
+        for table in (pending_flows, used_once, counters):
+            removed += self._execute(delete(table).where(table.c.expires_at <= now))
+        return removed
+
+    def _first(self, query: Any) -> Any:
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(query).first()
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from None
+
+    def _execute(self, statement: Any) -> int:
+        try:
+            with self.engine.begin() as conn:
+                return int(conn.execute(statement).rowcount or 0)
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from None
 
     def ping(self) -> None:
         try:

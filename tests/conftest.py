@@ -20,6 +20,7 @@ from broker.app import create_app
 from broker.config import Settings, parse_settings
 from broker.sandbox.idp import DevClient, DevIdPState, create_idp_app
 from broker.sandbox.store import SandboxStore, create_sandbox_app
+from tests.support import toml
 from tests.support.servers import serve_in_thread
 
 
@@ -93,6 +94,8 @@ class BrokerServer:
     url: str
     app: Flask
     settings: Settings
+    #: The same settings as a TOML file, for the `broker` command line.
+    config_path: Path
 
 
 @pytest.fixture
@@ -108,8 +111,12 @@ def make_broker(tmp_path: Path) -> Iterator[Callable[..., BrokerServer]]:
         data = document(server.url)
         data["broker"].setdefault("database_url", f"sqlite:///{tmp_path / 'broker.db'}")
         settings = parse_settings(data, env={})
+        config_path = tmp_path / f"broker-{len(with_stack)}.toml"
+        config_path.write_text(toml.dumps(data))
         holder.app = create_app(settings, **app_options)
-        return BrokerServer(url=server.url, app=holder.app, settings=settings)
+        return BrokerServer(
+            url=server.url, app=holder.app, settings=settings, config_path=config_path
+        )
 
     yield start
     for context in reversed(with_stack):
@@ -151,11 +158,18 @@ def make_world(
         connection: dict[str, Any] | None = None,
         store: dict[str, Any] | None = None,
         sandbox_store: dict[str, Any] | None = None,
+        theme_script: bool = False,
     ) -> World:
-        bc_store = sandbox.add_store("abc123", name="Acme Supplies", **(sandbox_store or {}))
         client_secret = secrets.token_urlsafe(24)
+        created: list[SandboxStore] = []
 
         def document(base_url: str) -> dict[str, Any]:
+            extra = dict(sandbox_store or {})
+            extra.setdefault("sso_login_url", f"{base_url}/acme/login/corp")
+            if theme_script:
+                extra["theme_script_url"] = f"{base_url}/acme/link/script.js"
+            bc_store = sandbox.add_store("abc123", name="Acme Supplies", **extra)
+            created.append(bc_store)
             conn = {
                 "type": "oidc",
                 "issuer": dev_idp.url,
@@ -191,7 +205,7 @@ def make_world(
                 token_endpoint_auth_method=conn_settings.token_endpoint_auth_method,
             )
         )
-        return World(sandbox=sandbox, idp=dev_idp, broker=broker, store=bc_store)
+        return World(sandbox=sandbox, idp=dev_idp, broker=broker, store=created[0])
 
     return build
 

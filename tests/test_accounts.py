@@ -6,24 +6,66 @@ lookup and our create, and the store's 422 must lead to a lookup, never a second
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 
-from broker.accounts import find_customer, resolve_customer
+from broker.accounts import (
+    ConfirmOwnership,
+    SignIn,
+    StoreContext,
+    find_customer,
+    resolve_customer,
+)
 from broker.bigcommerce.api import BigCommerceClient, Customer, NewCustomer
 from broker.config import StoreSettings
 from broker.errors import BigCommerceUnavailable, NoCustomer, PolicyDenied, RateLimited
 from broker.identity import Identity
+from broker.storage import SQLStorage, open_storage
 from tests.conftest import Sandbox
+
+NOW = 1_800_000_000
+
+
+@pytest.fixture
+def links(tmp_path: Any) -> Iterator[SQLStorage]:
+    storage = open_storage(f"sqlite:///{tmp_path / 'links.db'}")
+    yield storage
+    storage.close()
+
+
+def resolve(
+    directory: Any,
+    links: SQLStorage,
+    *,
+    policy: Policy | None = None,
+    identity: Identity | None = None,
+    channel_id: int = 1,
+    now: int = NOW,
+) -> SignIn | ConfirmOwnership:
+    return resolve_customer(
+        identity or make_identity(),
+        directory=directory,
+        links=links,
+        store=StoreContext(key="acme", channel_id=channel_id),
+        policy=policy or Policy(),
+        now=now,
+    )
+
+
+def signed_in(decision: SignIn | ConfirmOwnership) -> SignIn:
+    assert isinstance(decision, SignIn), decision
+    return decision
 
 
 @dataclass(frozen=True)
 class Policy:
+    key: str = "corp"
     jit: bool = True
+    sync_email: bool = False
     link: str = "auto"
     allowed_domains: tuple[str, ...] = ()
     require_verified_email: bool = True
@@ -67,19 +109,24 @@ def posts(sandbox: Sandbox, store_hash: str) -> int:
     return sum(1 for r in sandbox.state.requests(store_hash) if r.method == "POST")
 
 
-def test_lookup_ignores_case_even_when_the_store_does_not(sandbox: Sandbox) -> None:
+def test_lookup_ignores_case_even_when_the_store_does_not(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
     client, h = client_for(sandbox, email_case_sensitive=True)
-    sandbox.state.add_customer(h, email="pat@example.com", first_name="P", last_name="L")
-    found = resolve_customer(make_identity(), directory=client, channel_id=1, policy=Policy())
-    assert found.created is False
-    assert found.customer.email == "pat@example.com"
+    existing = sandbox.state.add_customer(h, email="pat@example.com", first_name="P", last_name="L")
+    found = signed_in(resolve(client, links))
+    assert found.customer_id == existing["id"]
+    assert found.events == ("linked",)
 
 
-def test_create_sends_channel_names_and_group(sandbox: Sandbox) -> None:
+def test_create_sends_channel_names_and_group_then_links(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
     client, h = client_for(sandbox)
-    policy = Policy(customer_groups_by_group={"buyers": 4})
-    result = resolve_customer(make_identity(), directory=client, channel_id=1, policy=policy)
-    assert result.created is True
+    result = signed_in(
+        resolve(client, links, policy=Policy(customer_groups_by_group={"buyers": 4}))
+    )
+    assert result.events == ("created", "linked")
     [stored] = sandbox.state.customers(h)
     assert stored["email"] == "Pat@Example.com"
     assert (stored["channel_ids"], stored["origin_channel_id"], stored["customer_group_id"]) == (
@@ -87,6 +134,81 @@ def test_create_sends_channel_names_and_group(sandbox: Sandbox) -> None:
         1,
         4,
     )
+    link = links.get_link("acme", "https://idp.example", "u-1")
+    assert link is not None
+    assert link.customer_id == result.customer_id
+
+
+def test_a_linked_shopper_costs_no_api_call(sandbox: Sandbox, links: SQLStorage) -> None:
+    client, h = client_for(sandbox)
+    first = signed_in(resolve(client, links))
+    sandbox.state.clear_requests(h)
+    again = signed_in(resolve(client, links, now=NOW + 3600))
+    assert again.customer_id == first.customer_id
+    assert again.events == ("link",)
+    assert sandbox.state.requests(h) == []
+
+
+def test_the_link_follows_the_subject_when_the_email_changes(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
+    client, h = client_for(sandbox)
+    first = signed_in(resolve(client, links))
+    moved = make_identity(email="pat.lee@newname.example")
+    again = signed_in(resolve(client, links, identity=moved))
+    assert again.customer_id == first.customer_id
+    [customer] = sandbox.state.customers(h)
+    assert customer["email"] == "Pat@Example.com"  # not rewritten without sync_email
+    synced = signed_in(
+        resolve(
+            client,
+            links,
+            identity=make_identity(email="p@third.example"),
+            policy=Policy(sync_email=True),
+        )
+    )
+    assert "email_synced" in synced.events
+    assert sandbox.state.customers(h)[0]["email"] == "p@third.example"
+
+
+def test_a_link_to_a_deleted_customer_is_noticed_at_the_next_check(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
+    client, h = client_for(sandbox)
+    first = signed_in(resolve(client, links))
+    sandbox.state.delete_customer(h, first.customer_id)
+    # Within a day the link is trusted as it is (no API call); after it, checked.
+    assert signed_in(resolve(client, links, now=NOW + 3600)).customer_id == first.customer_id
+    later = signed_in(resolve(client, links, now=NOW + 25 * 3600))
+    assert later.events == ("stale_link_removed", "created", "linked")
+    assert later.customer_id != first.customer_id
+    [customer] = sandbox.state.customers(h)
+    assert customer["id"] == later.customer_id
+
+
+def test_confirm_policy_asks_for_the_password_of_an_existing_account(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
+    client, h = client_for(sandbox)
+    existing = sandbox.state.add_customer(h, email="pat@example.com", first_name="P", last_name="L")
+    decision = resolve(client, links, policy=Policy(link="confirm"))
+    assert isinstance(decision, ConfirmOwnership)
+    assert decision.customer.id == existing["id"]
+    assert links.get_link("acme", "https://idp.example", "u-1") is None
+
+
+def test_auto_never_hands_on_an_account_linked_to_another_person_of_the_same_idp(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
+    client, _ = client_for(sandbox)
+    first = signed_in(resolve(client, links))
+    newcomer = make_identity(subject="u-2")  # the address was given to someone else
+    with pytest.raises(PolicyDenied, match="another person"):
+        resolve(client, links, identity=newcomer)
+    # Another IdP asserting the same verified address may link (the shopper has two IdPs).
+    other_idp = make_identity(issuer="https://other-idp.example", subject="x-9")
+    assert signed_in(resolve(client, links, identity=other_idp)).customer_id == first.customer_id
+    assert len(links.links_for_customer("acme", first.customer_id)) == 2
 
 
 class RacingDirectory:
@@ -95,8 +217,8 @@ class RacingDirectory:
     def __init__(self, client: BigCommerceClient, sandbox: Sandbox, store_hash: str) -> None:
         self.client, self.sandbox, self.store_hash = client, sandbox, store_hash
 
-    def customers_by_email(self, emails: Iterable[str]) -> list[Customer]:
-        return self.client.customers_by_email(emails)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
 
     def create_customer(self, new: NewCustomer) -> Customer:
         self.sandbox.state.add_customer(
@@ -109,22 +231,25 @@ class RacingDirectory:
         return self.client.create_customer(new)
 
 
-def test_a_422_on_create_is_followed_by_a_lookup_not_a_second_create(sandbox: Sandbox) -> None:
+def test_a_422_on_create_is_followed_by_a_lookup_not_a_second_create(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
     client, h = client_for(sandbox)
-    racing = RacingDirectory(client, sandbox, h)
-    result = resolve_customer(make_identity(), directory=racing, channel_id=1, policy=Policy())
+    result = signed_in(resolve(RacingDirectory(client, sandbox, h), links))
     assert result.created is False
-    assert result.customer.first_name == "Other"
-    assert len(sandbox.state.customers(h)) == 1
+    [customer] = sandbox.state.customers(h)
+    assert (customer["first_name"], customer["id"]) == ("Other", result.customer_id)
     assert posts(sandbox, h) == 1
 
 
-def test_a_422_with_nobody_found_is_an_error_not_a_retry(sandbox: Sandbox) -> None:
-    # A case-sensitive store holds "PAT@example.com": our lookup misses, the create gets 422.
+def test_a_422_with_nobody_found_is_an_error_not_a_retry(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
+    # A case-sensitive store holds "PAT@EXAMPLE.COM": our lookup misses, the create gets 422.
     client, h = client_for(sandbox, email_case_sensitive=True)
     sandbox.state.add_customer(h, email="PAT@EXAMPLE.COM", first_name="P", last_name="L")
     with pytest.raises(BigCommerceUnavailable, match="could not create"):
-        resolve_customer(make_identity(), directory=client, channel_id=1, policy=Policy())
+        resolve(client, links)
     assert posts(sandbox, h) == 1
     assert len(sandbox.state.customers(h)) == 1
 
@@ -140,8 +265,8 @@ class FaultOnCreate:
             faults,
         )
 
-    def customers_by_email(self, emails: Iterable[str]) -> list[Customer]:
-        return self.client.customers_by_email(emails)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
 
     def create_customer(self, new: NewCustomer) -> Customer:
         self.sandbox.state.set_faults(self.store_hash, count=1, **self.faults)
@@ -151,20 +276,18 @@ class FaultOnCreate:
             self.sandbox.state.set_faults(self.store_hash)
 
 
-def test_a_5xx_on_create_is_never_retried(sandbox: Sandbox) -> None:
+def test_a_5xx_on_create_is_never_retried(sandbox: Sandbox, links: SQLStorage) -> None:
     client, h = client_for(sandbox)
-    directory = FaultOnCreate(client, sandbox, h, status=500)
     with pytest.raises(BigCommerceUnavailable, match="could not create"):
-        resolve_customer(make_identity(), directory=directory, channel_id=1, policy=Policy())
+        resolve(FaultOnCreate(client, sandbox, h, status=500), links)
     assert posts(sandbox, h) == 1
     assert sandbox.state.customers(h) == []
 
 
-def test_a_timeout_on_create_is_followed_by_a_lookup(sandbox: Sandbox) -> None:
+def test_a_timeout_on_create_is_followed_by_a_lookup(sandbox: Sandbox, links: SQLStorage) -> None:
     # The store creates the customer but answers after 3 s; our client gives up at 2 s.
     client, h = client_for(sandbox)
-    directory = FaultOnCreate(client, sandbox, h, timeout_ms=3000)
-    result = resolve_customer(make_identity(), directory=directory, channel_id=1, policy=Policy())
+    result = signed_in(resolve(FaultOnCreate(client, sandbox, h, timeout_ms=3000), links))
     assert result.created is False
     assert posts(sandbox, h) == 1
     assert len(sandbox.state.customers(h)) == 1
@@ -174,8 +297,7 @@ def test_rate_limit_within_the_deadline_waits_then_succeeds(sandbox: Sandbox) ->
     client, h = client_for(sandbox)
     sandbox.state.set_faults(h, status=429, count=1, reset_ms=300)
     assert client.customers_by_email(["nobody@example.com"]) == []
-    statuses = [r.status for r in sandbox.state.requests(h)]
-    assert statuses == [429, 200]
+    assert [r.status for r in sandbox.state.requests(h)] == [429, 200]
 
 
 def test_rate_limit_past_the_deadline_raises_with_retry_after(sandbox: Sandbox) -> None:
@@ -187,21 +309,26 @@ def test_rate_limit_past_the_deadline_raises_with_retry_after(sandbox: Sandbox) 
     assert len(sandbox.state.requests(h)) == 1
 
 
-def test_jit_off(sandbox: Sandbox) -> None:
+def test_jit_off(sandbox: Sandbox, links: SQLStorage) -> None:
     client, h = client_for(sandbox)
     with pytest.raises(NoCustomer):
-        resolve_customer(make_identity(), directory=client, channel_id=1, policy=Policy(jit=False))
+        resolve(client, links, policy=Policy(jit=False))
     assert sandbox.state.customers(h) == []
 
 
-def test_an_existing_customer_needs_a_verified_email_even_if_jit_does_not(sandbox: Sandbox) -> None:
+def test_an_existing_customer_needs_a_verified_email_even_if_jit_does_not(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
     client, h = client_for(sandbox)
     sandbox.state.add_customer(h, email="pat@example.com", first_name="P", last_name="L")
-    policy = Policy(require_verified_email=False)
     with pytest.raises(PolicyDenied, match="does not confirm"):
-        resolve_customer(
-            make_identity(email_verified=False), directory=client, channel_id=1, policy=policy
+        resolve(
+            client,
+            links,
+            identity=make_identity(email_verified=False),
+            policy=Policy(require_verified_email=False),
         )
+    assert links.get_link("acme", "https://idp.example", "u-1") is None
 
 
 def test_channel_specific_customer_wins_over_a_global_one(sandbox: Sandbox) -> None:

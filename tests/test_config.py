@@ -119,7 +119,12 @@ def test_every_problem_is_reported_once_naming_its_key() -> None:
         (("jit = true", 'jit = "yes"'), "stores.acme.connections.okta.jit: must be true or false"),
         (('type = "oidc"\nissuer = "https://acme', 'type = "cas"\nissuer = "https://acme'), "type"),
         (("[stores.acme.connections.okta]", "[stores.acme.connections.Okta]"), "connection keys"),
-        (('link = "auto"', 'link = "confirm"'), "not available in this version"),
+        (("channel_id = 1", 'channel_id = 1\nwebhook_secret = "short"'), "webhook_secret"),
+        (("channel_id = 1", "channel_id = 1\nverify_link_after_hours = -1"), "verify_link"),
+        (
+            ('type = "oidc"\nissuer = "https://acme', 'type = "saml"\nissuer = "https://acme'),
+            "SAML",
+        ),
     ],
 )
 def test_single_problems(change: tuple[str, str], expected: str) -> None:

@@ -12,11 +12,19 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from broker.storage import AlreadyExists, SQLStorage, open_storage, schema_revision
+from broker.storage import (
+    AlreadyExists,
+    AuditEntry,
+    Link,
+    SQLStorage,
+    open_storage,
+    schema_revision,
+)
 
 POSTGRES_URL = os.environ.get("BROKER_TEST_POSTGRES_URL")
 
@@ -127,3 +135,95 @@ def test_gc_removes_only_what_expired(storage: SQLStorage) -> None:
 
 def test_ping(storage: SQLStorage) -> None:
     storage.ping()
+
+
+def new_link(
+    storage: SQLStorage, subject: str = "sub-1", customer_id: int = 7, **over: Any
+) -> Link:
+    values: dict[str, Any] = {
+        "store": "acme",
+        "issuer": "https://idp.example",
+        "subject": subject,
+        "customer_id": customer_id,
+        "connection": "corp",
+        "email": "pat@example.com",
+        "now": 1000,
+    }
+    values.update(over)
+    return storage.create_link(**values)
+
+
+def test_links_are_found_by_identity_and_unique_per_store(storage: SQLStorage) -> None:
+    link = new_link(storage)
+    assert storage.get_link("acme", "https://idp.example", "sub-1") == link
+    assert storage.get_link("beta", "https://idp.example", "sub-1") is None
+    assert storage.get_link("acme", "https://other.example", "sub-1") is None
+    with pytest.raises(AlreadyExists):
+        new_link(storage, customer_id=8)
+    assert new_link(storage, store="beta").store == "beta"
+
+
+def test_a_customer_may_have_several_links_and_lose_them(storage: SQLStorage) -> None:
+    first = new_link(storage, "sub-1")
+    second = new_link(storage, "sub-2", issuer="https://other.example")
+    new_link(storage, "sub-3", customer_id=9)
+    assert [link.id for link in storage.links_for_customer("acme", 7)] == [first.id, second.id]
+    # Only the owner may delete a link when the owner is named.
+    assert storage.delete_link("acme", first.id, customer_id=9) is False
+    assert storage.delete_link("acme", first.id, customer_id=7) is True
+    assert storage.delete_links_for_customer("acme", 7) == 1
+    assert storage.links_for_customer("acme", 7) == []
+    assert len(storage.links_for_customer("acme", 9)) == 1
+
+
+def test_touch_link_records_the_sign_in(storage: SQLStorage) -> None:
+    link = new_link(storage)
+    storage.touch_link(link.id, now=2000, email="new@example.com", verified=False)
+    touched = storage.get_link("acme", link.issuer, link.subject)
+    assert touched is not None
+    assert (touched.last_login_at, touched.email, touched.verified_at) == (
+        2000,
+        "new@example.com",
+        1000,
+    )
+    storage.touch_link(link.id, now=3000, email="new@example.com", verified=True)
+    touched = storage.get_link("acme", link.issuer, link.subject)
+    assert touched is not None
+    assert touched.verified_at == 3000
+
+
+def test_failure_counters_count_within_their_window(storage: SQLStorage) -> None:
+    assert [storage.count_failure("k", window=60, now=1000 + i) for i in range(3)] == [1, 2, 3]
+    assert storage.failures("k", now=1059) == 3
+    assert storage.failures("k", now=1060) == 0
+    assert storage.count_failure("k", window=60, now=1061) == 1
+    storage.clear_failures("k")
+    assert storage.failures("k", now=1061) == 0
+
+
+def test_concurrent_failures_are_all_counted(storage: SQLStorage) -> None:
+    barrier = threading.Barrier(6)
+
+    def fail() -> None:
+        barrier.wait()
+        storage.count_failure("busy", window=60, now=1000)
+
+    threads = [threading.Thread(target=fail) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert storage.failures("busy", now=1000) == 6
+
+
+def test_audit_log_newest_first_per_store(storage: SQLStorage) -> None:
+    for i in range(3):
+        storage.record_audit(
+            AuditEntry(at=1000 + i, store="acme", event="signin", outcome=f"ok{i}")
+        )
+    storage.record_audit(AuditEntry(at=1005, store="beta", event="signin", outcome="other"))
+    entries = storage.recent_audit("acme", limit=2)
+    assert [e.outcome for e in entries] == ["ok2", "ok1"]
+    long = AuditEntry(at=1, store="acme", event="refused", outcome="x", detail="d" * 400)
+    storage.record_audit(long)
+    assert storage.recent_audit("acme", limit=1)[0].detail == "d" * 255

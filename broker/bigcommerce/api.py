@@ -18,7 +18,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
@@ -44,6 +44,11 @@ class Customer:
 
     def allows_channel(self, channel_id: int) -> bool:
         return self.channel_ids is None or channel_id in self.channel_ids
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["channel_ids"] = list(self.channel_ids) if self.channel_ids is not None else None
+        return record
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Customer:
@@ -130,6 +135,49 @@ class BigCommerceClient:
             found.extend(Customer.from_api(c) for c in _data_list(response))
         return found
 
+    def customers_by_id(self, ids: Iterable[int]) -> list[Customer]:
+        """Customers with these ids (``id:in``: there is no ``GET /customers/{id}``)."""
+        wanted = sorted(set(ids))
+        found: list[Customer] = []
+        for start in range(0, len(wanted), 50):
+            batch = ",".join(str(i) for i in wanted[start : start + 50])
+            response = self._request("GET", "/v3/customers", params={"id:in": batch, "limit": 50})
+            found.extend(Customer.from_api(c) for c in _data_list(response))
+        return found
+
+    def update_customer_email(self, customer_id: int, email: str) -> None:
+        """Change one customer's e-mail (``PUT /customers``, array body)."""
+        self._request(
+            "PUT", "/v3/customers", json=[{"id": customer_id, "email": email}], idempotent=True
+        )
+
+    def validate_credentials(self, email: str, password: str, channel_id: int) -> int | None:
+        """The customer id when the storefront password is right, else None."""
+        response = self._request(
+            "POST",
+            "/v3/customers/validate-credentials",
+            json={"email": email, "password": password, "channel_id": channel_id},
+            idempotent=True,  # a check, not a change: safe to repeat
+        )
+        body = response.json()
+        if not isinstance(body, dict) or body.get("is_valid") is not True:
+            return None
+        customer_id = body.get("customer_id")
+        return int(customer_id) if isinstance(customer_id, int) else None
+
+    def create_hook(self, *, scope: str, destination: str, headers: Mapping[str, str]) -> int:
+        """Register a webhook (``POST /v3/hooks``); returns its id."""
+        body = {"scope": scope, "destination": destination, "is_active": True, "headers": headers}
+        data = self._request("POST", "/v3/hooks", json=body, idempotent=False).json().get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("id"), int):
+            raise BigCommerceUnavailable("The store answered unexpectedly.", detail="hooks")
+        return int(data["id"])
+
+    def hooks(self) -> list[dict[str, Any]]:
+        """The store's registered webhooks (``GET /v3/hooks``)."""
+        data = self._request("GET", "/v3/hooks").json().get("data")
+        return [h for h in data if isinstance(h, dict)] if isinstance(data, list) else []
+
     def create_customer(self, new: NewCustomer) -> Customer:
         """Create one customer; CustomerConflict on 422, never retried on a 5xx or timeout."""
         response = self._request("POST", "/v3/customers", json=[new.to_api()], idempotent=False)
@@ -188,7 +236,7 @@ class BigCommerceClient:
                     "The store is not answering right now. Please try again shortly.",
                     detail=f"{method} {path}: {status}",
                 )
-            if status == 422 and method == "POST":
+            if status == 422 and method == "POST" and path == "/v3/customers":
                 raise CustomerConflict("The store refused the new account.", detail=f"{path}: 422")
             if status >= 400:
                 raise BigCommerceUnavailable(

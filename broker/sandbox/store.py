@@ -8,14 +8,20 @@ number of fake stores, each registered as a :class:`SandboxStore`:
   real quirks (``X-Auth-Token``, array bodies of at most 10, no ``GET /customers/{id}``,
   422 on a duplicate e-mail within overlapping channels, 422 on an unknown filter,
   ``X-Rate-Limit-*`` headers from a real 30-second window, a stricter limit on
-  ``validate-credentials``, ``GET /v2/time``);
+  ``validate-credentials``, ``GET /v2/time``), and webhooks at ``/v3/hooks`` for the customer
+  scopes: customers created, updated or deleted through the API (or deleted "in the control
+  panel" by :meth:`SandboxState.delete_customer`) are POSTed to every matching active hook from
+  a background thread, and every delivery is logged and can be sent again, as BigCommerce's
+  retries do;
 - the storefront at ``/s/<hash>/``: ``/login/token/<jwt>`` checks the Customer Login JWT the
-  way BigCommerce does and starts a session, ``/account.php`` shows who is signed in,
+  way BigCommerce does and starts a session, ``/login.php`` has the password form
+  (``?action=check_login``), ``/account.php`` shows who is signed in,
   ``/login.php?action=logout`` ends it, ``/customer/current.jwt`` returns the Current
-  Customer JWT;
-- a JSON control API at ``/_sandbox/`` to register stores, seed customers, read the request
-  and login logs and set fault switches (latency, 5xx, 429 storms, timeouts, quotas, clock
-  offset).
+  Customer JWT; a store's ``theme_script_url`` is loaded on every page, as a theme's script
+  would be, and the account page then carries a ``data-sso-link`` link for it;
+- a JSON control API at ``/_sandbox/`` to register stores, seed and delete customers, read the
+  request, login and delivery logs and set fault switches (latency, 5xx, 429 storms, timeouts,
+  quotas, clock offset).
 
 It never replaces BigCommerce in production, and it imports nothing from the broker.
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import hashlib
 import hmac
 import http
 import json
@@ -38,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import httpx
 from flask import Flask, Response, render_template, request
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -63,7 +71,19 @@ DEFAULT_REDIRECT = "/account.php"
 ERROR_TYPE = "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes"
 PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # noqa: S105 - a hash method name; cheap on purpose
 _STORE_HASH = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_REDACTED_KEYS = frozenset({"password", "new_password"})
+# Hook headers usually carry the receiver's shared secret: kept out of the request log too.
+_REDACTED_KEYS = frozenset({"password", "new_password", "headers"})
+# The scopes the sandbox can fire; BigCommerce has many more (orders, products, carts...).
+HOOK_SCOPES = frozenset(
+    {
+        "store/customer/created",
+        "store/customer/updated",
+        "store/customer/deleted",
+        "store/customer/*",
+    }
+)
+MAX_HOOKS_PER_SCOPE = 10
+DELIVERY_TIMEOUT = 2.0  # seconds a receiver has to answer a delivery
 
 
 # -- public data types -----------------------------------------------------------------------
@@ -81,6 +101,9 @@ class SandboxStore:
     name: str = "Sandbox store"
     sso_login_url: str | None = None  # where the storefront's "Sign in with SSO" link points
     email_case_sensitive: bool = False  # whether `email:in` matches case-sensitively
+    # A script every storefront page loads (as a theme or Script Manager script would); when
+    # set, the account page also shows a `data-sso-link` link for that script to drive.
+    theme_script_url: str | None = None
 
     def public_json(self) -> JSONDict:
         """The settings without the two secrets."""
@@ -91,6 +114,7 @@ class SandboxStore:
             "name": self.name,
             "sso_login_url": self.sso_login_url,
             "email_case_sensitive": self.email_case_sensitive,
+            "theme_script_url": self.theme_script_url,
         }
 
 
@@ -111,6 +135,10 @@ class RecordedRequest:
 
 class SandboxError(ValueError):
     """Bad input to the sandbox's own Python or control API (unknown store, bad switch...)."""
+
+
+class SandboxNotFound(SandboxError):
+    """The store, customer or delivery named does not exist (404 on the control API)."""
 
 
 # -- internal state --------------------------------------------------------------------------
@@ -194,6 +222,37 @@ class _Faults:
 
 
 @dataclass
+class _Delivery:
+    """One POST of a webhook payload to a hook's destination (a first try or a redelivery)."""
+
+    index: int
+    hook_id: int
+    scope: str
+    destination: str
+    payload: JSONDict
+    headers: dict[str, str]  # the hook's headers; not shown in the delivery log
+    time: float
+    redelivery_of: int | None = None
+    status: int | None = None  # the receiver's HTTP status
+    error: str | None = None  # why no status: connection refused, timeout...
+    done: bool = False
+
+    def to_json(self) -> JSONDict:
+        return {
+            "index": self.index,
+            "hook_id": self.hook_id,
+            "scope": self.scope,
+            "destination": self.destination,
+            "payload": _copy(self.payload),
+            "status": self.status,
+            "error": self.error,
+            "done": self.done,
+            "redelivery_of": self.redelivery_of,
+            "time": self.time,
+        }
+
+
+@dataclass
 class _StoreState:
     settings: SandboxStore
     customers: dict[int, JSONDict] = field(default_factory=dict)
@@ -201,11 +260,16 @@ class _StoreState:
     next_id: int = 1
     requests: list[RecordedRequest] = field(default_factory=list)
     logins: list[JSONDict] = field(default_factory=list)
+    password_logins: list[JSONDict] = field(default_factory=list)
     used_jtis: set[str] = field(default_factory=set)
     sessions: dict[str, int] = field(default_factory=dict)
     faults: _Faults = field(default_factory=_Faults)
     api_window: _RateWindow = field(default_factory=_RateWindow)
     credentials_window: _RateWindow = field(default_factory=_RateWindow)
+    hooks: dict[int, JSONDict] = field(default_factory=dict)
+    next_hook_id: int = 1
+    deliveries: list[_Delivery] = field(default_factory=list)
+    outbox: list[int] = field(default_factory=list)  # deliveries to start once the lock is free
 
 
 @dataclass(frozen=True)
@@ -224,11 +288,16 @@ class _LoginRefused(Exception):
 
 
 class SandboxState:
-    """Every fake store's data, logs and switches. Thread-safe: one lock guards it all."""
+    """Every fake store's data, logs and switches. Thread-safe: one lock guards it all.
+
+    Webhook deliveries are decided under the lock (so the delivery log is complete as soon as
+    the change is made) and sent by background threads once it is released.
+    """
 
     def __init__(self, clock: Clock = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a delivery finished
         self._stores: dict[str, _StoreState] = {}
 
     # public Python API (tests and `broker demo`) ---------------------------------------------
@@ -265,6 +334,18 @@ class SandboxState:
                 raise SandboxError(f"{exc.title}: {exc.errors}") from None
             return _copy(created[0])
 
+    def delete_customer(self, store_hash: str, customer_id: int) -> None:
+        """Delete one customer as a merchant would in the control panel: hooks are notified.
+
+        (Seeding with :meth:`add_customer` notifies no hook: it sets up the world.)
+        """
+        with self._lock:
+            st = self._get(store_hash)
+            if not _is_int(customer_id) or customer_id not in st.customers:
+                raise SandboxNotFound(f"no customer {customer_id!r} in store {store_hash!r}")
+            _remove_customers(st, [customer_id], self._clock())
+        self._start_deliveries(store_hash)
+
     def requests(self, store_hash: str) -> list[RecordedRequest]:
         with self._lock:
             return list(self._get(store_hash).requests)
@@ -274,8 +355,70 @@ class SandboxState:
             self._get(store_hash).requests.clear()
 
     def logins(self, store_hash: str) -> list[JSONDict]:
+        """Every ``/login/token/<jwt>`` attempt: ok, reason, customer_id, claims, time."""
         with self._lock:
             return [_copy(entry) for entry in self._get(store_hash).logins]
+
+    def password_logins(self, store_hash: str) -> list[JSONDict]:
+        """Every storefront password sign-in: method ("password"), ok, reason, email,
+        customer_id, channel_id, time (never the password)."""
+        with self._lock:
+            return [_copy(entry) for entry in self._get(store_hash).password_logins]
+
+    def hooks(self, store_hash: str) -> list[JSONDict]:
+        """The store's webhooks, as ``GET /v3/hooks`` shows them."""
+        with self._lock:
+            return [_copy(hook) for _, hook in sorted(self._get(store_hash).hooks.items())]
+
+    def deliveries(self, store_hash: str) -> list[JSONDict]:
+        """Every webhook delivery so far, oldest first: index, hook_id, scope, destination,
+        payload, status (the receiver's answer) or error, done, redelivery_of, time."""
+        with self._lock:
+            return [d.to_json() for d in self._get(store_hash).deliveries]
+
+    def redeliver(self, store_hash: str, index: int) -> int:
+        """POST delivery ``index``'s exact payload again (same ``hash``), as BigCommerce's
+        retries do; the index of the new delivery."""
+        with self._lock:
+            st = self._get(store_hash)
+            if not _is_int(index) or not 0 <= index < len(st.deliveries):
+                raise SandboxNotFound(f"no delivery {index!r} in store {store_hash!r}")
+            original = st.deliveries[index]
+            again = _Delivery(
+                index=len(st.deliveries),
+                hook_id=original.hook_id,
+                scope=original.scope,
+                destination=original.destination,
+                payload=original.payload,
+                headers=dict(original.headers),
+                time=self._clock(),
+                redelivery_of=index,
+            )
+            st.deliveries.append(again)
+            st.outbox.append(again.index)
+        self._start_deliveries(store_hash)
+        return again.index
+
+    def wait_for_deliveries(
+        self, store_hash: str, count: int, timeout: float = 5.0
+    ) -> list[JSONDict]:
+        """Every delivery, once there are at least ``count`` and all of them have finished.
+
+        Raises TimeoutError after ``timeout`` seconds. A delivery takes at most
+        DELIVERY_TIMEOUT seconds, so a dead receiver only slows this down.
+        """
+        with self._changed:
+            st = self._get(store_hash)
+
+            def finished() -> bool:
+                return len(st.deliveries) >= count and all(d.done for d in st.deliveries)
+
+            if not self._changed.wait_for(finished, timeout):
+                seen = [(d.index, d.scope, d.done) for d in st.deliveries]
+                raise TimeoutError(
+                    f"waited {timeout}s for {count} finished deliveries; have {seen}"
+                )
+            return [d.to_json() for d in st.deliveries]
 
     def set_faults(self, store_hash: str, **switches: Any) -> None:
         """Replace the store's fault switches (no switch: clear them); rate windows restart."""
@@ -319,7 +462,8 @@ class SandboxState:
                     time=now,
                 )
             )
-            return result
+        self._start_deliveries(store_hash)
+        return result
 
     def attempt_login(
         self, store_hash: str, token: str, remote_addr: str | None, old_session: str | None
@@ -328,6 +472,15 @@ class SandboxState:
             st = self._get(store_hash)
             now = self._clock() + st.faults.clock_offset
             return _attempt_login(st, token, remote_addr, old_session, now)
+
+    def password_login(
+        self, store_hash: str, email: str, password: str, old_session: str | None
+    ) -> _LoginOutcome:
+        """The storefront's password form: the check validate-credentials makes, on the
+        storefront's channel; a new session when it passes."""
+        with self._lock:
+            st = self._get(store_hash)
+            return _password_login(st, email, password, old_session, self._clock())
 
     def session_customer(self, store_hash: str, session_id: str | None) -> JSONDict | None:
         with self._lock:
@@ -354,8 +507,53 @@ class SandboxState:
     def _get(self, store_hash: str) -> _StoreState:
         st = self._stores.get(store_hash)
         if st is None:
-            raise SandboxError(f"no sandbox store {store_hash!r}")
+            raise SandboxNotFound(f"no sandbox store {store_hash!r}")
         return st
+
+    # webhook deliveries -----------------------------------------------------------------------
+
+    def _start_deliveries(self, store_hash: str) -> None:
+        """Send what the outbox holds, each from its own thread (the caller never waits).
+
+        Like BigCommerce, the sandbox promises no order between deliveries.
+        """
+        with self._lock:
+            st = self._stores.get(store_hash)
+            if st is None or not st.outbox:
+                return
+            pending, st.outbox = st.outbox, []
+        for index in pending:
+            threading.Thread(
+                target=self._deliver,
+                args=(store_hash, index),
+                name=f"sandbox-webhook-{store_hash}-{index}",
+                daemon=True,
+            ).start()
+
+    def _deliver(self, store_hash: str, index: int) -> None:
+        with self._lock:
+            delivery = self._stores[store_hash].deliveries[index]
+            destination = delivery.destination
+            headers = httpx.Headers({"Content-Type": "application/json"})
+            headers.update(delivery.headers)
+            body = json.dumps(delivery.payload).encode()
+        status: int | None = None
+        error: str | None = None
+        try:
+            response = httpx.post(
+                destination,
+                content=body,
+                headers=headers,
+                timeout=DELIVERY_TIMEOUT,
+                follow_redirects=False,
+                trust_env=False,  # no proxy from the environment between us and 127.0.0.1
+            )
+            status = response.status_code
+        except Exception as exc:  # any failure is the delivery's outcome, never a crash
+            error = f"{type(exc).__name__}: {exc}"
+        with self._changed:
+            delivery.status, delivery.error, delivery.done = status, error, True
+            self._changed.notify_all()
 
 
 # -- store settings and fault switches ---------------------------------------------------------
@@ -375,6 +573,17 @@ def _check_store(store: SandboxStore) -> None:
         raise SandboxError("sso_login_url must be a string or null")
     if not isinstance(store.email_case_sensitive, bool):
         raise SandboxError("email_case_sensitive must be a boolean")
+    if store.theme_script_url is not None and not _is_script_url(store.theme_script_url):
+        raise SandboxError("theme_script_url must be an http(s) URL, a /path or null")
+
+
+def _is_script_url(url: Any) -> bool:
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https"):
+        return bool(parts.netloc)
+    return not parts.scheme and url.startswith("/") and not url.startswith("//")
 
 
 def _store_from_json(body: Any) -> SandboxStore:
@@ -506,6 +715,7 @@ def _api_result(st: _StoreState, req: _ApiRequest, now: float) -> _ApiResult:
 
 _Handler = Callable[[_StoreState, _ApiRequest, float], tuple[int, Any]]
 _CHANNEL_SETTINGS = re.compile(r"^customers/settings/channels/(\d+)$")
+_HOOK = re.compile(r"^hooks/([^/]+)$")
 
 
 def _dispatch(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
@@ -521,6 +731,10 @@ def _dispatch(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
 def _handlers_for(version: str, rest: str) -> dict[str, _Handler] | None:
     if version == "v2":
         return {"GET": _get_time} if rest == "time" else None
+    if rest == "hooks":
+        return {"GET": _list_hooks, "POST": _post_hook}
+    if _HOOK.match(rest):
+        return {"GET": _get_hook, "PUT": _put_hook, "DELETE": _delete_hook}
     if rest == "customers":
         return {
             "GET": _list_customers,
@@ -606,22 +820,33 @@ def _page_links(args: MultiDict[str, str], page: int, limit: int, pages: int) ->
 def _post_customers(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
     items = _batch_body(req.body)
     created = _create_customers(st, items, now)
+    for customer in created:  # a batch fires one event per customer, as bulk imports do
+        _raise_event(st, "store/customer/created", _customer_event_data(st, customer), now)
     return 200, {"data": [_copy(c) for c in created], "meta": {}}
 
 
 def _put_customers(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
     items = _batch_body(req.body)
     updated = _update_customers(st, items, now)
+    for customer in updated:
+        _raise_event(st, "store/customer/updated", _customer_event_data(st, customer), now)
     return 200, {"data": [_copy(c) for c in updated], "meta": {}}
 
 
 def _delete_customers(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
     _reject_unknown_params(req.args, frozenset({"id:in"}))
     if "id:in" in req.args:
-        for customer_id in _int_list(req.args, "id:in"):
-            st.customers.pop(customer_id, None)
-            st.passwords.pop(customer_id, None)
+        _remove_customers(st, _int_list(req.args, "id:in"), now)
     return 204, None
+
+
+def _remove_customers(st: _StoreState, ids: Iterable[int], now: float) -> None:
+    """Delete the customers that exist, end their sessions and notify the hooks."""
+    removed = [i for i in dict.fromkeys(ids) if st.customers.pop(i, None) is not None]
+    for customer_id in removed:
+        st.passwords.pop(customer_id, None)
+        _raise_event(st, "store/customer/deleted", {"type": "customer", "id": customer_id}, now)
+    st.sessions = {sid: cid for sid, cid in st.sessions.items() if cid not in removed}
 
 
 def _validate_credentials(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
@@ -642,14 +867,20 @@ def _validate_credentials(st: _StoreState, req: _ApiRequest, now: float) -> tupl
         errors["channel_id"] = "channel_id must be an integer"
     if errors:
         raise _ApiError(422, "Input is invalid", errors)
-    email = str(body["email"]).lower()
+    customer_id = _check_credentials(st, str(body["email"]), str(body["password"]), channel_id)
+    return 200, {"is_valid": customer_id is not None, "customer_id": customer_id}
+
+
+def _check_credentials(st: _StoreState, email: str, password: str, channel_id: int) -> int | None:
+    """The customer with this e-mail (any case) and password who may use this channel."""
+    wanted = email.lower()
     for customer_id, customer in sorted(st.customers.items()):
-        if customer["email"].lower() != email or not _allows_channel(customer, channel_id):
+        if customer["email"].lower() != wanted or not _allows_channel(customer, channel_id):
             continue
         hashed = st.passwords.get(customer_id)
-        if hashed is not None and check_password_hash(hashed, str(body["password"])):
-            return 200, {"is_valid": True, "customer_id": customer_id}
-    return 200, {"is_valid": False, "customer_id": None}
+        if hashed is not None and check_password_hash(hashed, password):
+            return customer_id
+    return None
 
 
 def _list_sites(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
@@ -689,6 +920,213 @@ def _channel_settings(st: _StoreState, req: _ApiRequest, now: float) -> tuple[in
         "allow_global_logins": True,
     }
     return 200, {"data": data, "meta": {}}
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+_HOOK_FIELDS = frozenset({"scope", "destination", "is_active", "headers", "events_history_enabled"})
+_HOOK_LIST_PARAMS = frozenset({"page", "limit", "is_active", "scope", "destination"})
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
+_INVALID_HOOK = "JSON data is missing or invalid"
+
+
+def _list_hooks(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
+    # BigCommerce lists the hooks of the token's client_id; a sandbox store has one token.
+    _reject_unknown_params(req.args, _HOOK_LIST_PARAMS)
+    page = _int_param(req.args, "page", 1, 1, None)
+    limit = _int_param(req.args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    active = req.args.get("is_active")
+    if active not in (None, "true", "false"):
+        raise _ApiError(422, "The filter(s) are not valid", {"is_active": "true or false"})
+    matches = [
+        hook
+        for _, hook in sorted(st.hooks.items())
+        if (active is None or hook["is_active"] == (active == "true"))
+        and req.args.get("scope", hook["scope"]) == hook["scope"]
+        and req.args.get("destination", hook["destination"]) == hook["destination"]
+    ]
+    total_pages = math.ceil(len(matches) / limit)
+    data = [_copy(h) for h in matches[(page - 1) * limit : page * limit]]
+    pagination = {
+        "total": len(matches),
+        "count": len(data),
+        "per_page": limit,
+        "current_page": page,
+        "total_pages": total_pages,
+        "links": _page_links(req.args, page, limit, total_pages),
+    }
+    return 200, {"data": data, "meta": {"pagination": pagination}}
+
+
+def _post_hook(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
+    values = _clean_hook(_json_body(req.body), creating=True)
+    stamp = int(now)
+    hook: JSONDict = {
+        "id": st.next_hook_id,
+        "client_id": st.settings.client_id,
+        "store_hash": st.settings.store_hash,
+        "scope": values["scope"],
+        "destination": values["destination"],
+        "headers": values.get("headers"),
+        # Unconfirmed whether an omitted is_active means true; the Admin API's hook list
+        # documents a default of true.
+        "is_active": values.get("is_active", True),
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+    _check_hook_limits(st, hook)
+    st.hooks[hook["id"]] = hook
+    st.next_hook_id += 1
+    return 200, {"data": _copy(hook), "meta": {}}
+
+
+def _get_hook(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
+    return 200, {"data": _copy(st.hooks[_hook_id(st, req)]), "meta": {}}
+
+
+def _put_hook(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
+    hook_id = _hook_id(st, req)
+    values = _clean_hook(_json_body(req.body), creating=False)
+    hook = {**st.hooks[hook_id], **values, "updated_at": int(now)}
+    _check_hook_limits(st, hook)
+    st.hooks[hook_id] = hook
+    return 200, {"data": _copy(hook), "meta": {}}
+
+
+def _delete_hook(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
+    # BigCommerce answers 200 with the webhook it deleted.
+    return 200, {"data": st.hooks.pop(_hook_id(st, req)), "meta": {}}
+
+
+def _hook_id(st: _StoreState, req: _ApiRequest) -> int:
+    match = _HOOK.match(req.rest)
+    raw = match.group(1) if match else ""
+    if not raw.isdigit() or int(raw) not in st.hooks:
+        raise _ApiError(404, f"Webhook with id [{raw}] not found")
+    return int(raw)
+
+
+def _clean_hook(body: Any, *, creating: bool) -> JSONDict:
+    """The checked fields of a create (scope and destination required) or an update."""
+    if not isinstance(body, dict):
+        raise _ApiError(422, _INVALID_HOOK, {"body": "must be a JSON object"})
+    errors: JSONDict = {name: "unknown field" for name in sorted(set(body) - _HOOK_FIELDS)}
+    values: JSONDict = {}
+    if creating or "scope" in body:
+        scope = body.get("scope")
+        if not isinstance(scope, str) or not scope:
+            errors["scope"] = "error.path.missing"
+        elif scope not in HOOK_SCOPES:
+            errors["scope"] = f"the sandbox fires only {', '.join(sorted(HOOK_SCOPES))}"
+        else:
+            values["scope"] = scope
+    if creating or "destination" in body:
+        problem = _destination_problem(body.get("destination"))
+        if problem:
+            errors["destination"] = problem
+        else:
+            values["destination"] = body["destination"]
+    for name in ("is_active", "events_history_enabled"):  # the latter is deprecated: ignored
+        if name in body and not isinstance(body[name], bool):
+            errors[name] = f"{name} must be a boolean"
+    if isinstance(body.get("is_active"), bool):
+        values["is_active"] = body["is_active"]
+    if "headers" in body:
+        headers = body["headers"]
+        if headers is not None and not (
+            isinstance(headers, dict)
+            and all(
+                isinstance(k, str)
+                and _HEADER_NAME.match(k)
+                and isinstance(v, str)
+                and not set(v) & {"\r", "\n", "\0"}
+                for k, v in headers.items()
+            )
+        ):
+            errors["headers"] = "headers must be null or an object of header names to strings"
+        else:
+            values["headers"] = dict(headers) if headers is not None else None
+    if errors:
+        raise _ApiError(422, _INVALID_HOOK, errors)
+    return values
+
+
+def _destination_problem(destination: Any) -> str | None:
+    if not isinstance(destination, str) or not destination:
+        return "error.path.missing"
+    parts = urlsplit(destination)
+    try:
+        port = parts.port
+    except ValueError:
+        return "destination must be a URL"
+    if parts.scheme == "https" and parts.hostname and port in (None, 443):
+        return None
+    # Not BigCommerce: it demands https on port 443. The sandbox also accepts plain http to a
+    # receiver on this machine (any port), so that tests and `broker demo` can receive hooks.
+    if parts.scheme == "http" and parts.hostname == "127.0.0.1":
+        return None
+    return "destination must be an https URL on port 443 (the sandbox also takes http://127.0.0.1)"
+
+
+def _check_hook_limits(st: _StoreState, hook: JSONDict) -> None:
+    """BigCommerce's platform limits: one hook per scope and destination, ten per scope."""
+    others = [h for h in st.hooks.values() if h["id"] != hook["id"]]
+    if any(h["scope"] == hook["scope"] and h["destination"] == hook["destination"] for h in others):
+        errors = {"destination": "a webhook with this scope and destination already exists"}
+        raise _ApiError(422, _INVALID_HOOK, errors)
+    if sum(h["scope"] == hook["scope"] for h in others) >= MAX_HOOKS_PER_SCOPE:
+        errors = {"scope": f"at most {MAX_HOOKS_PER_SCOPE} webhooks per scope"}
+        raise _ApiError(422, _INVALID_HOOK, errors)
+
+
+def _customer_event_data(st: _StoreState, customer: JSONDict) -> JSONDict:
+    # Unconfirmed what `channel_ids` says for a global customer (channel_ids null); the
+    # sandbox lists every channel of the store, the channels such a customer can use.
+    channels = customer["channel_ids"] or list(st.settings.channel_ids)
+    return {"type": "customer", "id": customer["id"], "channel_ids": list(channels)}
+
+
+def _raise_event(st: _StoreState, scope: str, data: JSONDict, now: float) -> None:
+    """Queue one delivery of this event to every active hook whose scope covers it."""
+    store_hash = st.settings.store_hash
+    payload: JSONDict = {
+        "scope": scope,
+        "store_id": _store_id(store_hash),
+        "data": data,
+        "hash": "",
+        "created_at": int(now),
+        "producer": f"stores/{store_hash}",
+    }
+    # BigCommerce: a SHA-1 of the JSON-encoded payload. A nonce makes two events alike in
+    # every field (the same customer updated twice in a second) still differ, as they do there.
+    seed = json.dumps({**payload, "nonce": secrets.token_hex(16)}, sort_keys=True)
+    payload["hash"] = hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
+    for hook_id, hook in sorted(st.hooks.items()):
+        if not hook["is_active"] or not _scope_covers(hook["scope"], scope):
+            continue
+        delivery = _Delivery(
+            index=len(st.deliveries),
+            hook_id=hook_id,
+            scope=scope,
+            destination=hook["destination"],
+            payload=_copy(payload),
+            headers=dict(hook["headers"] or {}),
+            time=now,
+        )
+        st.deliveries.append(delivery)
+        st.outbox.append(delivery.index)
+
+
+def _scope_covers(hook_scope: str, scope: str) -> bool:
+    if hook_scope.endswith("/*"):
+        return scope.startswith(hook_scope[:-1])
+    return hook_scope == scope
+
+
+def _store_id(store_hash: str) -> str:
+    """The numeric store id of webhook payloads: stable per store hash."""
+    digest = hashlib.sha1(store_hash.encode(), usedforsecurity=False).hexdigest()
+    return str(1_000_000 + int(digest[:8], 16) % 9_000_000)
 
 
 # -- customer records ------------------------------------------------------------------------
@@ -849,7 +1287,7 @@ def _clean_password(authentication: Any, errors: JSONDict) -> str | None:
 
 def _new_record(st: _StoreState, values: JSONDict, now: float) -> JSONDict:
     channels = values.get("channel_ids")
-    default_channel = 1 if 1 in st.settings.channel_ids else st.settings.channel_ids[0]
+    default_channel = _default_channel(st.settings)
     stamp = _iso(now)
     return {
         "id": 0,
@@ -900,6 +1338,11 @@ def _hash_password(password: str) -> str:
     return generate_password_hash(password, method=PASSWORD_HASH_METHOD)
 
 
+def _default_channel(settings: SandboxStore) -> int:
+    """Channel 1 when the store has it, else its first: the channel of /s/<hash>/ forms."""
+    return 1 if 1 in settings.channel_ids else settings.channel_ids[0]
+
+
 # -- storefront login and Current Customer JWT -------------------------------------------------
 
 
@@ -922,11 +1365,42 @@ def _attempt_login(
     if _is_absolute(target):
         entry["reason"] = "redirect_to is absolute: the session is lost"
         return _LoginOutcome(target, None)
+    session_id = _start_session(st, customer_id, old_session)
+    entry.update(ok=True, reason="ok")
+    return _LoginOutcome(base + (target if target.startswith("/") else "/" + target), session_id)
+
+
+def _password_login(
+    st: _StoreState, email: str, password: str, old_session: str | None, now: float
+) -> _LoginOutcome:
+    """``POST /login.php?action=check_login``: the form's e-mail and password."""
+    base = f"/s/{st.settings.store_hash}"
+    channel_id = _default_channel(st.settings)
+    entry: JSONDict = {
+        "method": "password",
+        "ok": False,
+        "reason": "",
+        "email": email,
+        "customer_id": None,
+        "channel_id": channel_id,
+        "time": now,
+    }
+    st.password_logins.append(entry)
+    customer_id = _check_credentials(st, email, password, channel_id) if email else None
+    if customer_id is None:
+        entry["reason"] = "email or password incorrect"
+        return _LoginOutcome(f"{base}/login.php", None)
+    session_id = _start_session(st, customer_id, old_session)
+    entry.update(ok=True, reason="ok", customer_id=customer_id)
+    return _LoginOutcome(base + DEFAULT_REDIRECT, session_id)
+
+
+def _start_session(st: _StoreState, customer_id: int, old_session: str | None) -> str:
+    """A new session id for the customer; the browser's old one ends (no fixation)."""
     st.sessions.pop(old_session or "", None)
     session_id = secrets.token_urlsafe(32)
     st.sessions[session_id] = customer_id
-    entry.update(ok=True, reason="ok")
-    return _LoginOutcome(base + (target if target.startswith("/") else "/" + target), session_id)
+    return session_id
 
 
 def _split_jwt(token: str) -> tuple[JSONDict, JSONDict]:
@@ -1168,8 +1642,7 @@ def _register_control(app: Flask, state: SandboxState) -> None:
         try:
             return action()
         except SandboxError as exc:
-            missing = str(exc).startswith("no sandbox store")
-            return _control_error(str(exc), 404 if missing else 422)
+            return _control_error(str(exc), 404 if isinstance(exc, SandboxNotFound) else 422)
 
     def body() -> Any:
         try:
@@ -1202,6 +1675,22 @@ def _register_control(app: Flask, state: SandboxState) -> None:
     def control_customers(store_hash: str) -> Response:
         return guarded(lambda: _json_response(state.customers(store_hash)))
 
+    @app.delete("/_sandbox/stores/<store_hash>/customers/<int:customer_id>")
+    def control_delete_customer(store_hash: str, customer_id: int) -> Response:
+        def run() -> Response:
+            state.delete_customer(store_hash, customer_id)
+            return _json_response(None, 204)
+
+        return guarded(run)
+
+    @app.get("/_sandbox/stores/<store_hash>/deliveries")
+    def control_deliveries(store_hash: str) -> Response:
+        return guarded(lambda: _json_response(state.deliveries(store_hash)))
+
+    @app.post("/_sandbox/stores/<store_hash>/deliveries/<int:index>/redeliver")
+    def control_redeliver(store_hash: str, index: int) -> Response:
+        return guarded(lambda: _json_response({"index": state.redeliver(store_hash, index)}, 202))
+
     @app.get("/_sandbox/stores/<store_hash>/requests")
     def control_requests(store_hash: str) -> Response:
         return guarded(lambda: _json_response([r.to_json() for r in state.requests(store_hash)]))
@@ -1217,6 +1706,10 @@ def _register_control(app: Flask, state: SandboxState) -> None:
     @app.get("/_sandbox/stores/<store_hash>/logins")
     def control_logins(store_hash: str) -> Response:
         return guarded(lambda: _json_response(state.logins(store_hash)))
+
+    @app.get("/_sandbox/stores/<store_hash>/password-logins")
+    def control_password_logins(store_hash: str) -> Response:
+        return guarded(lambda: _json_response(state.password_logins(store_hash)))
 
     @app.get("/_sandbox/stores/<store_hash>/faults")
     def control_get_faults(store_hash: str) -> Response:
@@ -1271,6 +1764,8 @@ def _register_storefront(app: Flask, state: SandboxState) -> None:
         return request.cookies.get(cookie_name(store_hash))
 
     def page(store_hash: str, template: str, **context: Any) -> Response:
+        # No Content-Security-Policy: like a theme without one, the page may load the
+        # theme script from another origin.
         store = state.store(store_hash)
         customer = state.session_customer(store_hash, session_id(store_hash))
         html = render_template(
@@ -1282,6 +1777,17 @@ def _register_storefront(app: Flask, state: SandboxState) -> None:
             **context,
         )
         return Response(html, 200, mimetype="text/html")
+
+    def with_session(response: BaseResponse, store_hash: str, new_session: str) -> BaseResponse:
+        response.set_cookie(
+            cookie_name(store_hash),
+            new_session,
+            path=f"/s/{store_hash}",
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure,
+        )
+        return response
 
     def missing_store() -> Response:
         html = render_template("store/missing.html", store=None, base="", customer=None)
@@ -1306,14 +1812,7 @@ def _register_storefront(app: Flask, state: SandboxState) -> None:
         )
         response = redirect(outcome.location)
         if outcome.session_id is not None:
-            response.set_cookie(
-                cookie_name(store_hash),
-                outcome.session_id,
-                path=f"/s/{store_hash}",
-                httponly=True,
-                samesite="Lax",
-                secure=request.is_secure,
-            )
+            return with_session(response, store_hash, outcome.session_id)
         return response
 
     @app.get("/s/<store_hash>/account.php")
@@ -1335,6 +1834,21 @@ def _register_storefront(app: Flask, state: SandboxState) -> None:
             return response
         error = request.args.get("error") == "invalid_login"
         return page(store_hash, "login.html", invalid_login=error)
+
+    @app.post("/s/<store_hash>/login.php")
+    def storefront_check_login(store_hash: str) -> BaseResponse:
+        if not state.has_store(store_hash):
+            return missing_store()
+        if request.args.get("action") != "check_login":
+            return Response("Unknown action", 400, mimetype="text/plain")
+        email = request.form.get("login_email", "").strip()
+        outcome = state.password_login(
+            store_hash, email, request.form.get("login_pass", ""), session_id(store_hash)
+        )
+        if outcome.session_id is None:
+            # BigCommerce shows the form again, with the e-mail kept, and a message.
+            return page(store_hash, "login.html", wrong_password=True, email=email)
+        return with_session(redirect(outcome.location), store_hash, outcome.session_id)
 
     @app.get("/s/<store_hash>/customer/current.jwt")
     def storefront_current_jwt(store_hash: str) -> BaseResponse:

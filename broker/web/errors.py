@@ -15,8 +15,9 @@ from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from broker.app import get_broker
-from broker.errors import BrokerError, RateLimited
+from broker.errors import BrokerError
 from broker.events import log_event
+from broker.storage import AuditEntry
 
 
 def init_app(app: Flask) -> None:
@@ -37,10 +38,32 @@ def _broker_error(error: BrokerError) -> Response:
         path=request.path,
         detail=error.detail,
     )
+    _audit_refusal(error, ref)
     response = _page(error.status, error.title, error.message, ref)
-    if isinstance(error, RateLimited):
+    if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     return response
+
+
+def _audit_refusal(error: BrokerError, ref: str) -> None:
+    """Refusals on a store's pages go to its audit log too (never at the cost of the page)."""
+    args = request.view_args or {}
+    store = get_broker().settings.store(args.get("store_key", ""))
+    if store is None:
+        return
+    entry = AuditEntry(
+        at=int(get_broker().clock()),
+        store=store.key,
+        event="refused",
+        outcome=error.code,
+        connection=args.get("conn_key"),
+        ip=request.remote_addr,
+        detail=f"ref {ref}",
+    )
+    try:
+        get_broker().storage.record_audit(entry)
+    except BrokerError:
+        log_event("audit.failed", level=logging.ERROR, ref=ref)
 
 
 def _http_error(error: HTTPException) -> Response:
@@ -87,9 +110,11 @@ def _security_headers(response: Response) -> Response:
     # Callback URLs carry codes: never leak them to another site through Referer.
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("X-Content-Type-Options", "nosniff")
+    # No form-action: Chrome applies it to the redirect after a POST, and the Link button's
+    # POST must redirect to the IdP.
     headers.setdefault(
         "Content-Security-Policy",
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "frame-ancestors 'none'; base-uri 'none'",
     )
     return response

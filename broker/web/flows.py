@@ -31,6 +31,8 @@ class PendingSignIn:
     code_verifier: str
     redirect_to: str
     browser: str  # sha256 of the browser cookie
+    #: Set when a signed-in storefront customer links this IdP identity to their account.
+    link_customer_id: int | None = None
 
 
 def cookie_name(secure: bool) -> str:
@@ -47,6 +49,7 @@ def begin(
     now: int,
     ttl: int,
     secure: bool,
+    link_customer_id: int | None = None,
 ) -> tuple[str, PendingSignIn, str]:
     """Record a new flow; return its state, the flow, and the browser cookie value to set."""
     browser = request.cookies.get(cookie_name(secure), "")
@@ -60,6 +63,7 @@ def begin(
         code_verifier=secrets.token_urlsafe(64),
         redirect_to=redirect_to,
         browser=_digest(browser),
+        link_customer_id=link_customer_id,
     )
     storage.save_pending(_key(state), asdict(flow), expires_at=now + ttl)
     return state, flow, browser

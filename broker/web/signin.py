@@ -1,50 +1,209 @@
-"""The protocol-neutral end of every sign-in: Identity -> customer -> login JWT -> storefront.
+"""The protocol-neutral end of every sign-in: Identity -> decision -> login JWT -> storefront.
 
-OIDC's callback and (later) SAML's ACS both finish here, so customer resolution and the
-login-JWT redirect exist once.
+OIDC's callback (and SAML's ACS) finish here, so customer resolution, ownership confirmation,
+account linking from the storefront and the login-JWT redirect exist once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
+from typing import Any
 
-from flask import redirect, request
+from flask import redirect, request, session
 from werkzeug.wrappers import Response
 
-from broker.accounts import resolve_customer
+from broker.accounts import ConfirmOwnership, SignIn, StoreContext, resolve_customer
 from broker.app import get_broker
 from broker.bigcommerce.login_token import mint_login_token, storefront_login_url
 from broker.config import Connection, StoreSettings
+from broker.errors import FlowExpired, PolicyDenied
 from broker.events import log_event
 from broker.identity import Identity
+from broker.storage import AuditEntry
+
+#: How long a shopper has to enter their password on the confirmation page.
+CONFIRM_TTL_SECONDS = 600
+
+
+def store_context(store: StoreSettings) -> StoreContext:
+    return StoreContext(
+        key=store.key,
+        channel_id=store.channel_id,
+        verify_link_after_seconds=store.verify_link_after_hours * 3600,
+    )
 
 
 def finish_sign_in(
     store: StoreSettings, conn: Connection, identity: Identity, redirect_to: str
 ) -> Response:
-    """Resolve the customer and send the browser to the storefront's login-token URL."""
+    """Resolve the customer; sign them in, or ask them to confirm an existing account."""
     broker = get_broker()
-    resolution = resolve_customer(
-        identity, directory=broker.stores[store.key], channel_id=store.channel_id, policy=conn
+    decision = resolve_customer(
+        identity,
+        directory=broker.stores[store.key],
+        links=broker.storage,
+        store=store_context(store),
+        policy=conn,
+        now=int(broker.clock()),
     )
-    # Minted last, just before the redirect: the token lives 30 seconds.
+    if isinstance(decision, ConfirmOwnership):
+        return _ask_confirmation(store, conn, identity, decision, redirect_to)
+    return redirect_signed_in(store, conn, identity, decision, redirect_to)
+
+
+def redirect_signed_in(
+    store: StoreSettings,
+    conn: Connection,
+    identity: Identity,
+    decision: SignIn,
+    redirect_to: str,
+) -> Response:
+    """Mint the login JWT (last, just before the redirect: it lives 30 s) and send them on."""
+    broker = get_broker()
     token = mint_login_token(
         client_id=store.client_id,
         client_secret=store.client_secret,
         store_hash=store.store_hash,
-        customer_id=resolution.customer.id,
+        customer_id=decision.customer_id,
         channel_id=store.channel_id,
         redirect_to=redirect_to,
         now=broker.now_for_store(store),
         jti=str(uuid.uuid4()),
         request_ip=request.remote_addr if store.bind_request_ip else None,
     )
+    audit(
+        store,
+        "signin",
+        "ok",
+        conn=conn.key,
+        identity=identity,
+        customer_id=decision.customer_id,
+        detail=",".join(decision.events),
+    )
     log_event(
         "signin.ok",
         store=store.key,
         connection=conn.key,
-        customer_id=resolution.customer.id,
-        created=resolution.created,
+        customer_id=decision.customer_id,
+        created=decision.created,
+        events=list(decision.events),
     )
-    response = redirect(storefront_login_url(store.storefront_url, token), code=302)
-    return response
+    return redirect(storefront_login_url(store.storefront_url, token), code=302)
+
+
+def link_to_signed_in_customer(
+    store: StoreSettings, conn: Connection, identity: Identity, customer_id: int
+) -> Response:
+    """Finish a link started from the storefront: this identity now signs in as that customer."""
+    broker = get_broker()
+    if conn.allowed_domains and identity.email_domain not in conn.allowed_domains:
+        raise PolicyDenied(
+            "Sign-in through this connection is limited to certain e-mail domains, "
+            "and yours is not one of them."
+        )
+    existing = broker.storage.get_link(store.key, identity.issuer, identity.subject)
+    if existing is not None and existing.customer_id != customer_id:
+        raise PolicyDenied(
+            "This sign-in is already connected to another account in this store. Unlink it "
+            "there first, or contact the store."
+        )
+    if existing is None:
+        broker.storage.create_link(
+            store=store.key,
+            issuer=identity.issuer,
+            subject=identity.subject,
+            customer_id=customer_id,
+            connection=conn.key,
+            email=identity.email,
+            now=int(broker.clock()),
+        )
+        audit(
+            store,
+            "link",
+            "linked_from_storefront",
+            conn=conn.key,
+            identity=identity,
+            customer_id=customer_id,
+        )
+    return redirect(f"/{store.key}/link?linked={conn.key}", code=303)
+
+
+def _ask_confirmation(
+    store: StoreSettings,
+    conn: Connection,
+    identity: Identity,
+    decision: ConfirmOwnership,
+    redirect_to: str,
+) -> Response:
+    broker = get_broker()
+    key = secrets.token_urlsafe(32)
+    record = {
+        "store": store.key,
+        "connection": conn.key,
+        "identity": identity.to_record(),
+        "customer": decision.customer.to_record(),
+        "redirect_to": redirect_to,
+    }
+    now = int(broker.clock())
+    broker.storage.save_pending(confirmation_key(key), record, expires_at=now + CONFIRM_TTL_SECONDS)
+    session["confirm"] = key
+    audit(
+        store,
+        "link",
+        "confirm_required",
+        conn=conn.key,
+        identity=identity,
+        customer_id=decision.customer.id,
+    )
+    return redirect(f"/{store.key}/link/confirm", code=303)
+
+
+def pending_confirmation(store: StoreSettings, *, take: bool = False) -> dict[str, Any]:
+    """The confirmation this browser is in the middle of, for this store."""
+    broker = get_broker()
+    key = session.get("confirm")
+    record = None
+    if isinstance(key, str):
+        storage, now = broker.storage, int(broker.clock())
+        get = storage.take_pending if take else storage.peek_pending
+        record = get(confirmation_key(key), now)
+    if record is None or record.get("store") != store.key:
+        raise FlowExpired(
+            "This confirmation has expired or was already used. Please sign in again.",
+            detail="no pending confirmation",
+        )
+    if take:
+        session.pop("confirm", None)
+    return record
+
+
+def confirmation_key(key: str) -> str:
+    return "confirm:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def audit(
+    store: StoreSettings,
+    event: str,
+    outcome: str,
+    *,
+    conn: str | None = None,
+    identity: Identity | None = None,
+    customer_id: int | None = None,
+    detail: str | None = None,
+) -> None:
+    broker = get_broker()
+    broker.storage.record_audit(
+        AuditEntry(
+            at=int(broker.clock()),
+            store=store.key,
+            event=event,
+            outcome=outcome,
+            connection=conn,
+            subject=identity.subject if identity else None,
+            customer_id=customer_id,
+            ip=request.remote_addr,
+            detail=detail or None,
+        )
+    )

@@ -10,8 +10,9 @@ from werkzeug.wrappers import Response
 
 from broker.app import get_broker
 from broker.bigcommerce.login_token import safe_redirect_path
+from broker.config import Connection, StoreSettings
 from broker.web import flows
-from broker.web.signin import finish_sign_in
+from broker.web.signin import finish_sign_in, link_to_signed_in_customer
 
 bp = Blueprint("sso", __name__)
 
@@ -29,6 +30,18 @@ def login(store_key: str, conn_key: str) -> Response:
     broker = get_broker()
     store, conn = broker.connection(store_key, conn_key)
     redirect_to = safe_redirect_path(request.args.get("redirect_to"), store.default_redirect)
+    return start_flow(store, conn, redirect_to=redirect_to)
+
+
+def start_flow(
+    store: StoreSettings,
+    conn: Connection,
+    *,
+    redirect_to: str,
+    link_customer_id: int | None = None,
+) -> Response:
+    """Record a new flow and send the browser to the IdP."""
+    broker = get_broker()
     settings = broker.settings.broker
     state, flow, browser = flows.begin(
         broker.storage,
@@ -39,6 +52,7 @@ def login(store_key: str, conn_key: str) -> Response:
         now=int(broker.clock()),
         ttl=settings.flow_ttl_seconds,
         secure=settings.cookie_secure,
+        link_customer_id=link_customer_id,
     )
     url = broker.provider(store.key, conn.key).authorization_url(
         redirect_uri=callback_url(store.key, conn.key),
@@ -71,6 +85,8 @@ def oidc_callback(store_key: str, conn_key: str) -> Response:
         nonce=flow.nonce,
         code_verifier=flow.code_verifier,
     )
+    if flow.link_customer_id is not None:
+        return link_to_signed_in_customer(store, conn, identity, flow.link_customer_id)
     return finish_sign_in(store, conn, identity, flow.redirect_to)
 
 

@@ -1,0 +1,81 @@
+"""Linking from the storefront, in headless Chromium: the theme script, the broker's page, the IdP.
+
+A customer who signs in to the sandbox storefront with a password opens "Manage company
+sign-in" on their account page; the broker's script hands the storefront's Current Customer JWT
+to the broker; they link their company sign-in; from then on "Sign in with SSO" opens that
+same account although the IdP's e-mail differs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import World
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.browser
+
+
+def test_link_from_the_account_page_then_sign_in_with_sso(
+    make_world: Callable[..., World], tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    world = make_world(theme_script=True)
+    pat = world.sandbox.state.add_customer(
+        world.store.store_hash,
+        email="pat@shop.example",
+        first_name="Pat",
+        last_name="Buyer",
+        password="s3cret-pass",
+    )
+    storefront = world.storefront
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(f"{storefront}/login.php")
+            page.fill("#login-email", "pat@shop.example")
+            page.fill("#login-password", "s3cret-pass")
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_selector("#customer-email")
+
+            page.click("#sso-manage-link")
+            page.wait_for_selector("#account-email")
+            assert page.url == f"{world.broker.url}/acme/link"
+            assert page.inner_text("#account-email") == "pat@shop.example"
+            assert page.is_visible("#no-links")
+
+            page.get_by_role("button", name=re.compile("Link Corp")).click()
+            page.wait_for_selector("#email")
+            page.fill("#email", "alice@example.com")
+            page.fill("#password", "password")
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_selector("#linked-notice")
+            assert "as alice@example.com" in page.inner_text("#links")
+            page.screenshot(path=str(tmp_path / "linked.png"))
+
+            page.goto(f"{storefront}/login.php?action=logout")
+            page.click("#sso-link")
+            page.fill("#email", "alice@example.com")
+            page.fill("#password", "password")
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_selector("#customer-id")
+            assert page.inner_text("#customer-id") == str(pat["id"])
+            assert page.inner_text("#customer-email") == "pat@shop.example"
+        finally:
+            browser.close()
+    assert len(world.customers()) == 1
