@@ -20,15 +20,18 @@ The steps, in order (DESIGN.md, flow 3):
    - ``deny``: refused, with a page that says what to do.
 
 4. **Just-in-time creation** when ``jit`` is on (names from the identity with fallbacks, the
-   channel, a customer group from the IdP groups), then a link. A 422 or an uncertain create
-   (timeout, 5xx) is followed by one more lookup, never by a second create.
+   channel, a customer group from the IdP groups), then a link. Only one sign-in at a time may
+   create a given e-mail's customer, across processes (a claim in the shared storage); the
+   others wait for it. A 422 or an uncertain create (timeout, 5xx) is followed by one more
+   lookup, never by a second create.
 
 Every refusal is a typed :class:`~broker.errors.PolicyDenied`, shown as a 403 page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,6 +52,10 @@ MISSING_LAST_NAME = "-"
 MAX_FAILURES_PER_CUSTOMER = 5
 MAX_FAILURES_PER_IP = 20
 FAILURE_WINDOW_SECONDS = 15 * 60
+#: How long one sign-in may hold the right to create an e-mail's customer.
+CREATE_CLAIM_SECONDS = 30
+#: How a concurrent sign-in of the same e-mail waits for the creator (about 8 s in all).
+CREATE_WAIT_STEPS = (0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 
 
 class AccountPolicy(Protocol):
@@ -149,6 +156,7 @@ def resolve_customer(
     store: StoreContext,
     policy: AccountPolicy,
     now: int,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Decision:
     """Decide who signs in (call nothing else first: this applies every rule)."""
     events: list[str] = []
@@ -172,17 +180,62 @@ def resolve_customer(
                 "There is no customer account for your e-mail address in this store, and the "
                 "store does not create accounts on sign-in. Contact the store to be given access."
             )
-        created = _create(identity, email, directory, store, policy)
-        if created is not None:
-            events.append("created")
-            return SignIn(created.id, (*events, *_link(identity, created.id, links, store, now)))
-        existing = find_customer(directory, email, store.channel_id)
+        # One creator per e-mail across every worker and host: a claim in shared storage.
+        claim = f"create:{store.key}:{email.casefold()}"
+        if links.use_once(claim, expires_at=now + CREATE_CLAIM_SECONDS, now=now):
+            try:
+                # The same person's other sign-in may have created, linked and let go just
+                # after our lookup: its link says so without a second create.
+                raced = links.get_link(store.key, identity.issuer, identity.subject)
+                if raced is not None:
+                    return SignIn(raced.customer_id, ("link", "waited"))
+                created = _create(identity, email, directory, store, policy)
+                if created is not None:
+                    events.append("created")
+                    linked = _link(identity, created.id, links, store, now)
+                    return SignIn(created.id, (*events, *linked))
+            finally:
+                links.forget_once(claim)
+            existing = find_customer(directory, email, store.channel_id)
+        else:
+            waited = _await_creation(identity, email, claim, directory, links, store, now, sleep)
+            if isinstance(waited, SignIn):
+                return waited
+            existing = waited
         if existing is None:
             raise BigCommerceUnavailable(
                 "The store could not create your account. Please try again shortly.",
                 detail="create failed and no customer found after",
             )
     return _admit_existing(existing, identity, links, store, policy, now, events)
+
+
+def _await_creation(
+    identity: Identity,
+    email: str,
+    claim: str,
+    directory: CustomerDirectory,
+    links: Storage,
+    store: StoreContext,
+    now: int,
+    sleep: Callable[[float], None],
+) -> SignIn | Customer | None:
+    """Another sign-in is creating this e-mail's customer: wait for it, costing no API call
+    while it works. The same person (same subject) finds the link it made; anyone else finds
+    the customer and goes through the link policy."""
+    waited = 0.0
+    for delay in CREATE_WAIT_STEPS:
+        sleep(delay)
+        waited += delay
+        link = links.get_link(store.key, identity.issuer, identity.subject)
+        if link is not None:
+            return SignIn(link.customer_id, ("link", "waited"))
+        if not links.seen_once(claim, now + int(waited)):
+            return find_customer(directory, email, store.channel_id)
+    raise BigCommerceUnavailable(
+        "Your account is still being created. Please try again in a moment.",
+        detail=f"gave up waiting {waited:.1f}s for a concurrent create",
+    )
 
 
 def confirm_ownership(

@@ -139,8 +139,9 @@ class RateLimited(BigCommerceError):
     code = "rate_limited"
 
     def __init__(self, message: str, *, retry_after: int, detail: str | None = None) -> None:
-        super().__init__(message, detail=detail)
-        self.retry_after = max(1, retry_after)
+        retry_after = max(1, retry_after)
+        super().__init__(f"{message} Please try again in {retry_after} seconds.", detail=detail)
+        self.retry_after = retry_after
 
 
 class BigCommerceUnavailable(BigCommerceError):

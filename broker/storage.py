@@ -15,7 +15,8 @@ Verbs:
   counters that expire, for attempt limits.
 - ``record_audit(entry)`` / ``recent_audit(store, limit)``: the audit log.
 - ``use_once(key, expires_at, now)``: True the first time a key is seen, False after, until it
-  expires (replay protection for assertion ids and logout tokens).
+  expires (replay protection for assertion ids and logout tokens, and claims: one creator per
+  e-mail). ``seen_once`` asks without using; ``forget_once`` gives a claim back.
 - ``gc(now)``: delete what has expired.
 
 The schema is versioned with Alembic (``broker/migrations``). :func:`migrate` brings a
@@ -163,6 +164,8 @@ class Storage(Protocol):
     def take_pending(self, key: str, now: int) -> dict[str, Any] | None: ...
     def peek_pending(self, key: str, now: int) -> dict[str, Any] | None: ...
     def use_once(self, key: str, expires_at: int, now: int) -> bool: ...
+    def seen_once(self, key: str, now: int) -> bool: ...
+    def forget_once(self, key: str) -> None: ...
     def get_link(self, store: str, issuer: str, subject: str) -> Link | None: ...
     def create_link(
         self,
@@ -242,6 +245,15 @@ class SQLStorage:
         except SQLAlchemyError as exc:
             raise _storage_error(exc) from None
         return True
+
+    def seen_once(self, key: str, now: int) -> bool:
+        """Whether ``key`` is in the one-time cache and not expired (a claim still held)."""
+        query = select(used_once.c.key).where(used_once.c.key == key, used_once.c.expires_at > now)
+        return self._first(query) is not None
+
+    def forget_once(self, key: str) -> None:
+        """Drop ``key`` from the one-time cache (a claim given back)."""
+        self._execute(delete(used_once).where(used_once.c.key == key))
 
     # -- links ---------------------------------------------------------------------------
 

@@ -7,14 +7,10 @@ Two stores in one config file: ``acme`` uses a confidential client (client_secre
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +18,7 @@ import pytest
 from tests.conftest import Sandbox
 from tests.support.flows import Outcome, page_field, start_login, visit_storefront
 from tests.support.oidc_provider import OidcProvider, complete_login, start_oidc_provider
+from tests.support.serve import broker_serve, free_port
 
 ACCOUNTS = {
     "alice": {
@@ -33,12 +30,6 @@ ACCOUNTS = {
     },
     "eve": {"email": "eve@corp.example", "email_verified": False, "name": "Eve Unverified"},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -80,92 +71,62 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, o
             "BETA_SECRET": beta.client_secret,
             "CORP_SECRET": secret,
         }
-        config = workdir / "broker.toml"
-        config.write_text(
-            _config_file(broker_url, workdir, sandbox, provider, acme.client_id, beta.client_id)
-        )
-        server_log = (workdir / "server.log").open("w+")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "broker.cli",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-            ],
-            stdout=server_log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-        )
-        try:
-            _wait_ready(broker_url, process, server_log)
+
+        def document(base_url: str) -> dict[str, Any]:
+            assert base_url == broker_url
+            return _config(base_url, workdir, sandbox, provider, acme.client_id, beta.client_id)
+
+        with broker_serve(workdir, document, env=env, port=port):
             yield {"broker": broker_url, "sandbox": sandbox, "provider": provider}
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
-            server_log.close()
 
 
-def _config_file(
+def _config(
     broker_url: str,
     workdir: Path,
     sandbox: Sandbox,
     provider: OidcProvider,
     acme_client_id: str,
     beta_client_id: str,
-) -> str:
-    return f"""
-[broker]
-base_url = "{broker_url}"
-secret_key = "env:BROKER_SECRET_KEY"
-database_url = "sqlite:///{workdir / "broker.db"}"
-
-[stores.acme]
-store_hash = "acme1"
-api_url = "{sandbox.url}"
-access_token = "env:ACME_TOKEN"
-client_id = "{acme_client_id}"
-client_secret = "env:ACME_SECRET"
-storefront_url = "{sandbox.storefront("acme1")}"
-
-[stores.acme.connections.corp]
-type = "oidc"
-issuer = "{provider.issuer}"
-client_id = "acme-broker"
-client_secret = "env:CORP_SECRET"
-scopes = ["openid", "email", "profile", "groups"]
-customer_groups_by_group = {{ "buyers" = 2 }}
-
-[stores.beta]
-store_hash = "beta1"
-api_url = "{sandbox.url}"
-access_token = "env:BETA_TOKEN"
-client_id = "{beta_client_id}"
-client_secret = "env:BETA_SECRET"
-storefront_url = "{sandbox.storefront("beta1")}"
-
-[stores.beta.connections.corp]
-type = "oidc"
-issuer = "{provider.issuer}"
-client_id = "beta-broker"
-"""
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: object) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    log.seek(0)  # type: ignore[attr-defined]
-    pytest.fail(f"broker serve did not become ready:\n{log.read()}")  # type: ignore[attr-defined]
+) -> dict[str, Any]:
+    """The operator's file, secrets as env: references."""
+    return {
+        "broker": {
+            "base_url": broker_url,
+            "secret_key": "env:BROKER_SECRET_KEY",
+            "database_url": f"sqlite:///{workdir / 'broker.db'}",
+        },
+        "stores": {
+            "acme": {
+                "store_hash": "acme1",
+                "api_url": sandbox.url,
+                "access_token": "env:ACME_TOKEN",
+                "client_id": acme_client_id,
+                "client_secret": "env:ACME_SECRET",
+                "storefront_url": sandbox.storefront("acme1"),
+                "connections": {
+                    "corp": {
+                        "type": "oidc",
+                        "issuer": provider.issuer,
+                        "client_id": "acme-broker",
+                        "client_secret": "env:CORP_SECRET",
+                        "scopes": ["openid", "email", "profile", "groups"],
+                        "customer_groups_by_group": {"buyers": 2},
+                    }
+                },
+            },
+            "beta": {
+                "store_hash": "beta1",
+                "api_url": sandbox.url,
+                "access_token": "env:BETA_TOKEN",
+                "client_id": beta_client_id,
+                "client_secret": "env:BETA_SECRET",
+                "storefront_url": sandbox.storefront("beta1"),
+                "connections": {
+                    "corp": {"type": "oidc", "issuer": provider.issuer, "client_id": "beta-broker"}
+                },
+            },
+        },
+    }
 
 
 def sign_in(deployment: dict[str, object], store: str, login: str) -> Outcome:

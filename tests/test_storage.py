@@ -124,6 +124,18 @@ def test_use_once(storage: SQLStorage) -> None:
     assert storage.use_once(k, expires_at=4000, now=2000) is True
 
 
+def test_a_claim_is_held_until_given_back_or_expired(storage: SQLStorage) -> None:
+    k = key()
+    assert storage.seen_once(k, now=1000) is False
+    assert storage.use_once(k, expires_at=1030, now=1000) is True
+    assert storage.seen_once(k, now=1029) is True
+    assert storage.use_once(k, expires_at=1060, now=1010) is False  # someone else holds it
+    storage.forget_once(k)
+    assert storage.seen_once(k, now=1010) is False
+    assert storage.use_once(k, expires_at=1060, now=1010) is True
+    assert storage.seen_once(k, now=1060) is False
+
+
 def test_gc_removes_only_what_expired(storage: SQLStorage) -> None:
     old, fresh = key(), key()
     storage.save_pending(old, {}, expires_at=1000)

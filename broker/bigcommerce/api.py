@@ -6,6 +6,7 @@ This is the only place that knows rate limits and retries:
 
 - 429 with ``X-Rate-Limit-Time-Reset-Ms``: wait for the reset, then retry, as long as the
   request's deadline allows; past it, :class:`~broker.errors.RateLimited` (a "busy" page).
+  When a response says no quota is left, the next requests wait for the reset first.
   A 429 without those headers is platform load: back off and retry within the deadline.
 - Timeouts, connection errors and 5xx: idempotent requests retry with jittered backoff;
   a create is never retried blindly (the caller looks the e-mail up first).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -117,6 +119,10 @@ class BigCommerceClient:
         self._clock = clock
         self._sleep = sleep
         self._deadline_seconds = deadline_seconds
+        # The store's quota is shared by every app and every thread: when BigCommerce says
+        # none is left, later requests wait for the window's reset instead of earning a 429.
+        self._quota_lock = threading.Lock()
+        self._quota_exhausted_until = 0.0
 
     def close(self) -> None:
         self._http.close()
@@ -210,6 +216,7 @@ class BigCommerceClient:
         attempt = 0
         while True:
             attempt += 1
+            self._wait_for_quota(deadline, f"{method} {path}")
             try:
                 response = self._http.request(method, path, params=params, json=json)
             except httpx.TransportError as exc:
@@ -220,6 +227,7 @@ class BigCommerceClient:
                     ) from None
                 continue
             status = response.status_code
+            self._note_quota(response)
             if status == 429:
                 wait = _rate_limit_wait(response, attempt)
                 if self._may_retry(attempt, deadline, wait):
@@ -244,6 +252,24 @@ class BigCommerceClient:
                     detail=f"{method} {path}: {status}",
                 )
             return response
+
+    def _note_quota(self, response: httpx.Response) -> None:
+        left = response.headers.get("X-Rate-Limit-Requests-Left", "")
+        reset_ms = response.headers.get("X-Rate-Limit-Time-Reset-Ms", "")
+        if left == "0" and reset_ms.isdigit():
+            with self._quota_lock:
+                self._quota_exhausted_until = self._clock() + int(reset_ms) / 1000
+
+    def _wait_for_quota(self, deadline: float, what: str) -> None:
+        with self._quota_lock:
+            wait = self._quota_exhausted_until - self._clock()
+        if wait <= 0:
+            return
+        if self._clock() + wait >= deadline:
+            raise RateLimited(
+                "The store is busy right now.", retry_after=math.ceil(wait), detail=f"{what}: quota"
+            )
+        self._sleep(wait)
 
     def _may_retry(self, attempt: int, deadline: float, wait: float) -> bool:
         """Sleep ``wait`` and say yes when another attempt fits in the deadline."""
