@@ -19,11 +19,12 @@ from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broker.bigcommerce.api import BigCommerceClient
-from broker.config import Connection, Settings, StoreSettings, load_settings
+from broker.config import Connection, SAMLConnection, Settings, StoreSettings, load_settings
 from broker.errors import ConfigError, NotFound
 from broker.events import configure_logging
 from broker.storage import SQLStorage, open_storage
 from broker.upstream.oidc import OIDCProvider
+from broker.upstream.saml import SAMLProvider
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Broker:
     settings: Settings
     storage: SQLStorage
     stores: dict[str, BigCommerceClient]
-    providers: dict[tuple[str, str], OIDCProvider]
+    providers: dict[tuple[str, str], OIDCProvider | SAMLProvider]
     clock: Callable[[], float] = time.time
     _clock_offsets: dict[str, tuple[int, float]] = field(default_factory=dict)
 
@@ -50,8 +51,19 @@ class Broker:
             raise NotFound("This store has no such sign-in option.", detail=f"conn={conn_key!r}")
         return store, conn
 
-    def provider(self, store_key: str, conn_key: str) -> OIDCProvider:
-        return self.providers[(store_key, conn_key)]
+    def oidc(self, store_key: str, conn_key: str) -> OIDCProvider:
+        provider = self.providers[(store_key, conn_key)]
+        if not isinstance(provider, OIDCProvider):
+            raise NotFound(
+                "This sign-in option is not OpenID Connect.", detail=f"conn={conn_key!r}"
+            )
+        return provider
+
+    def saml(self, store_key: str, conn_key: str) -> SAMLProvider:
+        provider = self.providers[(store_key, conn_key)]
+        if not isinstance(provider, SAMLProvider):
+            raise NotFound("This sign-in option is not SAML.", detail=f"conn={conn_key!r}")
+        return provider
 
     def now_for_store(self, store: StoreSettings) -> int:
         """Unix time for a login JWT's ``iat``: the store's clock when configured so."""
@@ -63,6 +75,26 @@ class Broker:
             offset = self.stores[store.key].server_time() - int(self.clock())
             self._clock_offsets[store.key] = (offset, now)
         return int(now) + offset
+
+
+def open_provider(
+    settings: Settings,
+    store: StoreSettings,
+    conn: Connection,
+    transport: httpx.BaseTransport | None = None,
+    clock: Callable[[], float] = time.time,
+) -> OIDCProvider | SAMLProvider:
+    """The live upstream for a connection: the registry from ``type`` to protocol."""
+    if isinstance(conn, SAMLConnection):
+        base = f"{settings.broker.base_url}/{store.key}/saml/{conn.key}"
+        return SAMLProvider(
+            conn,
+            sp_entity_id=f"{base}/metadata",
+            acs_url=f"{base}/acs",
+            transport=transport,
+            clock=clock,
+        )
+    return OIDCProvider(conn, transport=transport, clock=clock)
 
 
 def get_broker() -> Broker:
@@ -105,14 +137,14 @@ def create_app(
             for key, store in settings.stores.items()
         },
         providers={
-            (store.key, conn.key): OIDCProvider(conn, transport=transport, clock=clock)
+            (store.key, conn.key): open_provider(settings, store, conn, transport, clock)
             for store in settings.stores.values()
             for conn in store.connections.values()
         },
         clock=clock,
     )
 
-    from broker.web import csrf, errors, health, hooks, link, sso
+    from broker.web import csrf, errors, health, hooks, link, saml, sso
 
     errors.init_app(app)
     app.jinja_env.globals["csrf_token"] = csrf.csrf_token
@@ -120,4 +152,5 @@ def create_app(
     app.register_blueprint(sso.bp)
     app.register_blueprint(link.bp)
     app.register_blueprint(hooks.bp)
+    app.register_blueprint(saml.bp)
     return app

@@ -1,7 +1,8 @@
 """The ``broker`` command: run, check and maintain the single sign-on broker.
 
 Thin commands over the functions the app itself uses (as flaskr's ``init-db`` calls
-``init_db``): ``demo``, ``serve``, ``check``, ``migrate``, ``audit``, ``webhooks register``.
+``init_db``): ``demo``, ``serve``, ``check``, ``migrate``, ``audit``, ``keys``,
+``webhooks register``.
 Exit status: 0 fine, 1 a check
 failed, 2 the configuration is invalid.
 """
@@ -44,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     audit.add_argument("--store", required=True, help="the store's key in the config")
     audit.add_argument("--limit", type=int, default=50)
 
+    keys = commands.add_parser("keys", help="make a SAML SP key pair (PEM key and certificate)")
+    keys.add_argument("--out", required=True, help="directory to write <name>.key and <name>.crt")
+    keys.add_argument("--name", default="saml-sp")
+    keys.add_argument("--common-name", default="sso-broker")
+    keys.add_argument("--days", type=int, default=3650)
+
     webhooks = commands.add_parser("webhooks", help="BigCommerce webhooks for a store")
     webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
     register = webhook_commands.add_parser("register", help="register the broker's webhooks")
@@ -63,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate(args.config)
         if args.command == "audit":
             return _audit(args.config, args.store, args.limit)
+        if args.command == "keys":
+            return _keys(args)
         if args.command == "webhooks":
             return _register_webhooks(args.config, args.store)
         return _check(args.config)
@@ -99,6 +108,24 @@ def _serve(args: argparse.Namespace) -> int:
             return create_app(settings)
 
     _Server().run()
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from broker.keys import make_key_pair
+
+    try:
+        key, cert = make_key_pair(
+            Path(args.out), name=args.name, common_name=args.common_name, days=args.days
+        )
+    except FileExistsError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"ok: wrote {key} (private, mode 600) and {cert}")
+    print(f'set sp_key_file = "{key}" and sp_cert_file = "{cert}" on a SAML connection,')
+    print("or saml_key_file and saml_cert_file in [broker] for every SAML connection")
     return 0
 
 
@@ -187,8 +214,8 @@ def _check(path: str) -> int:
 
 
 def _reach_everything(settings: Settings) -> list[str]:
+    from broker.app import open_provider
     from broker.bigcommerce.api import BigCommerceClient
-    from broker.upstream.oidc import OIDCProvider
 
     problems: list[str] = []
     for store in settings.stores.values():
@@ -200,7 +227,7 @@ def _reach_everything(settings: Settings) -> list[str]:
         finally:
             client.close()
         for conn in store.connections.values():
-            provider = OIDCProvider(conn)
+            provider = open_provider(settings, store, conn)
             try:
                 provider.probe()
             except BrokerError as error:

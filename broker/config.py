@@ -44,6 +44,9 @@ class BrokerSettings:
     trusted_proxies: int = 0
     #: How long a started sign-in may take before its state expires.
     flow_ttl_seconds: int = 600
+    #: The SAML SP key pair shared by connections that have none of their own.
+    saml_key_file: str | None = None
+    saml_cert_file: str | None = None
 
     @property
     def cookie_secure(self) -> bool:
@@ -73,7 +76,42 @@ class OIDCConnection:
     type: Literal["oidc"] = "oidc"
 
 
-Connection = OIDCConnection
+@dataclass(frozen=True)
+class SAMLConnection:
+    key: str
+    display_name: str
+    sp_key_file: str
+    sp_cert_file: str
+    idp_metadata_url: str | None = None
+    idp_metadata_file: str | None = None
+    idp_metadata_xml: str | None = field(default=None, repr=False)
+    #: Which IdP in the metadata, when it describes several (else the only one).
+    idp_entity_id: str | None = None
+    metadata_refresh_hours: int = 24
+    allow_idp_initiated: bool = False
+    #: Require the assertion itself signed (else a signed response is enough).
+    require_signed_assertion: bool = True
+    #: None: sign AuthnRequests when the IdP's metadata asks for it.
+    sign_authn_requests: bool | None = None
+    allow_sha1: bool = False
+    name_id_format: str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+    #: Corporate IdPs assert directory e-mails: treat them as verified (the link policy reads it).
+    trust_email: bool = True
+    email_attribute: str | None = None
+    first_name_attribute: str | None = None
+    last_name_attribute: str | None = None
+    groups_attribute: str | None = None
+    jit: bool = True
+    link: LinkPolicy = "auto"
+    allowed_domains: tuple[str, ...] = ()
+    require_verified_email: bool = True
+    customer_groups_by_group: Mapping[str, int] = field(default_factory=dict)
+    clock_skew_seconds: int = 60
+    sync_email: bool = False
+    type: Literal["saml"] = "saml"
+
+
+Connection = OIDCConnection | SAMLConnection
 
 
 @dataclass(frozen=True)
@@ -137,7 +175,7 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     if not stores_section.data:
         problems.append("stores: at least one store is required, e.g. [stores.acme]")
     for key in stores_section.data:
-        store = _parse_store(key, stores_section.section(key))
+        store = _parse_store(key, stores_section.section(key), broker)
         if store is not None:
             stores[key] = store
     if problems or broker is None:
@@ -147,7 +185,15 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
 
 def _parse_broker(s: _Section) -> BrokerSettings | None:
     s.reject_unknown(
-        {"base_url", "secret_key", "database_url", "trusted_proxies", "flow_ttl_seconds"}
+        {
+            "base_url",
+            "secret_key",
+            "database_url",
+            "trusted_proxies",
+            "flow_ttl_seconds",
+            "saml_key_file",
+            "saml_cert_file",
+        }
     )
     base_url = s.url("base_url")
     secret_key = s.string("secret_key")
@@ -171,6 +217,8 @@ def _parse_broker(s: _Section) -> BrokerSettings | None:
         database_url=database_url,
         trusted_proxies=trusted_proxies,
         flow_ttl_seconds=flow_ttl,
+        saml_key_file=s.string("saml_key_file", default=None),
+        saml_cert_file=s.string("saml_cert_file", default=None),
     )
 
 
@@ -193,7 +241,7 @@ _STORE_KEYS = {
 }
 
 
-def _parse_store(key: str, s: _Section) -> StoreSettings | None:
+def _parse_store(key: str, s: _Section, broker: BrokerSettings | None) -> StoreSettings | None:
     if not KEY_PATTERN.match(key):
         s.problem("", "store keys are lower-case letters, digits, '-' and '_' (used in URLs)")
     s.reject_unknown(_STORE_KEYS)
@@ -229,7 +277,7 @@ def _parse_store(key: str, s: _Section) -> StoreSettings | None:
             "connections", "at least one connection is required, e.g. [stores.X.connections.okta]"
         )
     for conn_key in conn_section.data:
-        conn = _parse_connection(conn_key, conn_section.section(conn_key))
+        conn = _parse_connection(conn_key, conn_section.section(conn_key), broker)
         if conn is not None:
             connections[conn_key] = conn
     if any(v is None for v in values.values()) or len(connections) != len(conn_section.data):
@@ -242,16 +290,9 @@ def _parse_store(key: str, s: _Section) -> StoreSettings | None:
     )
 
 
-_OIDC_KEYS = {
+_POLICY_KEYS = {
     "type",
     "display_name",
-    "issuer",
-    "client_id",
-    "client_secret",
-    "token_endpoint_auth_method",
-    "scopes",
-    "algorithms",
-    "groups_claim",
     "jit",
     "link",
     "allowed_domains",
@@ -260,19 +301,27 @@ _OIDC_KEYS = {
     "clock_skew_seconds",
     "sync_email",
 }
+_OIDC_KEYS = _POLICY_KEYS | {
+    "issuer",
+    "client_id",
+    "client_secret",
+    "token_endpoint_auth_method",
+    "scopes",
+    "algorithms",
+    "groups_claim",
+}
 
 
-def _parse_connection(key: str, s: _Section) -> Connection | None:
+def _parse_connection(key: str, s: _Section, broker: BrokerSettings | None) -> Connection | None:
     if not KEY_PATTERN.match(key):
         s.problem("", "connection keys are lower-case letters, digits, '-' and '_' (used in URLs)")
         return None
     kind = s.string("type")
     if kind == "saml":
-        s.problem("type", "SAML connections are not available in this version yet")
-        return None
+        return _parse_saml(key, s, broker)
     if kind != "oidc":
         if kind is not None:
-            s.problem("type", f"must be 'oidc', not {kind!r}")
+            s.problem("type", f"must be 'oidc' or 'saml', not {kind!r}")
         return None
     return _parse_oidc(key, s)
 
@@ -299,18 +348,11 @@ def _parse_oidc(key: str, s: _Section) -> OIDCConnection | None:
         if bad or not algorithms:
             allowed = ", ".join(sorted(ALLOWED_ID_TOKEN_ALGORITHMS))
             s.problem("algorithms", f"{bad or 'empty'} not allowed; choose from {allowed}")
-    link = s.choice("link", ("auto", "confirm", "deny"), default="auto")
-    domains = s.string_list("allowed_domains", default=[])
-    groups_map = s.int_map("customer_groups_by_group")
     values: dict[str, Any] = {
+        **_parse_policy(key, s),
         "issuer": s.url("issuer"),
         "client_id": s.string("client_id"),
-        "display_name": s.string("display_name", default=key.replace("-", " ").title()),
         "groups_claim": s.string("groups_claim", default="groups"),
-        "jit": s.boolean("jit", default=True),
-        "require_verified_email": s.boolean("require_verified_email", default=True),
-        "sync_email": s.boolean("sync_email", default=False),
-        "clock_skew_seconds": s.integer("clock_skew_seconds", default=60, minimum=0, maximum=300),
     }
     if s.has_problems() or any(v is None for v in values.values()):
         return None
@@ -320,9 +362,117 @@ def _parse_oidc(key: str, s: _Section) -> OIDCConnection | None:
         token_endpoint_auth_method=method,  # type: ignore[arg-type]
         scopes=tuple(scopes or ()),
         algorithms=tuple(algorithms or ()),
-        link=link,  # type: ignore[arg-type]
-        allowed_domains=tuple(d.lower().lstrip("@") for d in domains or ()),
-        customer_groups_by_group=MappingProxyType(dict(groups_map or {})),
+        **values,
+    )
+
+
+def _parse_policy(key: str, s: _Section) -> dict[str, Any]:
+    """The keys every connection type shares: its name and its account policy."""
+    domains = s.string_list("allowed_domains", default=[])
+    groups_map = s.int_map("customer_groups_by_group")
+    return {
+        "display_name": s.string("display_name", default=key.replace("-", " ").title()),
+        "jit": s.boolean("jit", default=True),
+        "link": s.choice("link", ("auto", "confirm", "deny"), default="auto"),
+        "require_verified_email": s.boolean("require_verified_email", default=True),
+        "sync_email": s.boolean("sync_email", default=False),
+        "clock_skew_seconds": s.integer("clock_skew_seconds", default=60, minimum=0, maximum=300),
+        "allowed_domains": None
+        if domains is None
+        else tuple(d.lower().lstrip("@") for d in domains),
+        "customer_groups_by_group": None
+        if groups_map is None
+        else MappingProxyType(dict(groups_map)),
+    }
+
+
+_SAML_KEYS = _POLICY_KEYS | {
+    "idp_metadata_url",
+    "idp_metadata_file",
+    "idp_metadata_xml",
+    "idp_entity_id",
+    "metadata_refresh_hours",
+    "allow_idp_initiated",
+    "require_signed_assertion",
+    "sign_authn_requests",
+    "allow_sha1",
+    "name_id_format",
+    "sp_key_file",
+    "sp_cert_file",
+    "trust_email",
+    "email_attribute",
+    "first_name_attribute",
+    "last_name_attribute",
+    "groups_attribute",
+}
+NAME_ID_FORMATS = {
+    "emailAddress": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+    "persistent": "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+    "unspecified": "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+}
+
+
+def _parse_saml(key: str, s: _Section, broker: BrokerSettings | None) -> SAMLConnection | None:
+    s.reject_unknown(_SAML_KEYS)
+    sources = [
+        k for k in ("idp_metadata_url", "idp_metadata_file", "idp_metadata_xml") if k in s.data
+    ]
+    if len(sources) != 1:
+        s.problem("idp_metadata_url", "give exactly one of idp_metadata_url, _file or _xml")
+    metadata_url = s.url("idp_metadata_url", default=None)
+    metadata_file = s.string("idp_metadata_file", default=None)
+    if metadata_file is not None and not Path(metadata_file).is_file():
+        s.problem("idp_metadata_file", f"no such file: {metadata_file}")
+    key_file = s.string("sp_key_file", default=broker.saml_key_file if broker else None)
+    cert_file = s.string("sp_cert_file", default=broker.saml_cert_file if broker else None)
+    if not key_file or not cert_file:
+        s.problem(
+            "sp_key_file",
+            "SAML needs an SP key pair: set sp_key_file and sp_cert_file here or "
+            "saml_key_file and saml_cert_file in [broker] (make one with `broker keys`)",
+        )
+    for name, path in (("sp_key_file", key_file), ("sp_cert_file", cert_file)):
+        if path and not Path(path).is_file():
+            s.problem(name, f"no such file: {path}")
+    name_id = s.choice("name_id_format", tuple(NAME_ID_FORMATS), default="emailAddress")
+    values: dict[str, Any] = {
+        **_parse_policy(key, s),
+        "idp_metadata_url": metadata_url,
+        "idp_metadata_file": metadata_file,
+        "idp_metadata_xml": s.string("idp_metadata_xml", default=None),
+        "idp_entity_id": s.string("idp_entity_id", default=None),
+        "metadata_refresh_hours": s.integer(
+            "metadata_refresh_hours", default=24, minimum=1, maximum=24 * 30
+        ),
+        "allow_idp_initiated": s.boolean("allow_idp_initiated", default=False),
+        "require_signed_assertion": s.boolean("require_signed_assertion", default=True),
+        "sign_authn_requests": s.boolean("sign_authn_requests", default=None),
+        "allow_sha1": s.boolean("allow_sha1", default=False),
+        "trust_email": s.boolean("trust_email", default=True),
+        "email_attribute": s.string("email_attribute", default=None),
+        "first_name_attribute": s.string("first_name_attribute", default=None),
+        "last_name_attribute": s.string("last_name_attribute", default=None),
+        "groups_attribute": s.string("groups_attribute", default=None),
+    }
+    optional = {
+        "idp_metadata_url",
+        "idp_metadata_file",
+        "idp_metadata_xml",
+        "idp_entity_id",
+        "sign_authn_requests",
+        "email_attribute",
+        "first_name_attribute",
+        "last_name_attribute",
+        "groups_attribute",
+    }
+    required = [v for k, v in values.items() if k not in optional]
+    if s.has_problems() or any(v is None for v in required) or name_id is None:
+        return None
+    return SAMLConnection(
+        key=key,
+        name_id_format=NAME_ID_FORMATS[name_id],
+        sp_key_file=str(key_file),
+        sp_cert_file=str(cert_file),
         **values,
     )
 

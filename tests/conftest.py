@@ -23,6 +23,8 @@ from broker.sandbox.store import SandboxStore, create_sandbox_app
 from tests.support import toml
 from tests.support.servers import serve_in_thread
 
+pytest_plugins = ["tests.saml_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -176,3 +176,94 @@ def test_broker_check_reports_unreachable_store_and_idp(tmp_path: Path) -> None:
     assert lines[1].startswith("stores.acme.connections.okta: identity provider:")
     for value in ENV.values():
         assert value not in result.stderr
+
+
+SAML = """
+[broker]
+base_url = "https://sso.example.com"
+secret_key = "{secret}"
+saml_key_file = "{key}"
+saml_cert_file = "{cert}"
+
+[stores.acme]
+store_hash = "abc123"
+access_token = "t"
+client_id = "c"
+client_secret = "s"
+storefront_url = "https://shop.acme.com"
+
+[stores.acme.connections.adfs]
+type = "saml"
+idp_metadata_url = "https://adfs.acme.com/FederationMetadata/2007-06/FederationMetadata.xml"
+"""
+
+
+@pytest.fixture
+def sp_keys(tmp_path: Path) -> tuple[Path, Path]:
+    result = subprocess.run(
+        [sys.executable, "-m", "broker.cli", "keys", "--out", str(tmp_path / "keys")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return tmp_path / "keys" / "saml-sp.key", tmp_path / "keys" / "saml-sp.crt"
+
+
+def saml_text(keys: tuple[Path, Path], extra: str = "") -> str:
+    return SAML.format(secret="x" * 40, key=keys[0], cert=keys[1]) + extra
+
+
+def test_broker_keys_makes_a_private_key_and_refuses_to_overwrite(
+    sp_keys: tuple[Path, Path],
+) -> None:
+    key, cert = sp_keys
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    assert cert.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    again = subprocess.run(
+        [sys.executable, "-m", "broker.cli", "keys", "--out", str(key.parent)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 1
+    assert "exists" in again.stderr
+
+
+def test_a_saml_connection_with_broker_wide_keys(sp_keys: tuple[Path, Path]) -> None:
+    import tomllib
+
+    settings = parse_settings(tomllib.loads(saml_text(sp_keys)), {})
+    adfs = settings.stores["acme"].connections["adfs"]
+    assert adfs.type == "saml"
+    assert adfs.sp_key_file == str(sp_keys[0])
+    assert (adfs.allow_idp_initiated, adfs.require_signed_assertion, adfs.allow_sha1) == (
+        False,
+        True,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('idp_metadata_xml = "<EntityDescriptor/>"\n', "exactly one of idp_metadata_url"),
+        ('idp_metadata_file = "/nonexistent.xml"\n', "no such file: /nonexistent.xml"),
+        ('sp_key_file = "/nonexistent.key"\n', "sp_key_file: no such file"),
+        ('name_id_format = "x509"\n', "name_id_format: must be one of"),
+        ("allow_idp_initiated = 1\n", "allow_idp_initiated: must be true or false"),
+    ],
+)
+def test_saml_connection_problems(sp_keys: tuple[Path, Path], extra: str, expected: str) -> None:
+    found = problems(saml_text(sp_keys, extra), {})
+    assert any(expected in line for line in found), found
+
+
+def test_saml_without_any_key_pair(sp_keys: tuple[Path, Path]) -> None:
+    text = saml_text(sp_keys).replace(f'saml_key_file = "{sp_keys[0]}"\n', "")
+    found = problems(text, {})
+    assert any(
+        "stores.acme.connections.adfs.sp_key_file: SAML needs an SP key pair" in line
+        for line in found
+    ), found

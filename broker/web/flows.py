@@ -52,9 +52,7 @@ def begin(
     link_customer_id: int | None = None,
 ) -> tuple[str, PendingSignIn, str]:
     """Record a new flow; return its state, the flow, and the browser cookie value to set."""
-    browser = request.cookies.get(cookie_name(secure), "")
-    if len(browser) != 43:  # token_urlsafe(32); anything else is not ours
-        browser = secrets.token_urlsafe(32)
+    browser = browser_id(request, secure)
     state = secrets.token_urlsafe(32)
     flow = PendingSignIn(
         store=store,
@@ -62,7 +60,7 @@ def begin(
         nonce=secrets.token_urlsafe(32),
         code_verifier=secrets.token_urlsafe(64),
         redirect_to=redirect_to,
-        browser=_digest(browser),
+        browser=digest(browser),
         link_customer_id=link_customer_id,
     )
     storage.save_pending(_key(state), asdict(flow), expires_at=now + ttl)
@@ -98,9 +96,10 @@ def complete(
             detail="state unknown, expired or used",
         )
     flow = PendingSignIn(**data)
-    browser = request.cookies.get(cookie_name(secure), "")
-    same_browser = bool(browser) and hmac.compare_digest(flow.browser, _digest(browser))
-    if not same_browser or (flow.store, flow.connection) != (store, connection):
+    if not same_browser(request, flow.browser, secure) or (flow.store, flow.connection) != (
+        store,
+        connection,
+    ):
         raise StateMismatch(
             "This sign-in was started in another browser or for another store. "
             "Please start signing in again from the store.",
@@ -109,9 +108,23 @@ def complete(
     return flow
 
 
+def browser_id(request: Request, secure: bool) -> str:
+    """This browser's random id (the cookie's value), a new one if it has none yet."""
+    browser = request.cookies.get(cookie_name(secure), "")
+    if len(browser) != 43:  # token_urlsafe(32); anything else is not ours
+        browser = secrets.token_urlsafe(32)
+    return browser
+
+
+def same_browser(request: Request, browser_digest: str, secure: bool) -> bool:
+    """Whether this request comes from the browser whose id hashes to ``browser_digest``."""
+    browser = request.cookies.get(cookie_name(secure), "")
+    return bool(browser) and hmac.compare_digest(browser_digest, digest(browser))
+
+
 def _key(state: str) -> str:
-    return "oidc:" + _digest(state)
+    return "oidc:" + digest(state)
 
 
-def _digest(value: str) -> str:
+def digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()

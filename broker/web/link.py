@@ -22,9 +22,10 @@ from broker.accounts import WrongPassword, confirm_ownership
 from broker.app import get_broker
 from broker.bigcommerce.api import Customer
 from broker.bigcommerce.current_customer import verify_current_customer
-from broker.config import StoreSettings
+from broker.config import SAMLConnection, StoreSettings
 from broker.errors import FlowExpired, NotFound
 from broker.identity import Identity
+from broker.web import saml
 from broker.web.csrf import check_csrf
 from broker.web.signin import (
     audit,
@@ -102,6 +103,10 @@ def connect(store_key: str, conn_key: str) -> BaseResponse:
     check_csrf()
     store, conn = get_broker().connection(store_key, conn_key)
     customer_id, _ = _linking_customer(store)
+    if isinstance(conn, SAMLConnection):
+        return saml.start_sign_in(
+            store, conn, redirect_to=store.default_redirect, link_customer_id=customer_id
+        )
     return start_flow(store, conn, redirect_to=store.default_redirect, link_customer_id=customer_id)
 
 

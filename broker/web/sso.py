@@ -10,8 +10,8 @@ from werkzeug.wrappers import Response
 
 from broker.app import get_broker
 from broker.bigcommerce.login_token import safe_redirect_path
-from broker.config import Connection, StoreSettings
-from broker.web import flows
+from broker.config import OIDCConnection, SAMLConnection, StoreSettings
+from broker.web import flows, saml
 from broker.web.signin import finish_sign_in, link_to_signed_in_customer
 
 bp = Blueprint("sso", __name__)
@@ -30,12 +30,14 @@ def login(store_key: str, conn_key: str) -> Response:
     broker = get_broker()
     store, conn = broker.connection(store_key, conn_key)
     redirect_to = safe_redirect_path(request.args.get("redirect_to"), store.default_redirect)
+    if isinstance(conn, SAMLConnection):
+        return saml.start_sign_in(store, conn, redirect_to=redirect_to)
     return start_flow(store, conn, redirect_to=redirect_to)
 
 
 def start_flow(
     store: StoreSettings,
-    conn: Connection,
+    conn: OIDCConnection,
     *,
     redirect_to: str,
     link_customer_id: int | None = None,
@@ -54,7 +56,7 @@ def start_flow(
         secure=settings.cookie_secure,
         link_customer_id=link_customer_id,
     )
-    url = broker.provider(store.key, conn.key).authorization_url(
+    url = broker.oidc(store.key, conn.key).authorization_url(
         redirect_uri=callback_url(store.key, conn.key),
         state=state,
         nonce=flow.nonce,
@@ -79,7 +81,7 @@ def oidc_callback(store_key: str, conn_key: str) -> Response:
         now=int(broker.clock()),
         secure=broker.settings.broker.cookie_secure,
     )
-    identity = broker.provider(store.key, conn.key).handle_callback(
+    identity = broker.oidc(store.key, conn.key).handle_callback(
         request.args,
         redirect_uri=callback_url(store.key, conn.key),
         nonce=flow.nonce,

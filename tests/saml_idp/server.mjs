@@ -6,7 +6,7 @@
 //            "encrypt_assertion": false, "signature_algorithm": "rsa-sha256",
 //            "want_authn_requests_signed": false, "want_logout_requests_signed": false,
 //            "name_id_format": "emailAddress", "attributes": {...}, "time_offset_seconds": 0,
-//            "assertion_lifetime_seconds": 300},
+//            "assertion_lifetime_seconds": 300, "expose_key_for_tests": false},
 //    "sp": {"entity_id": "...", "acs_url": "...", "slo_url": "...", "metadata_xml": "...",
 //           "encryption_cert_pem": "...", "signing_cert_pem": "..."},
 //    "users": {"<login>": {"email": "...", "first_name": "...", "last_name": "...",
@@ -14,6 +14,8 @@
 // Port 0 lets the OS pick a free port. The server listens first, then builds the IdP whose entity
 // id is http://127.0.0.1:<port><entity_id_path>, then prints exactly one line to stdout:
 //   {"metadata_url": ..., "entity_id": ..., "sso_url": ..., "slo_url": ..., "cert_pem": ...}
+// ("key_pem" too, the IdP's private signing key, only when idp.expose_key_for_tests is true: tests
+// that forge IdP-signed messages need it; a real IdP never lets it out)
 // and serves until killed (SIGTERM and SIGINT close it and exit 0). Nothing else is written to
 // stdout; diagnostics go to stderr (SAML_IDP_VERBOSE=1 adds one line per request).
 //
@@ -112,13 +114,14 @@ const idpOptions = {
   attribute_name_format: 'urn:oasis:names:tc:SAML:2.0:attrname-format:uri',
   time_offset_seconds: 0,
   assertion_lifetime_seconds: 300,
+  expose_key_for_tests: false,
   ...(config.idp ?? {}),
 };
 // A misspelt option would silently leave the default in place: refuse unknown keys.
 const IDP_KEYS = [
   'entity_id_path', 'sign_assertion', 'sign_response', 'encrypt_assertion', 'signature_algorithm',
   'want_authn_requests_signed', 'want_logout_requests_signed', 'name_id_format', 'attributes',
-  'attribute_name_format', 'time_offset_seconds', 'assertion_lifetime_seconds',
+  'attribute_name_format', 'time_offset_seconds', 'assertion_lifetime_seconds', 'expose_key_for_tests',
 ];
 const SP_KEYS = ['entity_id', 'acs_url', 'slo_url', 'metadata_xml', 'encryption_cert_pem', 'signing_cert_pem'];
 for (const [what, object, known] of [['idp', idpOptions, IDP_KEYS], ['sp', spConfig, SP_KEYS]]) {
@@ -754,4 +757,5 @@ process.on('SIGINT', stop);
 
 process.stdout.write(`${JSON.stringify({
   metadata_url: metadataUrl, entity_id: entityId, sso_url: ssoUrl, slo_url: sloUrl, cert_pem: certPem,
+  ...(idpOptions.expose_key_for_tests === true ? { key_pem: privateKeyPem } : {}),
 })}\n`);

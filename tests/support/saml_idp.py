@@ -39,6 +39,9 @@ fields still override its certificates).
   [values]}`` are added as they are.
 - ``time_offset_seconds`` 0 (shifts every instant the IdP writes: negative for expired
   assertions), ``assertion_lifetime_seconds`` 300, ``entity_id_path`` "/metadata".
+- ``expose_key_for_tests`` False: True hands the IdP's private signing key (PEM) to the test as
+  :attr:`SamlIdp.key_pem`, for forging IdP-signed messages (see ``tests/support/saml_forge.py``);
+  otherwise ``key_pem`` is None.
 
 A login that is not a key of ``users`` is refused: the SP gets a Response with status
 ``Responder`` / ``AuthnFailed`` and no assertion (signed unless both signing options are off).
@@ -143,6 +146,8 @@ class SamlIdp:
     sso_url: str
     slo_url: str
     cert_pem: str
+    #: The IdP's private signing key (PEM), only with ``idp={"expose_key_for_tests": True}``.
+    key_pem: str | None
 
     def __init__(
         self, announced: dict[str, Any], process: subprocess.Popen[str], stderr: list[str]
@@ -152,6 +157,8 @@ class SamlIdp:
         self.sso_url = str(announced["sso_url"])
         self.slo_url = str(announced["slo_url"])
         self.cert_pem = str(announced["cert_pem"])
+        key_pem = announced.get("key_pem")
+        self.key_pem = None if key_pem is None else str(key_pem)
         self._process = process
         self._stderr = stderr
 

@@ -1,0 +1,124 @@
+"""A SAML world: the sandbox store, the samlify IdP and the broker with a SAML connection."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from broker.keys import make_key_pair
+from broker.sandbox.store import SandboxStore
+from tests.conftest import BrokerServer, Sandbox
+from tests.support.flows import Outcome
+from tests.support.saml_idp import SamlIdp, complete_sso, start_saml_idp
+
+USERS = {
+    "alice": {
+        "email": "alice@example.com",
+        "first_name": "Alice",
+        "last_name": "Liddell",
+        "groups": ["buyers"],
+    },
+    "bob": {"email": "bob@example.com", "first_name": "Bob", "last_name": "Builder"},
+}
+
+
+@dataclass
+class SamlWorld:
+    sandbox: Sandbox
+    idp: SamlIdp
+    broker: BrokerServer
+    store: SandboxStore
+    sp_cert_pem: str
+
+    @property
+    def acs(self) -> str:
+        return f"{self.broker.url}/acme/saml/corp/acs"
+
+    def customers(self) -> list[dict[str, Any]]:
+        customers: list[dict[str, Any]] = self.sandbox.state.customers(self.store.store_hash)
+        return customers
+
+    def logins(self) -> list[dict[str, Any]]:
+        logins: list[dict[str, Any]] = self.sandbox.state.logins(self.store.store_hash)
+        return logins
+
+    def sso(self, http: httpx.Client, login: str = "alice", path: str = "") -> dict[str, str]:
+        """Start at the broker, sign in at the IdP; the form the IdP would POST to the ACS."""
+        start = http.get(f"{self.broker.url}/acme/login/corp{path}")
+        assert start.status_code == 302, start.text
+        acs, form = complete_sso(http, start.headers["location"], login)
+        assert acs == self.acs
+        return form
+
+    def post(self, http: httpx.Client, form: dict[str, str]) -> Outcome:
+        """POST to the ACS, then follow the broker's own continuation, as a browser would."""
+        answer = http.post(self.acs, data=form)
+        if answer.status_code == 303 and "/acs/continue" in answer.headers["location"]:
+            answer = http.get(self.broker.url + answer.headers["location"])
+        return Outcome(answer)
+
+
+@pytest.fixture
+def make_saml_world(
+    sandbox: Sandbox, make_broker: Callable[..., BrokerServer], tmp_path: Path
+) -> Iterator[Callable[..., SamlWorld]]:
+    """``make_saml_world(idp={...}, connection={...})``: samlify options and broker settings."""
+    stack = ExitStack()
+    key_file, cert_file = make_key_pair(tmp_path / "keys")
+
+    def build(
+        *, idp: dict[str, Any] | None = None, connection: dict[str, Any] | None = None
+    ) -> SamlWorld:
+        store = sandbox.add_store("abc123", name="Acme Supplies")
+        started: list[SamlIdp] = []
+
+        def document(base_url: str) -> dict[str, Any]:
+            sp = {
+                "entity_id": f"{base_url}/acme/saml/corp/metadata",
+                "acs_url": f"{base_url}/acme/saml/corp/acs",
+                "encryption_cert_pem": cert_file.read_text(),
+                "signing_cert_pem": cert_file.read_text(),
+            }
+            options = {"expose_key_for_tests": True, **(idp or {})}
+            started.append(stack.enter_context(start_saml_idp(sp=sp, users=USERS, idp=options)))
+            conn = {
+                "type": "saml",
+                "display_name": "Acme SAML",
+                "idp_metadata_url": started[0].metadata_url,
+                "sp_key_file": str(key_file),
+                "sp_cert_file": str(cert_file),
+                **(connection or {}),
+            }
+            return {
+                "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
+                "stores": {
+                    "acme": {
+                        "store_hash": store.store_hash,
+                        "api_url": sandbox.url,
+                        "access_token": store.access_token,
+                        "client_id": store.client_id,
+                        "client_secret": store.client_secret,
+                        "storefront_url": sandbox.storefront(store.store_hash),
+                        "connections": {"corp": {k: v for k, v in conn.items() if v is not None}},
+                    }
+                },
+            }
+
+        broker = make_broker(document)
+        return SamlWorld(
+            sandbox=sandbox,
+            idp=started[0],
+            broker=broker,
+            store=store,
+            sp_cert_pem=cert_file.read_text(),
+        )
+
+    yield build
+    stack.close()
