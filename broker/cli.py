@@ -101,6 +101,9 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("graceful_timeout", 10)
             # No access log: callback URLs carry authorization codes.
             self.cfg.set("accesslog", None)
+            # Every gunicorn on a host shares one default control socket path; not ours.
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Any:
             from broker.app import create_app
