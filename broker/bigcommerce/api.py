@@ -15,9 +15,6 @@ This is the only place that knows rate limits and retries:
 
 from __future__ import annotations
 
-import math
-import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -25,12 +22,10 @@ from typing import Any
 
 import httpx
 
+from broker.bigcommerce.http import DEFAULT_DEADLINE_SECONDS, StoreHTTP
 from broker.config import StoreSettings
-from broker.errors import BigCommerceError, BigCommerceUnavailable, RateLimited
+from broker.errors import BigCommerceError, BigCommerceUnavailable
 
-#: Total time one logical request may take, waits for rate-limit resets included.
-DEFAULT_DEADLINE_SECONDS = 8.0
-MAX_ATTEMPTS = 4
 EMAIL_BATCH = 10
 
 
@@ -105,24 +100,16 @@ class BigCommerceClient:
         deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     ) -> None:
         self.store_hash = store.store_hash
-        timeout = store.api_timeout_seconds
-        self._http = httpx.Client(
+        self._http = StoreHTTP(
             base_url=store.api_base,
-            headers={
-                "X-Auth-Token": store.access_token,
-                "Accept": "application/json",
-                "User-Agent": "storefront-sso-broker",
-            },
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            headers={"X-Auth-Token": store.access_token},
+            timeout=store.api_timeout_seconds,
             transport=transport,
+            clock=clock,
+            sleep=sleep,
+            deadline_seconds=deadline_seconds,
         )
-        self._clock = clock
-        self._sleep = sleep
-        self._deadline_seconds = deadline_seconds
-        # The store's quota is shared by every app and every thread: when BigCommerce says
-        # none is left, later requests wait for the window's reset instead of earning a 429.
-        self._quota_lock = threading.Lock()
-        self._quota_exhausted_until = 0.0
+        self._request = self._http.request
 
     def close(self) -> None:
         self._http.close()
@@ -186,7 +173,11 @@ class BigCommerceClient:
 
     def create_customer(self, new: NewCustomer) -> Customer:
         """Create one customer; CustomerConflict on 422, never retried on a 5xx or timeout."""
-        response = self._request("POST", "/v3/customers", json=[new.to_api()], idempotent=False)
+        response = self._request(
+            "POST", "/v3/customers", json=[new.to_api()], idempotent=False, accept=(422,)
+        )
+        if response.status_code == 422:
+            raise CustomerConflict("The store refused the new account.", detail="create: 422")
         created = _data_list(response)
         if len(created) != 1:
             raise BigCommerceUnavailable(
@@ -200,95 +191,6 @@ class BigCommerceClient:
         if not isinstance(body, dict) or not isinstance(body.get("time"), int):
             raise BigCommerceUnavailable("The store answered unexpectedly.", detail="v2/time")
         return int(body["time"])
-
-    # -- transport ------------------------------------------------------------------------
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        idempotent: bool = True,
-    ) -> httpx.Response:
-        deadline = self._clock() + self._deadline_seconds
-        attempt = 0
-        while True:
-            attempt += 1
-            self._wait_for_quota(deadline, f"{method} {path}")
-            try:
-                response = self._http.request(method, path, params=params, json=json)
-            except httpx.TransportError as exc:
-                if not idempotent or not self._may_retry(attempt, deadline, _backoff(attempt)):
-                    raise BigCommerceUnavailable(
-                        "The store could not be reached. Please try again shortly.",
-                        detail=f"{method} {path}: {type(exc).__name__}",
-                    ) from None
-                continue
-            status = response.status_code
-            self._note_quota(response)
-            if status == 429:
-                wait = _rate_limit_wait(response, attempt)
-                if self._may_retry(attempt, deadline, wait):
-                    continue
-                raise RateLimited(
-                    "The store is busy right now.",
-                    retry_after=math.ceil(wait),
-                    detail=f"{method} {path}: 429",
-                )
-            if status >= 500:
-                if idempotent and self._may_retry(attempt, deadline, _backoff(attempt)):
-                    continue
-                raise BigCommerceUnavailable(
-                    "The store is not answering right now. Please try again shortly.",
-                    detail=f"{method} {path}: {status}",
-                )
-            if status == 422 and method == "POST" and path == "/v3/customers":
-                raise CustomerConflict("The store refused the new account.", detail=f"{path}: 422")
-            if status >= 400:
-                raise BigCommerceUnavailable(
-                    "The store refused the broker's request.",
-                    detail=f"{method} {path}: {status}",
-                )
-            return response
-
-    def _note_quota(self, response: httpx.Response) -> None:
-        left = response.headers.get("X-Rate-Limit-Requests-Left", "")
-        reset_ms = response.headers.get("X-Rate-Limit-Time-Reset-Ms", "")
-        if left == "0" and reset_ms.isdigit():
-            with self._quota_lock:
-                self._quota_exhausted_until = self._clock() + int(reset_ms) / 1000
-
-    def _wait_for_quota(self, deadline: float, what: str) -> None:
-        with self._quota_lock:
-            wait = self._quota_exhausted_until - self._clock()
-        if wait <= 0:
-            return
-        if self._clock() + wait >= deadline:
-            raise RateLimited(
-                "The store is busy right now.", retry_after=math.ceil(wait), detail=f"{what}: quota"
-            )
-        self._sleep(wait)
-
-    def _may_retry(self, attempt: int, deadline: float, wait: float) -> bool:
-        """Sleep ``wait`` and say yes when another attempt fits in the deadline."""
-        if attempt >= MAX_ATTEMPTS or self._clock() + wait >= deadline:
-            return False
-        self._sleep(wait)
-        return True
-
-
-def _backoff(attempt: int) -> float:
-    """Full-jitter exponential backoff: 0-0.2 s, 0-0.4 s, 0-0.8 s..."""
-    return random.uniform(0, 0.2 * 2 ** (attempt - 1))  # noqa: S311 - jitter, not secrecy
-
-
-def _rate_limit_wait(response: httpx.Response, attempt: int) -> float:
-    reset_ms = response.headers.get("X-Rate-Limit-Time-Reset-Ms")
-    if reset_ms and reset_ms.isdigit():
-        return int(reset_ms) / 1000 + 0.05
-    return 1.0 + _backoff(attempt)  # platform load: no headers, back off
 
 
 def _data_list(response: httpx.Response) -> list[Mapping[str, Any]]:
