@@ -19,6 +19,7 @@ from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broker.bigcommerce.api import BigCommerceClient
+from broker.bigcommerce.b2b import B2BClient
 from broker.config import Connection, SAMLConnection, Settings, StoreSettings, load_settings
 from broker.errors import ConfigError, NotFound
 from broker.events import configure_logging
@@ -34,6 +35,8 @@ class Broker:
     settings: Settings
     storage: SQLStorage
     stores: dict[str, BigCommerceClient]
+    #: B2B Edition clients, for the stores that enable it.
+    b2b: dict[str, B2BClient]
     providers: dict[tuple[str, str], OIDCProvider | SAMLProvider]
     clock: Callable[[], float] = time.time
     _clock_offsets: dict[str, tuple[int, float]] = field(default_factory=dict)
@@ -135,6 +138,11 @@ def create_app(
         stores={
             key: BigCommerceClient(store, transport=transport)
             for key, store in settings.stores.items()
+        },
+        b2b={
+            key: B2BClient(store, store.b2b, transport=transport)
+            for key, store in settings.stores.items()
+            if store.b2b is not None
         },
         providers={
             (store.key, conn.key): open_provider(settings, store, conn, transport, clock)

@@ -115,6 +115,27 @@ Connection = OIDCConnection | SAMLConnection
 
 
 @dataclass(frozen=True)
+class B2BSettings:
+    """B2B Edition: signed-in shoppers are also company users (DESIGN.md, flow 7)."""
+
+    access_token: str = field(repr=False)
+    api_url: str = "https://api-b2b.bigcommerce.com"
+    #: A claim or SAML attribute carrying the B2B company id.
+    company_claim: str | None = None
+    companies_by_domain: Mapping[str, int] = field(default_factory=dict)
+    companies_by_group: Mapping[str, int] = field(default_factory=dict)
+    #: No company found: "refuse" with a page, or "customer" (sign in as a plain customer).
+    no_company: Literal["refuse", "customer"] = "refuse"
+    #: IdP group -> role (0 admin, 1 senior buyer, 2 junior buyer), first match in this order.
+    roles_by_group: Mapping[str, int] = field(default_factory=dict)
+    #: IdP group -> a custom company role id (wins over roles_by_group).
+    company_roles_by_group: Mapping[str, int] = field(default_factory=dict)
+    default_role: int = 2
+    #: Bring an existing company user's role in line with the IdP at each sign-in.
+    sync_role: bool = True
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     key: str
     store_hash: str
@@ -136,6 +157,8 @@ class StoreSettings:
     webhook_secret: str | None = field(default=None, repr=False)
     #: Check a linked customer still exists when the last check is older than this (0: never).
     verify_link_after_hours: int = 24
+    #: B2B Edition, when the store runs it and the file enables it.
+    b2b: B2BSettings | None = None
 
     @property
     def api_base(self) -> str:
@@ -245,8 +268,7 @@ def _parse_store(key: str, s: _Section, broker: BrokerSettings | None) -> StoreS
     if not KEY_PATTERN.match(key):
         s.problem("", "store keys are lower-case letters, digits, '-' and '_' (used in URLs)")
     s.reject_unknown(_STORE_KEYS)
-    if "b2b" in s.data:
-        s.problem("b2b", "B2B Edition support is not available in this version yet")
+    b2b = _parse_b2b(s.section("b2b")) if "b2b" in s.data else None
     values: dict[str, Any] = {
         "store_hash": s.string("store_hash", pattern=r"^[a-z0-9]{1,32}$"),
         "api_url": s.url("api_url", default="https://api.bigcommerce.com"),
@@ -286,8 +308,67 @@ def _parse_store(key: str, s: _Section, broker: BrokerSettings | None) -> StoreS
         key=key,
         connections=MappingProxyType(connections),
         webhook_secret=webhook_secret,
+        b2b=b2b,
         **values,
     )
+
+
+_B2B_KEYS = {
+    "enabled",
+    "api_url",
+    "access_token",
+    "company_claim",
+    "companies_by_domain",
+    "companies_by_group",
+    "no_company",
+    "roles_by_group",
+    "company_roles_by_group",
+    "default_role",
+    "sync_role",
+}
+
+
+def _parse_b2b(s: _Section) -> B2BSettings | None:
+    s.reject_unknown(_B2B_KEYS)
+    if not s.boolean("enabled", default=True):
+        return None
+    roles = s.int_map("roles_by_group")
+    if roles is not None and any(r not in (0, 1, 2) for r in roles.values()):
+        s.problem("roles_by_group", "roles are 0 (admin), 1 (senior buyer) or 2 (junior buyer)")
+    default_role = s.integer("default_role", default=2, minimum=0, maximum=2)
+    values: dict[str, Any] = {
+        "access_token": s.string("access_token"),
+        "api_url": s.url("api_url", default="https://api-b2b.bigcommerce.com"),
+        "company_claim": s.string("company_claim", default=None),
+        "companies_by_domain": s.int_map("companies_by_domain"),
+        "companies_by_group": s.int_map("companies_by_group"),
+        "no_company": s.choice("no_company", ("refuse", "customer"), default="refuse"),
+        "roles_by_group": roles,
+        "company_roles_by_group": s.int_map("company_roles_by_group"),
+        "default_role": default_role,
+        "sync_role": s.boolean("sync_role", default=True),
+    }
+    if not (
+        values["company_claim"] or values["companies_by_domain"] or values["companies_by_group"]
+    ):
+        s.problem(
+            "",
+            "say how the company is found: company_claim, companies_by_domain "
+            "or companies_by_group",
+        )
+    if s.has_problems() or any(v is None for k, v in values.items() if k != "company_claim"):
+        return None
+    for name in (
+        "companies_by_domain",
+        "companies_by_group",
+        "roles_by_group",
+        "company_roles_by_group",
+    ):
+        mapping = values[name]
+        if name == "companies_by_domain":
+            mapping = {k.lower().lstrip("@"): v for k, v in mapping.items()}
+        values[name] = MappingProxyType(dict(mapping))
+    return B2BSettings(**values)
 
 
 _POLICY_KEYS = {

@@ -32,14 +32,23 @@ class Identity:
     claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     def to_record(self) -> dict[str, Any]:
-        """The identity without its raw claims, for a pending step kept in storage."""
-        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "claims"}
+        """The identity as JSON-ready data, for a pending step kept in server-side storage."""
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
         record["groups"] = list(self.groups)
+        record["claims"] = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in self.claims.items()
+        }
         return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Identity:
-        return cls(**{**record, "groups": tuple(record.get("groups", ()))})
+        return cls(
+            **{
+                **record,
+                "groups": tuple(record.get("groups", ())),
+                "claims": MappingProxyType(dict(record.get("claims") or {})),
+            }
+        )
 
     @property
     def email_domain(self) -> str | None:

@@ -161,6 +161,7 @@ def make_world(
         store: dict[str, Any] | None = None,
         sandbox_store: dict[str, Any] | None = None,
         theme_script: bool = False,
+        defer: dict[str, Any] | None = None,
     ) -> World:
         client_secret = secrets.token_urlsafe(24)
         created: list[SandboxStore] = []
@@ -172,6 +173,7 @@ def make_world(
                 extra["theme_script_url"] = f"{base_url}/acme/link/script.js"
             bc_store = sandbox.add_store("abc123", name="Acme Supplies", **extra)
             created.append(bc_store)
+            store_settings = with_companies(sandbox, bc_store.store_hash, store, defer)
             conn = {
                 "type": "oidc",
                 "issuer": dev_idp.url,
@@ -191,7 +193,7 @@ def make_world(
                         "client_id": bc_store.client_id,
                         "client_secret": bc_store.client_secret,
                         "storefront_url": sandbox.storefront(bc_store.store_hash),
-                        **(store or {}),
+                        **store_settings,
                         "connections": {"corp": conn},
                     }
                 },
@@ -210,6 +212,28 @@ def make_world(
         return World(sandbox=sandbox, idp=dev_idp, broker=broker, store=created[0])
 
     return build
+
+
+def with_companies(
+    sandbox: Sandbox,
+    store_hash: str,
+    store: dict[str, Any] | None,
+    defer: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """For a B2B store: make two approved companies, put them in ``defer`` ("acme", "other"),
+    and put their ids where the store's [b2b] table says "ACME" or "OTHER"."""
+    settings = dict(store or {})
+    if defer is None or "b2b" not in settings:
+        return settings
+    defer["acme"] = sandbox.state.add_company(store_hash, "Acme Buyers")
+    defer["other"] = sandbox.state.add_company(store_hash, "Other Co")
+    ids = {"ACME": defer["acme"]["companyId"], "OTHER": defer["other"]["companyId"]}
+    b2b = {"api_url": sandbox.url, **settings["b2b"]}
+    for name, value in b2b.items():
+        if isinstance(value, dict):
+            b2b[name] = {k: ids.get(v, v) if isinstance(v, str) else v for k, v in value.items()}
+    settings["b2b"] = b2b
+    return settings
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from broker.keys import make_key_pair
 from broker.sandbox.store import SandboxStore
-from tests.conftest import BrokerServer, Sandbox
+from tests.conftest import BrokerServer, Sandbox, with_companies
 from tests.support.flows import Outcome
 from tests.support.saml_idp import SamlIdp, complete_sso, start_saml_idp
 
@@ -74,9 +74,15 @@ def make_saml_world(
     key_file, cert_file = make_key_pair(tmp_path / "keys")
 
     def build(
-        *, idp: dict[str, Any] | None = None, connection: dict[str, Any] | None = None
+        *,
+        idp: dict[str, Any] | None = None,
+        connection: dict[str, Any] | None = None,
+        store: dict[str, Any] | None = None,
+        sandbox_store: dict[str, Any] | None = None,
+        defer: dict[str, Any] | None = None,
     ) -> SamlWorld:
-        store = sandbox.add_store("abc123", name="Acme Supplies")
+        bc_store = sandbox.add_store("abc123", name="Acme Supplies", **(sandbox_store or {}))
+        store_settings = with_companies(sandbox, bc_store.store_hash, store, defer)
         started: list[SamlIdp] = []
 
         def document(base_url: str) -> dict[str, Any]:
@@ -100,12 +106,13 @@ def make_saml_world(
                 "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
                 "stores": {
                     "acme": {
-                        "store_hash": store.store_hash,
+                        "store_hash": bc_store.store_hash,
                         "api_url": sandbox.url,
-                        "access_token": store.access_token,
-                        "client_id": store.client_id,
-                        "client_secret": store.client_secret,
-                        "storefront_url": sandbox.storefront(store.store_hash),
+                        "access_token": bc_store.access_token,
+                        "client_id": bc_store.client_id,
+                        "client_secret": bc_store.client_secret,
+                        "storefront_url": sandbox.storefront(bc_store.store_hash),
+                        **store_settings,
                         "connections": {"corp": {k: v for k, v in conn.items() if v is not None}},
                     }
                 },
@@ -116,7 +123,7 @@ def make_saml_world(
             sandbox=sandbox,
             idp=started[0],
             broker=broker,
-            store=store,
+            store=bc_store,
             sp_cert_pem=cert_file.read_text(),
         )
 

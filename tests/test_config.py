@@ -267,3 +267,47 @@ def test_saml_without_any_key_pair(sp_keys: tuple[Path, Path]) -> None:
         "stores.acme.connections.adfs.sp_key_file: SAML needs an SP key pair" in line
         for line in found
     ), found
+
+
+B2B_TABLE = """
+[stores.acme.b2b]
+access_token = "env:ACME_B2B_TOKEN"
+companies_by_domain = { "Buyer.com" = 123 }
+companies_by_group = { "buyer-staff" = 124 }
+roles_by_group = { "buyer-admins" = 0, "approvers" = 1 }
+company_roles_by_group = { "controllers" = 77 }
+"""
+
+
+def test_b2b_settings() -> None:
+    import tomllib
+
+    env = {**ENV, "ACME_B2B_TOKEN": "b2b-token"}
+    text = GOOD.replace("[stores.beta]", B2B_TABLE + "\n[stores.beta]")
+    b2b = parse_settings(tomllib.loads(text), env).stores["acme"].b2b
+    assert b2b is not None
+    assert b2b.api_url == "https://api-b2b.bigcommerce.com"
+    assert dict(b2b.companies_by_domain) == {"buyer.com": 123}
+    assert (b2b.no_company, b2b.default_role, b2b.sync_role) == ("refuse", 2, True)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (('"approvers" = 1', '"approvers" = 5'), "roles are 0 (admin)"),
+        (('companies_by_domain = { "Buyer.com" = 123 }\n', ""), None),
+        (('access_token = "env:ACME_B2B_TOKEN"', 'accesstoken = "x"'), "access_token: is required"),
+        (
+            ("company_roles_by_group", 'no_company = "maybe"\ncompany_roles_by_group'),
+            "no_company: must be one of",
+        ),
+    ],
+)
+def test_b2b_problems(change: tuple[str, str], expected: str | None) -> None:
+    env = {**ENV, "ACME_B2B_TOKEN": "b2b-token"}
+    table = B2B_TABLE.replace(*change)
+    if expected is None:  # no company source left at all
+        table = table.replace('companies_by_group = { "buyer-staff" = 124 }\n', "")
+        expected = "say how the company is found"
+    found = problems(GOOD.replace("[stores.beta]", table + "\n[stores.beta]"), env)
+    assert any(expected in line for line in found), found

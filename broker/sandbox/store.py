@@ -19,9 +19,14 @@ number of fake stores, each registered as a :class:`SandboxStore`:
   ``/login.php?action=logout`` ends it, ``/customer/current.jwt`` returns the Current
   Customer JWT; a store's ``theme_script_url`` is loaded on every page, as a theme's script
   would be, and the account page then carries a ``data-sso-link`` link for it;
-- a JSON control API at ``/_sandbox/`` to register stores, seed and delete customers, read the
-  request, login and delivery logs and set fault switches (latency, 5xx, 429 storms, timeouts,
-  quotas, clock offset).
+- B2B Edition's management API at ``/api/v3/io/...`` (companies and company users, the store
+  chosen by ``X-Store-Hash``, authenticated by the store's ``b2b_token``) for stores that have
+  one: :mod:`broker.sandbox.b2b` holds its rules, this module authenticates, rate-limits, logs
+  (paths ``/api/v3/io/...``) and applies the same fault switches (``only="b2b"`` or
+  ``only="bigcommerce"`` aims them at one of the two APIs);
+- a JSON control API at ``/_sandbox/`` to register stores, seed and delete customers, seed B2B
+  companies and company users, read the request, login and delivery logs and set fault
+  switches (latency, 5xx, 429 storms, timeouts, quotas, clock offset).
 
 It never replaces BigCommerce in production, and it imports nothing from the broker.
 """
@@ -40,7 +45,8 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -54,6 +60,8 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Response as BaseResponse
+
+from broker.sandbox import b2b
 
 Clock = Callable[[], float]
 JSONDict = dict[str, Any]
@@ -84,6 +92,10 @@ HOOK_SCOPES = frozenset(
 )
 MAX_HOOKS_PER_SCOPE = 10
 DELIVERY_TIMEOUT = 2.0  # seconds a receiver has to answer a delivery
+# The two APIs of a store, as the `only` fault switch names them: BigCommerce's own
+# (/stores/<hash>/v2|v3) and B2B Edition's (/api/v3/io).
+BIGCOMMERCE_API = "bigcommerce"
+B2B_API = "b2b"
 
 
 # -- public data types -----------------------------------------------------------------------
@@ -104,9 +116,15 @@ class SandboxStore:
     # A script every storefront page loads (as a theme or Script Manager script would); when
     # set, the account page also shows a `data-sso-link` link for that script to drive.
     theme_script_url: str | None = None
+    # X-Auth-Token of B2B Edition's API (/api/v3/io); None: B2B Edition is not enabled, and
+    # every B2B call naming this store is 401, as for an unknown store.
+    b2b_token: str | None = None
+    # Whether POST /users refuses companies that are not approved (422). The documents do not
+    # say; when off, an admin added to an inactive company approves it again.
+    b2b_approved_companies_only: bool = True
 
     def public_json(self) -> JSONDict:
-        """The settings without the two secrets."""
+        """The settings without the secrets."""
         return {
             "store_hash": self.store_hash,
             "client_id": self.client_id,
@@ -115,6 +133,8 @@ class SandboxStore:
             "sso_login_url": self.sso_login_url,
             "email_case_sensitive": self.email_case_sensitive,
             "theme_script_url": self.theme_script_url,
+            "b2b_enabled": self.b2b_token is not None,
+            "b2b_approved_companies_only": self.b2b_approved_companies_only,
         }
 
 
@@ -218,6 +238,7 @@ class _Faults:
     clock_offset: float = 0.0
     reset_ms: int = DEFAULT_FAULT_RESET_MS
     rate_limit_headers: bool = True
+    only: str | None = None  # "bigcommerce" or "b2b": the one API the faults hit; None: both
     switches: JSONDict = field(default_factory=dict)
 
 
@@ -266,6 +287,8 @@ class _StoreState:
     faults: _Faults = field(default_factory=_Faults)
     api_window: _RateWindow = field(default_factory=_RateWindow)
     credentials_window: _RateWindow = field(default_factory=_RateWindow)
+    b2b_window: _RateWindow = field(default_factory=_RateWindow)  # B2B Edition's own quota
+    b2b_book: b2b.B2BBook = field(default_factory=b2b.B2BBook)
     hooks: dict[int, JSONDict] = field(default_factory=dict)
     next_hook_id: int = 1
     deliveries: list[_Delivery] = field(default_factory=list)
@@ -307,7 +330,8 @@ class SandboxState:
         with self._lock:
             if store.store_hash in self._stores:
                 raise SandboxError(f"store {store.store_hash!r} already exists")
-            self._stores[store.store_hash] = _StoreState(settings=store)
+            book = b2b.B2BBook(approved_companies_only=store.b2b_approved_companies_only)
+            self._stores[store.store_hash] = _StoreState(settings=store, b2b_book=book)
 
     def store(self, store_hash: str) -> SandboxStore:
         with self._lock:
@@ -420,6 +444,74 @@ class SandboxState:
                 )
             return [d.to_json() for d in st.deliveries]
 
+    # B2B Edition (seeding and reading; the API itself is handle_b2b) ---------------------------
+
+    def add_company(
+        self,
+        store_hash: str,
+        name: str,
+        status: str | int = "approved",
+        *,
+        email: str = "",
+        phone: str = "",
+        bc_group_id: int = 0,
+    ) -> JSONDict:
+        """Seed a B2B company; ``status`` is "approved", "pending", "rejected", "inactive" (or
+        its code 0-3). The answer is the company as ``GET /companies/<id>`` shows it."""
+        with self._lock:
+            st = self._get(store_hash)
+            with _as_sandbox_error():
+                return b2b.add_company(
+                    st.b2b_book,
+                    name,
+                    status,
+                    self._clock(),
+                    email=email,
+                    phone=phone,
+                    bc_group_id=bc_group_id,
+                )
+
+    def set_company_status(self, store_hash: str, company_id: int, status: str | int) -> JSONDict:
+        """Change a company's status, as a merchant can in the control panel."""
+        with self._lock:
+            st = self._get(store_hash)
+            with _as_sandbox_error():
+                return b2b.set_company_status(st.b2b_book, company_id, status, self._clock())
+
+    def add_company_user(
+        self, store_hash: str, customer_id: int, company_id: int, role: int
+    ) -> JSONDict:
+        """Seed: make an existing customer a user of a company (role 0 admin, 1 senior buyer,
+        2 junior buyer), whatever the company's status. The customer is left as it is (its
+        customer group too) and no hook is notified."""
+        with self._lock:
+            st = self._get(store_hash)
+            now = self._clock()
+            with _as_sandbox_error():
+                return b2b.add_company_user(
+                    st.b2b_book, _Directory(st, now), customer_id, company_id, role, now
+                )
+
+    def companies(self, store_hash: str) -> list[JSONDict]:
+        """The store's B2B companies, oldest first."""
+        with self._lock:
+            return b2b.companies(self._get(store_hash).b2b_book)
+
+    def b2b_users(self, store_hash: str) -> list[JSONDict]:
+        """The store's B2B company users, oldest first, as ``GET /users`` shows them."""
+        with self._lock:
+            return b2b.users(self._get(store_hash).b2b_book)
+
+    def company_user(self, store_hash: str, customer_id: int) -> JSONDict | None:
+        """The company user of a customer, with its company's name, or None."""
+        with self._lock:
+            book = self._get(store_hash).b2b_book
+            user = b2b.user_of_customer(book, customer_id)
+            if user is None:
+                return None
+            company = book.companies.get(user["companyId"], {})
+            return {**user, "companyName": company.get("companyName", "")}
+
     def set_faults(self, store_hash: str, **switches: Any) -> None:
         """Replace the store's fault switches (no switch: clear them); rate windows restart."""
         with self._lock:
@@ -427,6 +519,7 @@ class SandboxState:
             st.faults = _parse_faults(switches, self._clock())
             st.api_window = _RateWindow()
             st.credentials_window = _RateWindow()
+            st.b2b_window = _RateWindow()
 
     def faults(self, store_hash: str) -> JSONDict:
         with self._lock:
@@ -438,11 +531,11 @@ class SandboxState:
         with self._lock:
             return store_hash in self._stores
 
-    def api_delay(self, store_hash: str) -> tuple[float, float]:
-        """Seconds to sleep before and after handling the next API request."""
+    def api_delay(self, store_hash: str, api: str = BIGCOMMERCE_API) -> tuple[float, float]:
+        """Seconds to sleep before and after handling the next request to ``api``."""
         with self._lock:
             st = self._stores.get(store_hash)
-            before, after = (0, 0) if st is None else _take_delay(st.faults)
+            before, after = (0, 0) if st is None else _take_delay(st.faults, api)
             return before / 1000, after / 1000
 
     def handle_api(self, store_hash: str, req: _ApiRequest) -> _ApiResult:
@@ -456,6 +549,29 @@ class SandboxState:
                 RecordedRequest(
                     method=req.method,
                     path=f"/{req.version}/{req.rest}",
+                    query=req.args.to_dict(),
+                    status=result.status,
+                    body=_recorded_body(req.body),
+                    time=now,
+                )
+            )
+        self._start_deliveries(store_hash)
+        return result
+
+    def handle_b2b(
+        self, store_hash: str | None, token: str | None, req: b2b.B2BRequest
+    ) -> _ApiResult:
+        """One B2B Edition request: the store named by X-Store-Hash, its token checked."""
+        with self._lock:
+            st = self._stores.get(store_hash or "")
+            if store_hash is None or st is None:
+                return _b2b_error(_ApiError(401, b2b.UNAUTHORIZED))
+            now = self._clock()
+            result = _b2b_result(st, token, req, now)
+            st.requests.append(
+                RecordedRequest(
+                    method=req.method,
+                    path=f"{b2b.BASE_PATH}/{req.path}",
                     query=req.args.to_dict(),
                     status=result.status,
                     body=_recorded_body(req.body),
@@ -556,6 +672,17 @@ class SandboxState:
             self._changed.notify_all()
 
 
+@contextmanager
+def _as_sandbox_error() -> Iterator[None]:
+    """B2B seeding errors as the sandbox's own: LookupError is SandboxNotFound."""
+    try:
+        yield
+    except LookupError as exc:
+        raise SandboxNotFound(str(exc).strip("'")) from None
+    except ValueError as exc:
+        raise SandboxError(str(exc)) from None
+
+
 # -- store settings and fault switches ---------------------------------------------------------
 
 
@@ -575,6 +702,12 @@ def _check_store(store: SandboxStore) -> None:
         raise SandboxError("email_case_sensitive must be a boolean")
     if store.theme_script_url is not None and not _is_script_url(store.theme_script_url):
         raise SandboxError("theme_script_url must be an http(s) URL, a /path or null")
+    if store.b2b_token is not None and (
+        not isinstance(store.b2b_token, str) or not store.b2b_token
+    ):
+        raise SandboxError("b2b_token must be a non-empty string or null")
+    if not isinstance(store.b2b_approved_companies_only, bool):
+        raise SandboxError("b2b_approved_companies_only must be a boolean")
 
 
 def _is_script_url(url: Any) -> bool:
@@ -615,7 +748,7 @@ _INT_SWITCHES: dict[str, int] = {
     "credentials_quota": 1,
     "reset_ms": 0,
 }
-FAULT_SWITCHES = frozenset({*_INT_SWITCHES, "clock_offset", "rate_limit_headers"})
+FAULT_SWITCHES = frozenset({*_INT_SWITCHES, "clock_offset", "rate_limit_headers", "only"})
 
 
 def _parse_faults(switches: Mapping[str, Any], now: float) -> _Faults:
@@ -635,6 +768,9 @@ def _parse_faults(switches: Mapping[str, Any], now: float) -> _Faults:
     headers = switches.get("rate_limit_headers", True)
     if not isinstance(headers, bool):
         raise SandboxError("rate_limit_headers must be a boolean")
+    only = switches.get("only")
+    if only not in (None, BIGCOMMERCE_API, B2B_API):
+        raise SandboxError(f"only must be {BIGCOMMERCE_API!r}, {B2B_API!r} or null (both APIs)")
     count = switches.get("count")
     storm_ms = switches.get("rate_limit_for_ms")
     return _Faults(
@@ -649,16 +785,19 @@ def _parse_faults(switches: Mapping[str, Any], now: float) -> _Faults:
         clock_offset=float(offset),
         reset_ms=switches.get("reset_ms", DEFAULT_FAULT_RESET_MS),
         rate_limit_headers=headers,
+        only=only,
         switches=dict(switches),
     )
 
 
-def _take_delay(faults: _Faults) -> tuple[int, int]:
+def _take_delay(faults: _Faults, api: str) -> tuple[int, int]:
     """Milliseconds to wait before handling and after handling (counted timeouts count down).
 
     Latency comes before the store acts; a timeout comes after it, so a client that gives up
     does not know whether its request took effect: the case a create must survive.
     """
+    if faults.only not in (None, api):
+        return 0, 0
     timeout = 0
     if faults.timeout_ms and (faults.timeout_left is None or faults.timeout_left > 0):
         timeout = faults.timeout_ms
@@ -667,15 +806,14 @@ def _take_delay(faults: _Faults) -> tuple[int, int]:
     return faults.latency_ms, timeout
 
 
-def _forced_result(st: _StoreState, now: float) -> _ApiResult | None:
-    """The answer a 429 storm or a status switch imposes on this request, if any."""
+def _forced_error(st: _StoreState, now: float, api: str) -> _ApiError | None:
+    """The error a 429 storm or a status switch imposes on this request to ``api``, if any."""
     faults = st.faults
+    if faults.only not in (None, api):
+        return None
     if faults.storm_until is not None and now < faults.storm_until:
         reset_ms = max(1, math.ceil((faults.storm_until - now) * 1000))
-        error = _ApiError(
-            429, "Too many requests", headers=_rate_headers(faults.quota, 0, reset_ms)
-        )
-        return _error_result(error)
+        return _ApiError(429, "Too many requests", headers=_rate_headers(faults.quota, 0, reset_ms))
     if faults.status is None or faults.status_left == 0:
         return None
     if faults.status_left is not None:
@@ -685,17 +823,104 @@ def _forced_result(st: _StoreState, now: float) -> _ApiResult | None:
         if faults.status == 429:
             headers = _rate_headers(faults.quota, 0, faults.reset_ms)
         else:
-            headers = st.api_window.headers(now, faults.quota)
-    return _error_result(_ApiError(faults.status, _phrase(faults.status), headers=headers))
+            window = st.b2b_window if api == B2B_API else st.api_window
+            headers = window.headers(now, faults.quota)
+    return _ApiError(faults.status, _phrase(faults.status), headers=headers)
 
 
-# -- the management API ----------------------------------------------------------------------
+# -- B2B Edition's API ---------------------------------------------------------------------------
+
+
+def _b2b_result(st: _StoreState, token: str | None, req: b2b.B2BRequest, now: float) -> _ApiResult:
+    """Faults, then the token, then B2B Edition's own rate window, then the request itself."""
+    window, quota = st.b2b_window, st.faults.quota
+    forced = _forced_error(st, now, B2B_API)
+    if forced is not None:
+        return _b2b_error(forced)
+    expected = st.settings.b2b_token
+    if (
+        expected is None
+        or token is None
+        or not hmac.compare_digest(token.encode(), expected.encode())
+    ):
+        return _b2b_error(_ApiError(401, b2b.UNAUTHORIZED), window.headers(now, quota))
+    if not window.consume(now, quota):
+        return _b2b_error(_ApiError(429, "Too many requests"), window.headers(now, quota))
+    status, body = b2b.handle(st.b2b_book, _Directory(st, now), req, now)
+    return _ApiResult(status, body, window.headers(now, quota))
+
+
+def _b2b_error(error: _ApiError, headers: Mapping[str, str] | None = None) -> _ApiResult:
+    body = b2b.error_envelope(error.status, error.title)
+    return _ApiResult(error.status, body, {**(headers or {}), **error.headers})
+
+
+class _Directory:
+    """One store's customers as B2B Edition reaches them (a b2b.CustomerDirectory).
+
+    Customers it creates or changes notify the store's hooks, as BigCommerce's do.
+    """
+
+    def __init__(self, st: _StoreState, now: float) -> None:
+        self._st = st
+        self._now = now
+
+    @property
+    def channel_ids(self) -> tuple[int, ...]:
+        return self._st.settings.channel_ids
+
+    @property
+    def default_channel(self) -> int:
+        return _default_channel(self._st.settings)
+
+    def channel_name(self, channel_id: int) -> str:
+        name = self._st.settings.name
+        return name if channel_id == self.default_channel else f"{name} (channel {channel_id})"
+
+    def customer(self, customer_id: int) -> JSONDict | None:
+        found = self._st.customers.get(customer_id)
+        return _copy(found) if found is not None else None
+
+    def find_customer(self, email: str, channel_ids: list[int]) -> JSONDict | None:
+        wanted = email.lower()
+        for _, customer in sorted(self._st.customers.items()):
+            if customer["email"].lower() == wanted and _channels_overlap(
+                customer["channel_ids"], channel_ids
+            ):
+                return _copy(customer)
+        return None
+
+    def create_customer(self, values: JSONDict) -> JSONDict:
+        try:
+            created = _create_customers(self._st, [values], self._now)[0]
+        except _ApiError as exc:
+            raise b2b.DirectoryRefused(_refusal(exc)) from None
+        data = _customer_event_data(self._st, created)
+        _raise_event(self._st, "store/customer/created", data, self._now)
+        return _copy(created)
+
+    def update_customer(self, customer_id: int, values: JSONDict) -> JSONDict:
+        try:
+            updated = _update_customers(self._st, [{**values, "id": customer_id}], self._now)[0]
+        except _ApiError as exc:
+            raise b2b.DirectoryRefused(_refusal(exc)) from None
+        data = _customer_event_data(self._st, updated)
+        _raise_event(self._st, "store/customer/updated", data, self._now)
+        return _copy(updated)
+
+
+def _refusal(error: _ApiError) -> str:
+    details = "; ".join(f"{k.split('.')[-1]}: {v}" for k, v in error.errors.items())
+    return f"{error.title} ({details})" if details else error.title
+
+
+# -- the management API ------------------------------------------------------------------------
 
 
 def _api_result(st: _StoreState, req: _ApiRequest, now: float) -> _ApiResult:
-    forced = _forced_result(st, now)
+    forced = _forced_error(st, now, BIGCOMMERCE_API)
     if forced is not None:
-        return forced
+        return _error_result(forced)
     quota = st.faults.quota
     if req.token is None or not hmac.compare_digest(
         req.token.encode(), st.settings.access_token.encode()
@@ -847,6 +1072,7 @@ def _remove_customers(st: _StoreState, ids: Iterable[int], now: float) -> None:
         st.passwords.pop(customer_id, None)
         _raise_event(st, "store/customer/deleted", {"type": "customer", "id": customer_id}, now)
     st.sessions = {sid: cid for sid, cid in st.sessions.items() if cid not in removed}
+    b2b.customers_removed(st.b2b_book, removed, now)
 
 
 def _validate_credentials(st: _StoreState, req: _ApiRequest, now: float) -> tuple[int, Any]:
@@ -1620,6 +1846,7 @@ def create_sandbox_app(*, clock: Callable[[], float] = time.time) -> Flask:
     app.extensions["sandbox"] = state
     _register_control(app, state)
     _register_api(app, state)
+    _register_b2b_api(app, state)
     _register_storefront(app, state)
     return app
 
@@ -1711,6 +1938,60 @@ def _register_control(app: Flask, state: SandboxState) -> None:
     def control_password_logins(store_hash: str) -> Response:
         return guarded(lambda: _json_response(state.password_logins(store_hash)))
 
+    def fields() -> JSONDict:
+        values = body()
+        if not isinstance(values, dict):
+            raise SandboxError("the body must be a JSON object")
+        return values
+
+    @app.post("/_sandbox/stores/<store_hash>/b2b/companies")
+    def control_add_company(store_hash: str) -> Response:
+        def run() -> Response:
+            values = fields()
+            if not isinstance(values.get("name"), str):
+                raise SandboxError("name is required")
+            try:
+                company = state.add_company(store_hash, **values)
+            except TypeError as exc:
+                raise SandboxError(str(exc)) from None
+            return _json_response(company, 201)
+
+        return guarded(run)
+
+    @app.get("/_sandbox/stores/<store_hash>/b2b/companies")
+    def control_companies(store_hash: str) -> Response:
+        return guarded(lambda: _json_response(state.companies(store_hash)))
+
+    @app.put("/_sandbox/stores/<store_hash>/b2b/companies/<int:company_id>/status")
+    def control_company_status(store_hash: str, company_id: int) -> Response:
+        def run() -> Response:
+            status = fields().get("status")
+            if not isinstance(status, str | int):
+                raise SandboxError("status is required")
+            return _json_response(state.set_company_status(store_hash, company_id, status))
+
+        return guarded(run)
+
+    @app.post("/_sandbox/stores/<store_hash>/b2b/users")
+    def control_add_company_user(store_hash: str) -> Response:
+        def run() -> Response:
+            values = fields()
+            names = ("customer_id", "company_id", "role")
+            unknown = sorted(set(values) - set(names))
+            if unknown:
+                raise SandboxError(f"unknown fields: {', '.join(unknown)}")
+            customer_id, company_id, role = (_as_int(values.get(n)) for n in names)
+            if customer_id is None or company_id is None or role is None:
+                raise SandboxError("customer_id, company_id and role must be integers")
+            user = state.add_company_user(store_hash, customer_id, company_id, role)
+            return _json_response(user, 201)
+
+        return guarded(run)
+
+    @app.get("/_sandbox/stores/<store_hash>/b2b/users")
+    def control_b2b_users(store_hash: str) -> Response:
+        return guarded(lambda: _json_response(state.b2b_users(store_hash)))
+
     @app.get("/_sandbox/stores/<store_hash>/faults")
     def control_get_faults(store_hash: str) -> Response:
         return guarded(lambda: _json_response(state.faults(store_hash)))
@@ -1754,6 +2035,27 @@ def _register_api(app: Flask, state: SandboxState) -> None:
         return _json_response(body, result.status, result.headers)
 
 
+def _register_b2b_api(app: Flask, state: SandboxState) -> None:
+    """B2B Edition's management API, at the paths of api-b2b.bigcommerce.com."""
+
+    @app.route(f"{b2b.BASE_PATH}/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    def b2b_api(rest: str) -> Response:
+        store_hash = request.headers.get("X-Store-Hash")
+        before, after = state.api_delay(store_hash or "", B2B_API)
+        if before:
+            time.sleep(before)
+        req = b2b.B2BRequest(
+            method=request.method,
+            path=rest,
+            args=MultiDict(request.args.items(multi=True)),
+            body=request.get_data(),
+        )
+        result = state.handle_b2b(store_hash, request.headers.get("X-Auth-Token"), req)
+        if after:
+            time.sleep(after)
+        return _json_response(result.body, result.status, result.headers)
+
+
 def _register_storefront(app: Flask, state: SandboxState) -> None:
     """The storefront pages of every store, under /s/<store_hash>/."""
 
@@ -1768,11 +2070,13 @@ def _register_storefront(app: Flask, state: SandboxState) -> None:
         # theme script from another origin.
         store = state.store(store_hash)
         customer = state.session_customer(store_hash, session_id(store_hash))
+        company_user = state.company_user(store_hash, customer["id"]) if customer else None
         html = render_template(
             f"store/{template}",
             store=store,
             base=f"/s/{store_hash}",
             customer=customer,
+            company_user=company_user,
             sso_url=_sso_link(store.sso_login_url),
             **context,
         )

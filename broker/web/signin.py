@@ -14,9 +14,22 @@ from typing import Any
 from flask import redirect, request, session
 from werkzeug.wrappers import Response
 
-from broker.accounts import ConfirmOwnership, SignIn, StoreContext, resolve_customer
+from broker.accounts import (
+    ConfirmOwnership,
+    CustomerDirectory,
+    SignIn,
+    StoreContext,
+    resolve_customer,
+)
 from broker.app import get_broker
 from broker.bigcommerce.login_token import mint_login_token, storefront_login_url
+from broker.companies import (
+    CompanyPlan,
+    CompanyUserDirectory,
+    join_company,
+    plan_for,
+    refuse_without_company,
+)
 from broker.config import Connection, StoreSettings
 from broker.errors import FlowExpired, PolicyDenied
 from broker.events import log_event
@@ -40,9 +53,13 @@ def finish_sign_in(
 ) -> Response:
     """Resolve the customer; sign them in, or ask them to confirm an existing account."""
     broker = get_broker()
+    directory: CustomerDirectory = broker.stores[store.key]
+    plan = company_plan(store, identity)
+    if plan is not None:
+        directory = CompanyUserDirectory(directory, broker.b2b[store.key], plan)
     decision = resolve_customer(
         identity,
-        directory=broker.stores[store.key],
+        directory=directory,
         links=broker.storage,
         store=store_context(store),
         policy=conn,
@@ -53,6 +70,44 @@ def finish_sign_in(
     return redirect_signed_in(store, conn, identity, decision, redirect_to)
 
 
+def company_plan(store: StoreSettings, identity: Identity) -> CompanyPlan | None:
+    """With B2B Edition on: the company and role, or a refusal when none is found."""
+    if store.b2b is None:
+        return None
+    plan = plan_for(identity, store.b2b)
+    if plan is None and store.b2b.no_company == "refuse":
+        raise refuse_without_company()
+    return plan
+
+
+def _join_company(
+    store: StoreSettings, conn: Connection, identity: Identity, decision: SignIn
+) -> SignIn:
+    """Make the signed-in customer the company user the IdP says (B2B Edition only)."""
+    plan = company_plan(store, identity)
+    if plan is None or store.b2b is None:
+        return decision
+    events = join_company(
+        get_broker().b2b[store.key],
+        customer_id=decision.customer_id,
+        identity=identity,
+        plan=plan,
+        settings=store.b2b,
+        channel_ids=[store.channel_id],
+    )
+    if events:
+        audit(
+            store,
+            "company",
+            ",".join(events),
+            conn=conn.key,
+            identity=identity,
+            customer_id=decision.customer_id,
+            detail=plan.describe(),
+        )
+    return SignIn(decision.customer_id, (*decision.events, *events))
+
+
 def redirect_signed_in(
     store: StoreSettings,
     conn: Connection,
@@ -60,8 +115,9 @@ def redirect_signed_in(
     decision: SignIn,
     redirect_to: str,
 ) -> Response:
-    """Mint the login JWT (last, just before the redirect: it lives 30 s) and send them on."""
+    """Join the company (B2B), mint the login JWT (last: it lives 30 s) and send them on."""
     broker = get_broker()
+    decision = _join_company(store, conn, identity, decision)
     token = mint_login_token(
         client_id=store.client_id,
         client_secret=store.client_secret,

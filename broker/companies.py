@@ -1,0 +1,188 @@
+"""B2B Edition policy: the company and role of a signed-in shopper (DESIGN.md, flow 7).
+
+With B2B Edition on, a shopper must also be a *company user* of the right company, with the
+role the IdP says, or the Buyer Portal shows them nothing. From the identity:
+
+- **company**: a claim/attribute carrying the company id (``company_claim``), else the e-mail
+  domain (``companies_by_domain``), else the first IdP group found in ``companies_by_group``
+  (in the file's order). None found: refuse with a page, or sign in as a plain customer
+  (``no_company``).
+- **role**: the first IdP group found in ``company_roles_by_group`` (a custom company role),
+  else in ``roles_by_group`` (0 admin, 1 senior buyer, 2 junior buyer), else ``default_role``.
+
+Then, after the customer is resolved (:mod:`broker.accounts`):
+
+- a brand-new person is created *as a company user* (``POST /users`` creates the customer
+  too) instead of through Customers V3: :class:`CompanyUserDirectory`;
+- a customer who is not yet a company user is added to the company (``POST /users`` links the
+  existing customer by e-mail);
+- an existing company user keeps their account; their role is brought in line with the IdP
+  when ``sync_role`` is on. Refused: a user of *another* company, a company that is not
+  approved (pending, rejected, inactive). Demoting a company's last admin is refused by B2B
+  Edition; the sign-in goes on with the role unchanged, and the audit log says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from broker.accounts import CustomerDirectory
+from broker.bigcommerce.api import Customer, CustomerConflict, NewCustomer
+from broker.bigcommerce.b2b import ROLE_NAMES, B2BClient, B2BRefused
+from broker.config import B2BSettings
+from broker.errors import PolicyDenied
+from broker.identity import Identity
+
+
+@dataclass(frozen=True)
+class CompanyPlan:
+    """Where the IdP says this person belongs."""
+
+    company_id: int
+    role: int
+    company_role_id: int | None = None
+
+    def describe(self) -> str:
+        role = (
+            f"company role {self.company_role_id}"
+            if self.company_role_id is not None
+            else (ROLE_NAMES.get(self.role, str(self.role)))
+        )
+        return f"company {self.company_id}, {role}"
+
+
+def plan_for(identity: Identity, b2b: B2BSettings) -> CompanyPlan | None:
+    """The company and role the identity maps to, or None when no company is found."""
+    company = _company(identity, b2b)
+    if company is None:
+        return None
+    groups = set(identity.groups)
+    custom = next((rid for name, rid in b2b.company_roles_by_group.items() if name in groups), None)
+    role = next((r for name, r in b2b.roles_by_group.items() if name in groups), b2b.default_role)
+    return CompanyPlan(company_id=company, role=role, company_role_id=custom)
+
+
+def refuse_without_company() -> PolicyDenied:
+    return PolicyDenied(
+        "This store signs in buyers of its customer companies, and your organisation is not "
+        "one of them yet. Contact the store to have your company set up."
+    )
+
+
+def check_company_open(b2b: B2BClient, plan: CompanyPlan) -> None:
+    company = b2b.company(plan.company_id)
+    if company is None or not company.active:
+        raise PolicyDenied(
+            "Your company's account in this store is not active yet (or no longer). "
+            "Contact the store.",
+            detail=f"company {plan.company_id}: {'missing' if company is None else company.status}",
+        )
+
+
+class CompanyUserDirectory:
+    """The store's customers, except that a new person is created as a company user."""
+
+    def __init__(self, directory: CustomerDirectory, b2b: B2BClient, plan: CompanyPlan) -> None:
+        self._directory = directory
+        self._b2b = b2b
+        self._plan = plan
+
+    def customers_by_email(self, emails: Iterable[str]) -> list[Customer]:
+        return self._directory.customers_by_email(emails)
+
+    def customers_by_id(self, ids: Iterable[int]) -> list[Customer]:
+        return self._directory.customers_by_id(ids)
+
+    def update_customer_email(self, customer_id: int, email: str) -> None:
+        self._directory.update_customer_email(customer_id, email)
+
+    def validate_credentials(self, email: str, password: str, channel_id: int) -> int | None:
+        return self._directory.validate_credentials(email, password, channel_id)
+
+    def create_customer(self, new: NewCustomer) -> Customer:
+        check_company_open(self._b2b, self._plan)
+        try:
+            _, customer_id = self._b2b.create_user(
+                email=new.email,
+                first_name=new.first_name,
+                last_name=new.last_name,
+                company_id=self._plan.company_id,
+                role=self._plan.role,
+                company_role_id=self._plan.company_role_id,
+                channel_ids=[new.channel_id],
+            )
+        except B2BRefused as refused:
+            # "Email already exists" and the like: look the customer up, never create twice.
+            raise CustomerConflict(
+                "The store refused the new buyer.", detail=refused.detail
+            ) from None
+        return Customer(
+            id=customer_id,
+            email=new.email,
+            first_name=new.first_name,
+            last_name=new.last_name,
+            channel_ids=(new.channel_id,),
+        )
+
+
+def join_company(
+    b2b: B2BClient,
+    *,
+    customer_id: int,
+    identity: Identity,
+    plan: CompanyPlan,
+    settings: B2BSettings,
+    channel_ids: Iterable[int],
+) -> tuple[str, ...]:
+    """Make the customer a user of the planned company, with the planned role; events."""
+    user = b2b.user_of_customer(customer_id)
+    if user is None:
+        check_company_open(b2b, plan)
+        try:
+            b2b.create_user(
+                email=identity.email or "",
+                first_name=identity.first_name or (identity.email or "").split("@", 1)[0],
+                last_name=identity.last_name or "-",
+                company_id=plan.company_id,
+                role=plan.role,
+                company_role_id=plan.company_role_id,
+                channel_ids=list(channel_ids),
+            )
+        except B2BRefused as refused:
+            raise PolicyDenied(
+                "Your account could not be added to your company in this store. Contact the store.",
+                detail=refused.detail,
+            ) from None
+        return ("company_joined",)
+    if user.company_id != plan.company_id:
+        raise PolicyDenied(
+            "Your account in this store belongs to another company. Contact the store to move it.",
+            detail=f"company user of {user.company_id}, IdP says {plan.company_id}",
+        )
+    if not settings.sync_role or (user.role, user.company_role_id) == (
+        plan.role,
+        plan.company_role_id,
+    ):
+        return ()
+    try:
+        b2b.update_role(user.id, role=plan.role, company_role_id=plan.company_role_id)
+    except B2BRefused:
+        return ("role_kept_last_admin",)  # B2B keeps a company's last admin; so do we
+    return ("role_synced",)
+
+
+def _company(identity: Identity, b2b: B2BSettings) -> int | None:
+    if b2b.company_claim:
+        value = identity.claims.get(b2b.company_claim)
+        if isinstance(value, list | tuple):
+            value = value[0] if value else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value.strip())
+    domain = identity.email_domain
+    if domain and domain in b2b.companies_by_domain:
+        return b2b.companies_by_domain[domain]
+    groups = set(identity.groups)
+    return next((cid for name, cid in b2b.companies_by_group.items() if name in groups), None)
