@@ -152,7 +152,7 @@ def create_app(
         clock=clock,
     )
 
-    from broker.web import csrf, errors, health, hooks, link, saml, sso
+    from broker.web import csrf, errors, health, hooks, link, logout, saml, sso
 
     errors.init_app(app)
     app.jinja_env.globals["csrf_token"] = csrf.csrf_token
@@ -161,4 +161,5 @@ def create_app(
     app.register_blueprint(link.bp)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(saml.bp)
+    app.register_blueprint(logout.bp)
     return app

@@ -73,6 +73,8 @@ class OIDCConnection:
     clock_skew_seconds: int = 60
     #: Bring the BigCommerce e-mail in line when the IdP's changes (off: the link alone counts).
     sync_email: bool = False
+    #: Sign the shopper out of the IdP too when they sign out of the store.
+    idp_logout: bool = False
     type: Literal["oidc"] = "oidc"
 
 
@@ -108,6 +110,7 @@ class SAMLConnection:
     customer_groups_by_group: Mapping[str, int] = field(default_factory=dict)
     clock_skew_seconds: int = 60
     sync_email: bool = False
+    idp_logout: bool = False
     type: Literal["saml"] = "saml"
 
 
@@ -159,6 +162,8 @@ class StoreSettings:
     verify_link_after_hours: int = 24
     #: B2B Edition, when the store runs it and the file enables it.
     b2b: B2BSettings | None = None
+    #: Hand the storefront script a status token so the storefront follows an IdP-side logout.
+    follow_idp_logout: bool = False
 
     @property
     def api_base(self) -> str:
@@ -259,6 +264,7 @@ _STORE_KEYS = {
     "api_timeout_seconds",
     "webhook_secret",
     "verify_link_after_hours",
+    "follow_idp_logout",
     "connections",
     "b2b",
 }
@@ -284,6 +290,7 @@ def _parse_store(key: str, s: _Section, broker: BrokerSettings | None) -> StoreS
         "verify_link_after_hours": s.integer(
             "verify_link_after_hours", default=24, minimum=0, maximum=24 * 365
         ),
+        "follow_idp_logout": s.boolean("follow_idp_logout", default=False),
     }
     webhook_secret = s.string("webhook_secret", default=None)
     if webhook_secret is not None and len(webhook_secret) < 24:
@@ -381,6 +388,7 @@ _POLICY_KEYS = {
     "customer_groups_by_group",
     "clock_skew_seconds",
     "sync_email",
+    "idp_logout",
 }
 _OIDC_KEYS = _POLICY_KEYS | {
     "issuer",
@@ -457,6 +465,7 @@ def _parse_policy(key: str, s: _Section) -> dict[str, Any]:
         "link": s.choice("link", ("auto", "confirm", "deny"), default="auto"),
         "require_verified_email": s.boolean("require_verified_email", default=True),
         "sync_email": s.boolean("sync_email", default=False),
+        "idp_logout": s.boolean("idp_logout", default=False),
         "clock_skew_seconds": s.integer("clock_skew_seconds", default=60, minimum=0, maximum=300),
         "allowed_domains": None
         if domains is None

@@ -55,3 +55,25 @@ class Identity:
         if not self.email or "@" not in self.email:
             return None
         return self.email.rsplit("@", 1)[1].lower()
+
+
+@dataclass(frozen=True)
+class UpstreamSession:
+    """What the IdP needs to hear to end this sign-in's session there (logout).
+
+    Kept beside the Identity, not in it: it holds the ID token, which no policy reads."""
+
+    #: OpenID Connect: the ``sid`` claim and the ID token (for ``id_token_hint``).
+    sid: str | None = None
+    id_token: str | None = field(default=None, repr=False)
+    #: SAML: the NameID (and its format) and the SessionIndex of the assertion.
+    name_id: str | None = None
+    name_id_format: str | None = None
+    session_index: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any] | None) -> UpstreamSession:
+        return cls(**(record or {}))

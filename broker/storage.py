@@ -31,7 +31,7 @@ import fcntl
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -129,6 +129,28 @@ audit_log = Table(
 )
 
 
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("status_key", String(64), nullable=False, unique=True),
+    Column("store", String(64), nullable=False),
+    Column("connection", String(64), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("issuer", String(512), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("sid", String(255)),
+    Column("name_id", String(512)),
+    Column("name_id_format", String(255)),
+    Column("session_index", String(255)),
+    Column("id_token", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Index("ix_sessions_identity", "store", "issuer", "subject"),
+    Index("ix_sessions_sid", "store", "issuer", "sid"),
+)
+
 # The hot path's statements, built once: SQLAlchemy then only binds values (the benchmark in
 # bench/ found statement building to be most of the storage's CPU per sign-in).
 _INSERT_PENDING = insert(pending_flows)
@@ -182,6 +204,34 @@ class AuditEntry:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class BrokerSession:
+    """A sign-in the broker made: what logout needs to end it here and at the IdP.
+
+    ``id`` and ``status_key`` are hashes of the browser's cookie and of the storefront
+    script's status token; the tokens themselves are never stored."""
+
+    id: str
+    status_key: str
+    store: str
+    connection: str
+    customer_id: int
+    issuer: str
+    subject: str
+    created_at: int
+    expires_at: int
+    sid: str | None = None
+    name_id: str | None = None
+    name_id_format: str | None = None
+    session_index: str | None = None
+    #: The OIDC ID token, for id_token_hint at RP-initiated logout. Never logged or shown.
+    id_token: str | None = field(default=None, repr=False)
+    ended_at: int | None = None
+
+    def active(self, now: int) -> bool:
+        return self.ended_at is None and now < self.expires_at
+
+
 class Storage(Protocol):
     def save_pending(self, key: str, data: Mapping[str, Any], expires_at: int) -> None: ...
     def take_pending(self, key: str, now: int) -> dict[str, Any] | None: ...
@@ -210,6 +260,13 @@ class Storage(Protocol):
     def clear_failures(self, key: str) -> None: ...
     def record_audit(self, entry: AuditEntry) -> None: ...
     def recent_audit(self, store: str, limit: int = 50) -> list[AuditEntry]: ...
+    def create_session(self, session: BrokerSession) -> None: ...
+    def get_session(self, session_id: str) -> BrokerSession | None: ...
+    def session_by_status_key(self, status_key: str) -> BrokerSession | None: ...
+    def end_session(self, session_id: str, now: int) -> bool: ...
+    def end_sessions(
+        self, store: str, issuer: str, *, subject: str | None, sid: str | None, now: int
+    ) -> int: ...
     def gc(self, now: int) -> int: ...
     def ping(self) -> None: ...
 
@@ -396,11 +453,47 @@ class SQLStorage:
         except SQLAlchemyError as exc:
             raise _storage_error(exc) from None
 
+    # -- broker sessions ---------------------------------------------------------------
+
+    def create_session(self, session: BrokerSession) -> None:
+        self._execute(insert(sessions), asdict(session))
+
+    def get_session(self, session_id: str) -> BrokerSession | None:
+        row = self._first(select(sessions).where(sessions.c.id == session_id))
+        return None if row is None else BrokerSession(**row._mapping)
+
+    def session_by_status_key(self, status_key: str) -> BrokerSession | None:
+        row = self._first(select(sessions).where(sessions.c.status_key == status_key))
+        return None if row is None else BrokerSession(**row._mapping)
+
+    def end_session(self, session_id: str, now: int) -> bool:
+        statement = (
+            update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.ended_at.is_(None))
+            .values(ended_at=now)
+        )
+        return self._execute(statement) > 0
+
+    def end_sessions(
+        self, store: str, issuer: str, *, subject: str | None, sid: str | None, now: int
+    ) -> int:
+        """End the sessions an IdP names: by its session id, else every one of the subject."""
+        condition = and_(
+            sessions.c.store == store, sessions.c.issuer == issuer, sessions.c.ended_at.is_(None)
+        )
+        if sid is not None:
+            condition = and_(condition, sessions.c.sid == sid)
+        if subject is not None:
+            condition = and_(condition, sessions.c.subject == subject)
+        if sid is None and subject is None:
+            return 0
+        return self._execute(update(sessions).where(condition).values(ended_at=now))
+
     # -- upkeep --------------------------------------------------------------------------
 
     def gc(self, now: int) -> int:
         removed = 0
-        for table in (pending_flows, used_once, counters):
+        for table in (pending_flows, used_once, counters, sessions):
             removed += self._execute(delete(table).where(table.c.expires_at <= now))
         return removed
 

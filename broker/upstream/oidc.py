@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from authlib.oidc.core import CodeIDToken
@@ -28,10 +29,11 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from broker.config import OIDCConnection
 from broker.errors import IdPDeniedError, IdPUnavailable, InvalidResponse
-from broker.identity import Identity
+from broker.identity import Identity, UpstreamSession
 
 with warnings.catch_warnings():
     # Authlib 1.9 prefers the httpx2 fork and warns when it uses httpx, which this project
@@ -39,6 +41,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "The httpx module is deprecated", DeprecationWarning)
     from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+#: A back-channel logout token older than this is refused (it should arrive at once).
+LOGOUT_TOKEN_MAX_AGE = 300
 #: How long discovery and JWKS answers are trusted before they are fetched again.
 METADATA_TTL_SECONDS = 3600
 #: An unknown `kid` makes us fetch the JWKS again (keys rotate), but such forced fetches happen
@@ -160,8 +165,8 @@ class OIDCProvider:
         redirect_uri: str,
         nonce: str,
         code_verifier: str,
-    ) -> Identity:
-        """Check the authorization response, redeem the code, verify, return the Identity."""
+    ) -> tuple[Identity, UpstreamSession]:
+        """Check the authorization response, redeem the code, verify; who, and their session."""
         if "error" in params:
             raise IdPDeniedError(
                 _idp_error_message(params.get("error", "")),
@@ -182,29 +187,62 @@ class OIDCProvider:
         )
         if not _has_profile(claims) and isinstance(access_token, str):
             claims = {**self._userinfo(access_token, subject=str(claims["sub"])), **claims}
-        return self._to_identity(claims)
+        sid = claims.get("sid")
+        session = UpstreamSession(sid=sid if isinstance(sid, str) else None, id_token=id_token)
+        return self._to_identity(claims), session
+
+    def end_session_url(
+        self, *, id_token_hint: str | None, post_logout_redirect_uri: str, state: str
+    ) -> str | None:
+        """RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0), if the IdP offers it."""
+        endpoint = self.metadata().get("end_session_endpoint")
+        if not isinstance(endpoint, str):
+            return None
+        params = {
+            "client_id": self.connection.client_id,
+            "post_logout_redirect_uri": post_logout_redirect_uri,
+            "state": state,
+        }
+        if id_token_hint:
+            params["id_token_hint"] = id_token_hint
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+
+    def verify_logout_token(self, token: str) -> dict[str, Any]:
+        """A back-channel logout token (OpenID Connect Back-Channel Logout 1.0, 2.4 and 2.6):
+        signature with the pinned algorithms, iss, aud, iat, the logout event, no nonce, a
+        sid or a sub, and a jti (the caller remembers it against replay)."""
+        claims = self._decode(token, what="logout token")
+        options: dict[str, ClaimsOption] = {
+            "iss": {"essential": True, "value": self.connection.issuer},
+            "aud": {"essential": True, "value": self.connection.client_id},
+            "iat": {"essential": True},
+            "jti": {"essential": True},
+        }
+        try:
+            JWTClaimsRegistry(
+                now=int(self._clock()), leeway=self.connection.clock_skew_seconds, **options
+            ).validate(claims)
+        except JoseError as exc:
+            raise InvalidResponse(
+                "The logout token is not valid.", detail=f"logout token: {exc}"
+            ) from None
+        events = claims.get("events")
+        if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_EVENT), dict):
+            raise InvalidResponse("The logout token is not valid.", detail="no logout event")
+        if "nonce" in claims:
+            raise InvalidResponse("The logout token is not valid.", detail="nonce present")
+        if not isinstance(claims.get("sid"), str) and not isinstance(claims.get("sub"), str):
+            raise InvalidResponse("The logout token is not valid.", detail="neither sid nor sub")
+        issued = claims["iat"]
+        if isinstance(issued, int | float) and self._clock() - issued > LOGOUT_TOKEN_MAX_AGE:
+            raise InvalidResponse("The logout token is not valid.", detail="logout token too old")
+        return claims
 
     def verify_id_token(
         self, id_token: str, *, nonce: str, access_token: str | None = None
     ) -> dict[str, Any]:
         """Signature by a key of the IdP, pinned algorithm, then the OIDC Core 3.1.3.7 claims."""
-        registry = JWSRegistry(algorithms=list(self.connection.algorithms))
-        try:
-            try:
-                token = jwt.decode(id_token, self._key_set(), registry=registry)
-            except InvalidKeyIdError:
-                # Keys rotate: fetch the JWKS once more, then give up.
-                token = jwt.decode(id_token, self._key_set(refresh=True), registry=registry)
-        except InvalidKeyIdError:
-            raise InvalidResponse(
-                "The sign-in token was signed with a key your identity provider does not publish.",
-                detail="unknown kid after JWKS refresh",
-            ) from None
-        except (JoseError, ValueError, TypeError) as exc:
-            raise InvalidResponse(
-                "The sign-in token's signature is not valid.",
-                detail=f"id_token rejected: {type(exc).__name__}: {exc}",
-            ) from None
+        token = self._decode_token(id_token, what="sign-in token")
         options = {
             "iss": {"essential": True, "value": self.connection.issuer},
             "aud": {"essential": True, "value": self.connection.client_id},
@@ -225,6 +263,29 @@ class OIDCProvider:
                 detail=f"id_token claim check failed: {name}: {exc}",
             ) from None
         return dict(claims)
+
+    def _decode(self, value: str, *, what: str) -> dict[str, Any]:
+        return dict(self._decode_token(value, what=what).claims)
+
+    def _decode_token(self, value: str, *, what: str) -> jwt.Token:
+        """Verify a JWT's signature by a key of the IdP with a pinned algorithm."""
+        registry = JWSRegistry(algorithms=list(self.connection.algorithms))
+        try:
+            try:
+                return jwt.decode(value, self._key_set(), registry=registry)
+            except InvalidKeyIdError:
+                # Keys rotate: fetch the JWKS once more, then give up.
+                return jwt.decode(value, self._key_set(refresh=True), registry=registry)
+        except InvalidKeyIdError:
+            raise InvalidResponse(
+                f"The {what} was signed with a key your identity provider does not publish.",
+                detail=f"{what}: unknown kid after JWKS refresh",
+            ) from None
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidResponse(
+                f"The {what}'s signature is not valid.",
+                detail=f"{what} rejected: {type(exc).__name__}: {exc}",
+            ) from None
 
     def _redeem(self, code: str, *, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
         client = self._oauth_client(redirect_uri)

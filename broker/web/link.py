@@ -1,8 +1,9 @@
 """Account linking pages under ``/{store}/link``.
 
-- ``script.js``: the small script a theme includes. On a click on any ``[data-sso-link]``
-  element it fetches the storefront's Current Customer JWT (same origin) and posts it to
-  ``start``.
+- ``script.js``: the storefront script (served by :mod:`broker.web.logout`, also at
+  ``/{store}/storefront.js``). On a click on any
+  ``[data-sso-link]`` element it fetches the storefront's Current Customer JWT (same origin)
+  and posts it to ``start``.
 - ``POST start``: verifies that JWT (HS256 with the client secret; aud, operation,
   store_hash, exp) and remembers the customer for 15 minutes in the signed session.
 - ``GET /{store}/link``: the customer's linked sign-ins, with Link and Unlink buttons
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, redirect, render_template, request, session
+from flask import Blueprint, redirect, render_template, request, session
 from werkzeug.wrappers import Response as BaseResponse
 
 from broker.accounts import WrongPassword, confirm_ownership
@@ -24,7 +25,7 @@ from broker.bigcommerce.api import Customer
 from broker.bigcommerce.current_customer import verify_current_customer
 from broker.config import SAMLConnection, StoreSettings
 from broker.errors import FlowExpired, NotFound
-from broker.identity import Identity
+from broker.identity import Identity, UpstreamSession
 from broker.web import saml
 from broker.web.csrf import check_csrf
 from broker.web.signin import (
@@ -39,23 +40,6 @@ bp = Blueprint("link", __name__)
 
 #: How long a storefront customer may use the link pages after proving who they are.
 LINK_SESSION_SECONDS = 15 * 60
-
-
-@bp.get("/<store_key>/link/script.js")
-def script(store_key: str) -> Response:
-    broker = get_broker()
-    store = broker.store(store_key)
-    base = f"{broker.settings.broker.base_url}/{store.key}/link"
-    body = render_template(
-        "link_script.js",
-        script_url=f"{base}/script.js",
-        start_url=f"{base}/start",
-        storefront_url=store.storefront_url,
-        client_id=store.client_id,
-    )
-    response = Response(body, mimetype="application/javascript")
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    return response
 
 
 @bp.post("/<store_key>/link/start")
@@ -162,7 +146,8 @@ def confirm(store_key: str) -> BaseResponse | tuple[str, int]:
         return page, wrong.status
     pending_confirmation(store, take=True)  # single use
     audit(store, "link", "confirmed", conn=conn.key, identity=identity, customer_id=customer.id)
-    return redirect_signed_in(store, conn, identity, decision, record["redirect_to"])
+    upstream = UpstreamSession.from_record(record.get("upstream"))
+    return redirect_signed_in(store, conn, identity, decision, record["redirect_to"], upstream)
 
 
 def _confirm_page(store: StoreSettings, email: str, conn_key: str, error: int | None = None) -> str:

@@ -33,8 +33,9 @@ from broker.companies import (
 from broker.config import Connection, StoreSettings
 from broker.errors import FlowExpired, PolicyDenied
 from broker.events import log_event
-from broker.identity import Identity
+from broker.identity import Identity, UpstreamSession
 from broker.storage import AuditEntry
+from broker.web import sessions
 
 #: How long a shopper has to enter their password on the confirmation page.
 CONFIRM_TTL_SECONDS = 600
@@ -49,7 +50,11 @@ def store_context(store: StoreSettings) -> StoreContext:
 
 
 def finish_sign_in(
-    store: StoreSettings, conn: Connection, identity: Identity, redirect_to: str
+    store: StoreSettings,
+    conn: Connection,
+    identity: Identity,
+    redirect_to: str,
+    upstream: UpstreamSession | None = None,
 ) -> Response:
     """Resolve the customer; sign them in, or ask them to confirm an existing account."""
     broker = get_broker()
@@ -65,9 +70,10 @@ def finish_sign_in(
         policy=conn,
         now=int(broker.clock()),
     )
+    upstream = upstream or UpstreamSession()
     if isinstance(decision, ConfirmOwnership):
-        return _ask_confirmation(store, conn, identity, decision, redirect_to)
-    return redirect_signed_in(store, conn, identity, decision, redirect_to)
+        return _ask_confirmation(store, conn, identity, decision, redirect_to, upstream)
+    return redirect_signed_in(store, conn, identity, decision, redirect_to, upstream)
 
 
 def company_plan(store: StoreSettings, identity: Identity) -> CompanyPlan | None:
@@ -114,10 +120,15 @@ def redirect_signed_in(
     identity: Identity,
     decision: SignIn,
     redirect_to: str,
+    upstream: UpstreamSession,
 ) -> Response:
-    """Join the company (B2B), mint the login JWT (last: it lives 30 s) and send them on."""
+    """Join the company (B2B), record the broker session, mint the login JWT (last: it lives
+    30 s) and send them on."""
     broker = get_broker()
     decision = _join_company(store, conn, identity, decision)
+    cookie, status_token = sessions.start(store, conn, identity, decision.customer_id, upstream)
+    if store.follow_idp_logout:
+        redirect_to = sessions.with_status_token(redirect_to, status_token)
     token = mint_login_token(
         client_id=store.client_id,
         client_secret=store.client_secret,
@@ -146,7 +157,9 @@ def redirect_signed_in(
         created=decision.created,
         events=list(decision.events),
     )
-    return redirect(storefront_login_url(store.storefront_url, token), code=302)
+    response = redirect(storefront_login_url(store.storefront_url, token), code=302)
+    sessions.set_cookie(response, cookie)
+    return response
 
 
 def link_to_signed_in_customer(
@@ -192,6 +205,7 @@ def _ask_confirmation(
     identity: Identity,
     decision: ConfirmOwnership,
     redirect_to: str,
+    upstream: UpstreamSession,
 ) -> Response:
     broker = get_broker()
     key = secrets.token_urlsafe(32)
@@ -199,6 +213,7 @@ def _ask_confirmation(
         "store": store.key,
         "connection": conn.key,
         "identity": identity.to_record(),
+        "upstream": upstream.to_record(),
         "customer": decision.customer.to_record(),
         "redirect_to": redirect_to,
     }

@@ -81,7 +81,7 @@ def oidc_callback(store_key: str, conn_key: str) -> Response:
         now=int(broker.clock()),
         secure=broker.settings.broker.cookie_secure,
     )
-    identity = broker.oidc(store.key, conn.key).handle_callback(
+    identity, upstream = broker.oidc(store.key, conn.key).handle_callback(
         request.args,
         redirect_uri=callback_url(store.key, conn.key),
         nonce=flow.nonce,
@@ -89,7 +89,7 @@ def oidc_callback(store_key: str, conn_key: str) -> Response:
     )
     if flow.link_customer_id is not None:
         return link_to_signed_in_customer(store, conn, identity, flow.link_customer_id)
-    return finish_sign_in(store, conn, identity, flow.redirect_to)
+    return finish_sign_in(store, conn, identity, flow.redirect_to, upstream)
 
 
 def callback_url(store_key: str, conn_key: str) -> str:

@@ -1,0 +1,315 @@
+"""Logout over real HTTP: the storefront, the broker's session, the IdP, and back-channel.
+
+RP-initiated and back-channel logout run against the npm ``oidc-provider`` (a real OpenID
+provider that sends logout tokens itself); the logout-token refusals are crafted with the
+development IdP's key, so only the check named in each case can refuse them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from broker.sandbox.idp import DevIdPState, encode_hs256, encode_unsecured
+from tests.conftest import Sandbox, World
+from tests.support.flows import Outcome, page_field, query, sign_in, start_login, visit_storefront
+from tests.support.oidc_provider import complete_login, complete_logout, start_oidc_provider
+from tests.support.serve import broker_serve, free_port
+
+BACKCHANNEL = "http://schemas.openid.net/event/backchannel-logout"
+
+
+def broker_state(world: World) -> Any:
+    return world.broker.app.extensions["broker"]
+
+
+def sessions_of(world: World) -> list[Any]:
+    from sqlalchemy import select
+
+    from broker.storage import BrokerSession, sessions
+
+    storage = broker_state(world).storage
+    with storage.engine.connect() as conn:
+        return [BrokerSession(**row._mapping) for row in conn.execute(select(sessions))]
+
+
+# -- storefront and broker session ------------------------------------------------------------
+
+
+def test_logout_of_a_shopper_the_broker_does_not_know_is_storefront_logout(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    response = browser_http.get(f"{world.broker.url}/acme/logout?redirect_to=//evil.com")
+    assert response.status_code == 303
+    assert response.headers["location"] == f"{world.storefront}/login.php?action=logout"
+
+
+def test_logout_ends_the_broker_session_and_the_storefront_session(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world(store={"follow_idp_logout": True})
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    landing = visit_storefront(browser_http, outcome.location)
+    token = query(str(landing.url))["sso_session"]
+    status = httpx.get(f"{world.broker.url}/acme/session/status", params={"s": token})
+    assert status.json() == {"active": True}
+    assert status.headers["access-control-allow-origin"] == world.sandbox.url
+
+    out = browser_http.get(f"{world.broker.url}/acme/logout")
+    assert out.status_code == 303
+    assert out.headers["location"] == f"{world.storefront}/login.php?action=logout"
+    browser_http.get(out.headers["location"])
+    account = browser_http.get(f"{world.storefront}/account.php")
+    assert account.status_code == 302, "signed out of the storefront"
+    status = httpx.get(f"{world.broker.url}/acme/session/status", params={"s": token})
+    assert status.json() == {"active": False}
+    [session] = sessions_of(world)
+    assert session.ended_at is not None
+    assert "logout" in {e.event for e in broker_state(world).storage.recent_audit("acme")}
+
+
+def test_status_of_an_unknown_token_is_not_active(make_world: Callable[..., World]) -> None:
+    world = make_world()
+    for token in ("", "forged", "x" * 500):
+        answer = httpx.get(f"{world.broker.url}/acme/session/status", params={"s": token})
+        assert answer.json() == {"active": False}
+
+
+# -- back-channel: refusals (tokens signed by the dev IdP's key) ---------------------------------
+
+
+def logout_claims(world: World, **over: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims = {
+        "iss": world.idp.url,
+        "aud": "broker",
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+        "sub": "dev-alice",
+        "events": {BACKCHANNEL: {}},
+    }
+    claims.update(over)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _signed(state: DevIdPState, claims: dict[str, Any]) -> str:
+    return state.sign({"typ": "logout+jwt"}, claims)
+
+
+CASES: dict[str, Callable[[World], str]] = {
+    "alg none": lambda w: encode_unsecured({"alg": "none"}, logout_claims(w)),
+    "HS256 keyed with the public key": lambda w: encode_hs256(
+        {"alg": "HS256", "kid": w.idp.state.kid}, logout_claims(w), w.idp.state.public_pem()
+    ),
+    "wrong aud": lambda w: _signed(w.idp.state, logout_claims(w, aud="someone-else")),
+    "wrong iss": lambda w: _signed(w.idp.state, logout_claims(w, iss="https://evil.example")),
+    "no events": lambda w: _signed(w.idp.state, logout_claims(w, events=None)),
+    "other event": lambda w: _signed(w.idp.state, logout_claims(w, events={"x": {}})),
+    "with nonce": lambda w: _signed(w.idp.state, logout_claims(w, nonce="n")),
+    "neither sid nor sub": lambda w: _signed(w.idp.state, logout_claims(w, sub=None)),
+    "no jti": lambda w: _signed(w.idp.state, logout_claims(w, jti=None)),
+    "too old": lambda w: _signed(w.idp.state, logout_claims(w, iat=int(time.time()) - 3600)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_logout_tokens_are_refused_and_end_nothing(
+    make_world: Callable[..., World], browser_http: httpx.Client, case: str
+) -> None:
+    world = make_world()
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    answer = httpx.post(
+        f"{world.broker.url}/acme/oidc/corp/backchannel-logout",
+        data={"logout_token": CASES[case](world)},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_request"
+    assert [s.ended_at for s in sessions_of(world)] == [None]
+
+
+def test_a_good_logout_token_ends_the_sessions_once(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    assert sign_in(browser_http, world.broker.url, "bob@example.com").status == 302
+    token = _signed(world.idp.state, logout_claims(world))
+    url = f"{world.broker.url}/acme/oidc/corp/backchannel-logout"
+    answer = httpx.post(url, data={"logout_token": token})
+    assert answer.status_code == 200
+    assert answer.json()["sessions_ended"] == 1
+    ended = {s.subject: s.ended_at is not None for s in sessions_of(world)}
+    assert ended == {"dev-alice": True, "dev-bob": False}
+    replay = httpx.post(url, data={"logout_token": token})
+    assert replay.status_code == 400
+
+
+# -- against oidc-provider: RP-initiated and back-channel ---------------------------------------
+
+
+@pytest.fixture
+def op_world(tmp_path: Path, sandbox: Sandbox) -> Iterator[dict[str, Any]]:
+    """oidc-provider with logout URIs registered, a store, and the broker under gunicorn."""
+    port = free_port()
+    broker_url = f"http://127.0.0.1:{port}"
+    secret = secrets.token_urlsafe(24)
+    client = {
+        "client_id": "acme-broker",
+        "client_secret": secret,
+        "redirect_uris": [f"{broker_url}/acme/oidc/corp/callback"],
+        "post_logout_redirect_uris": [f"{broker_url}/acme/logout/done"],
+        "backchannel_logout_uri": f"{broker_url}/acme/oidc/corp/backchannel-logout",
+        "backchannel_logout_session_required": True,
+    }
+    accounts = {"alice": {"email": "alice@corp.example", "email_verified": True, "name": "Alice M"}}
+    store = sandbox.add_store("acme1")
+    with start_oidc_provider(clients=[client], accounts=accounts) as provider:
+
+        def document(base_url: str) -> dict[str, Any]:
+            return {
+                "broker": {
+                    "base_url": base_url,
+                    "secret_key": secrets.token_urlsafe(32),
+                    "database_url": f"sqlite:///{tmp_path / 'broker.db'}",
+                },
+                "stores": {
+                    "acme": {
+                        "store_hash": "acme1",
+                        "api_url": sandbox.url,
+                        "access_token": store.access_token,
+                        "client_id": store.client_id,
+                        "client_secret": store.client_secret,
+                        "storefront_url": sandbox.storefront("acme1"),
+                        "follow_idp_logout": True,
+                        "connections": {
+                            "corp": {
+                                "type": "oidc",
+                                "issuer": provider.issuer,
+                                "client_id": "acme-broker",
+                                "client_secret": secret,
+                                "idp_logout": True,
+                            }
+                        },
+                    }
+                },
+            }
+
+        with broker_serve(tmp_path, document, port=port) as url:
+            yield {"broker": url, "provider": provider, "sandbox": sandbox, "store": store}
+
+
+def _op_sign_in(op_world: dict[str, Any], http: httpx.Client) -> str:
+    broker = op_world["broker"]
+    authorize = start_login(http, broker, "/acme/login/corp")
+    callback = complete_login(http, authorize, "alice", stop_at=f"{broker}/acme/oidc/corp/callback")
+    outcome = Outcome(http.get(callback))
+    assert outcome.status == 302, outcome.response.text
+    landing = visit_storefront(http, outcome.location)
+    return query(str(landing.url))["sso_session"]
+
+
+def test_rp_initiated_logout_signs_out_of_the_idp_and_the_storefront(
+    op_world: dict[str, Any], browser_http: httpx.Client
+) -> None:
+    broker, provider = op_world["broker"], op_world["provider"]
+    status_token = _op_sign_in(op_world, browser_http)
+    out = browser_http.get(f"{broker}/acme/logout")
+    assert out.status_code == 303
+    end_session = out.headers["location"]
+    assert end_session.startswith(provider.issuer)
+    params = query(end_session)
+    assert params["post_logout_redirect_uri"] == f"{broker}/acme/logout/done"
+    assert params["id_token_hint"].count(".") == 2
+    back = complete_logout(browser_http, end_session, stop_at=f"{broker}/acme/logout/done")
+    assert query(back)["state"] == params["state"]
+    done = browser_http.get(back)
+    assert done.status_code == 303
+    storefront = op_world["sandbox"].storefront("acme1")
+    assert done.headers["location"] == f"{storefront}/login.php?action=logout"
+    status = httpx.get(f"{broker}/acme/session/status", params={"s": status_token})
+    assert status.json() == {"active": False}
+    # The IdP session is gone too: a new sign-in in the same browser must show the IdP's
+    # login form again (complete_login fails when the IdP skips it for a live session).
+    assert _op_sign_in(op_world, browser_http)
+
+
+def test_rp_logout_return_with_a_forged_state_is_refused(
+    op_world: dict[str, Any], browser_http: httpx.Client
+) -> None:
+    response = Outcome(browser_http.get(f"{op_world['broker']}/acme/logout/done?state=forged"))
+    assert response.status == 400
+    assert response.error_ref
+
+
+def test_backchannel_logout_from_the_idp_ends_the_broker_session(
+    op_world: dict[str, Any], browser_http: httpx.Client
+) -> None:
+    broker, provider = op_world["broker"], op_world["provider"]
+    status_token = _op_sign_in(op_world, browser_http)
+    # The person signs out at the IdP itself (another application's logout, say).
+    metadata = httpx.get(f"{provider.issuer}/.well-known/openid-configuration").json()
+    complete_logout(browser_http, metadata["end_session_endpoint"])
+    deadline = time.monotonic() + 10
+    active = True
+    while active and time.monotonic() < deadline:
+        active = httpx.get(f"{broker}/acme/session/status", params={"s": status_token}).json()[
+            "active"
+        ]
+        time.sleep(0.1)
+    assert active is False, "the IdP's logout token ended the broker session"
+
+
+def test_the_storefront_follows_an_idp_side_logout_in_a_browser(
+    make_world: Callable[..., World],
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    world = make_world(theme_script=True, store={"follow_idp_logout": True})
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+            headless=True,
+        )
+        try:
+            page = browser.new_page()
+            page.goto(world.storefront + "/")
+            page.click("#sso-link")
+            page.fill("#email", "alice@example.com")
+            page.fill("#password", "password")
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_selector("#customer-email")
+            page.wait_for_function("() => !location.search.includes('sso_session')")
+            assert page_field(page.content(), "customer-email") == "alice@example.com"
+
+            # The company ends her session: a logout token from the IdP, back-channel.
+            token = _signed(world.idp.state, logout_claims(world))
+            answer = httpx.post(
+                f"{world.broker.url}/acme/oidc/corp/backchannel-logout",
+                data={"logout_token": token},
+            )
+            assert answer.status_code == 200
+
+            # The next storefront page view notices and signs the storefront out.
+            page.evaluate("() => sessionStorage.clear()")
+            page.goto(world.storefront + "/account.php")
+            # The script sends the browser through /login.php?action=logout, which lands home.
+            page.wait_for_url(world.storefront + "/", timeout=10_000)
+            page.goto(world.storefront + "/account.php")
+            assert "/login.php" in page.url
+        finally:
+            browser.close()
