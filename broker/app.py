@@ -94,6 +94,7 @@ def open_provider(
             conn,
             sp_entity_id=f"{base}/metadata",
             acs_url=f"{base}/acs",
+            slo_url=f"{base}/slo",
             transport=transport,
             clock=clock,
         )

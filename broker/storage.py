@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import fcntl
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -267,6 +267,9 @@ class Storage(Protocol):
     def end_sessions(
         self, store: str, issuer: str, *, subject: str | None, sid: str | None, now: int
     ) -> int: ...
+    def end_saml_sessions(
+        self, store: str, issuer: str, *, name_id: str, session_indexes: Sequence[str], now: int
+    ) -> int: ...
     def gc(self, now: int) -> int: ...
     def ping(self) -> None: ...
 
@@ -487,6 +490,21 @@ class SQLStorage:
             condition = and_(condition, sessions.c.subject == subject)
         if sid is None and subject is None:
             return 0
+        return self._execute(update(sessions).where(condition).values(ended_at=now))
+
+    def end_saml_sessions(
+        self, store: str, issuer: str, *, name_id: str, session_indexes: Sequence[str], now: int
+    ) -> int:
+        """End the sessions a SAML LogoutRequest names: its NameID, narrowed to the listed
+        SessionIndexes when it gives any (SAML Core 3.7.3.2)."""
+        condition = and_(
+            sessions.c.store == store,
+            sessions.c.issuer == issuer,
+            sessions.c.name_id == name_id,
+            sessions.c.ended_at.is_(None),
+        )
+        if session_indexes:
+            condition = and_(condition, sessions.c.session_index.in_(list(session_indexes)))
         return self._execute(update(sessions).where(condition).values(ended_at=now))
 
     # -- upkeep --------------------------------------------------------------------------

@@ -89,6 +89,7 @@ def make_saml_world(
             sp = {
                 "entity_id": f"{base_url}/acme/saml/corp/metadata",
                 "acs_url": f"{base_url}/acme/saml/corp/acs",
+                "slo_url": f"{base_url}/acme/saml/corp/slo",
                 "encryption_cert_pem": cert_file.read_text(),
                 "signing_cert_pem": cert_file.read_text(),
             }

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, make_url, text
 from broker.storage import (
     AlreadyExists,
     AuditEntry,
+    BrokerSession,
     Link,
     SQLStorage,
     open_storage,
@@ -239,3 +240,70 @@ def test_audit_log_newest_first_per_store(storage: SQLStorage) -> None:
     long = AuditEntry(at=1, store="acme", event="refused", outcome="x", detail="d" * 400)
     storage.record_audit(long)
     assert storage.recent_audit("acme", limit=1)[0].detail == "d" * 255
+
+
+def new_session(storage: SQLStorage, **over: Any) -> BrokerSession:
+    values: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "status_key": uuid.uuid4().hex,
+        "store": "acme",
+        "connection": "corp",
+        "customer_id": 7,
+        "issuer": "https://idp.example",
+        "subject": "sub-1",
+        "created_at": 1000,
+        "expires_at": 5000,
+    }
+    values.update(over)
+    session = BrokerSession(**values)
+    storage.create_session(session)
+    return session
+
+
+def test_sessions_are_found_and_ended_once(storage: SQLStorage) -> None:
+    session = new_session(storage, sid="sid-1", id_token="a.b.c")
+    assert storage.get_session(session.id) == session
+    assert storage.session_by_status_key(session.status_key) == session
+    assert session.active(now=1500)
+    assert storage.end_session(session.id, now=1500) is True
+    assert storage.end_session(session.id, now=1600) is False
+    ended = storage.get_session(session.id)
+    assert ended is not None
+    assert (ended.ended_at, ended.active(now=1700)) == (1500, False)
+
+
+def test_an_idp_ends_sessions_by_sid_or_subject(storage: SQLStorage) -> None:
+    first = new_session(storage, sid="sid-1")
+    second = new_session(storage, sid="sid-2")
+    other = new_session(storage, subject="sub-2", sid="sid-3")
+    elsewhere = new_session(storage, store="beta", sid="sid-1")
+    assert (
+        storage.end_sessions("acme", "https://idp.example", subject=None, sid="sid-1", now=2000)
+        == 1
+    )
+    assert (
+        storage.end_sessions("acme", "https://idp.example", subject="sub-1", sid=None, now=2000)
+        == 1
+    )
+    assert (
+        storage.end_sessions("acme", "https://idp.example", subject=None, sid=None, now=2000) == 0
+    )
+    still = {s.id: storage.get_session(s.id).ended_at for s in (first, second, other, elsewhere)}  # type: ignore[union-attr]
+    assert still == {first.id: 2000, second.id: 2000, other.id: None, elsewhere.id: None}
+
+
+def test_saml_logout_ends_by_name_id_and_session_index(storage: SQLStorage) -> None:
+    a = new_session(storage, name_id="alice@example.com", session_index="s1")
+    b = new_session(storage, name_id="alice@example.com", session_index="s2")
+    ended = storage.end_saml_sessions(
+        "acme", "https://idp.example", name_id="alice@example.com", session_indexes=["s2"], now=2000
+    )
+    assert ended == 1
+    assert storage.get_session(a.id).ended_at is None  # type: ignore[union-attr]
+    assert storage.get_session(b.id).ended_at == 2000  # type: ignore[union-attr]
+    assert (
+        storage.end_saml_sessions(
+            "acme", "https://idp.example", name_id="alice@example.com", session_indexes=[], now=2001
+        )
+        == 1
+    )

@@ -13,6 +13,19 @@ profile requires and a few it only recommends, all strict by default:
   NotBefore/NotOnOrAfter with the connection's skew, a bearer SubjectConfirmation, and
   InResponseTo equal to the request this browser started (none for IdP-initiated).
 
+Single Logout (saml-profiles-2.0-os 4.4, HTTP-Redirect and HTTP-POST bindings) when the SP is
+given an ``slo_url``: :meth:`SAMLProvider.logout_request` and :meth:`SAMLProvider.logout_response`
+build signed messages for the IdP (:class:`OutboundMessage`), and
+:meth:`SAMLProvider.handle_logout_response` and :meth:`SAMLProvider.handle_logout_request` verify
+what the IdP sends to the SLO endpoint (a :class:`LogoutRequestInfo` for a request). Every
+incoming logout message must be signed, whatever the IdP's metadata says: by query signature
+(HTTP-Redirect, checked here over the octets as sent) or an enveloped XML signature (HTTP-POST,
+checked by pysaml2 with xmlsec1), by a key of the IdP's metadata only; its Issuer, Destination,
+times and (for a response) InResponseTo and status are checked here, because pysaml2's logout
+parsers (``parse_logout_request``, ``parse_logout_request_response``) accept unsigned messages,
+check no HTTP-Redirect signature on what an SP receives, never compare InResponseTo, and drop
+their own Destination verdict on a LogoutResponse.
+
 The web layer owns RelayState, the pending request and the replay cache; this module checks
 what it is handed and returns an :class:`Assertion` carrying the Identity. It imports neither
 Flask nor anything about BigCommerce or storage.
@@ -23,26 +36,42 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
+import html
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote, quote_plus, unquote_plus, urlencode
+from xml.etree.ElementTree import Element
 
 import httpx
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, time_util
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp, time_util
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
 from saml2.response import AuthnResponse
+from saml2.s_utils import UnsupportedBinding, sid, success_status_factory
+from saml2.saml import NAMEID_FORMAT_ENTITY, Issuer, NameID
+from saml2.validate import valid_instance
+from saml2.xml.schema import XMLSchemaError
+from saml2.xml.schema import validate as validate_with_schema
 
 from broker.config import SAMLConnection
-from broker.errors import IdPUnavailable, InvalidResponse
+from broker.errors import ConfigError, IdPUnavailable, InvalidResponse
 from broker.identity import Identity
-from broker.upstream.saml_checks import SHA1_ALGORITHMS, check_response_structure
+from broker.upstream.saml_checks import DS, SAML, SAMLP, SHA1_ALGORITHMS, check_response_structure
 from broker.upstream.saml_checks import refused as _refused
 
 XMLSEC_BINARY = "/usr/bin/xmlsec1"
@@ -86,15 +115,98 @@ GROUP_ATTRIBUTES = (
     "memberOf",
 )
 
-logging.getLogger("saml2").setLevel(logging.WARNING)  # pysaml2 logs whole messages at INFO
+#: The two bindings of single logout, as ``binding=`` of the ``handle_logout_*`` methods.
+REDIRECT = BINDING_HTTP_REDIRECT
+POST = BINDING_HTTP_POST
+RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+DIGEST_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+#: The query-signature algorithms (SigAlg) accepted on HTTP-Redirect logout messages; SHA-1
+#: only with the connection's ``allow_sha1``.
+REDIRECT_SIGNATURE_HASHES: Mapping[str, Callable[[], hashes.HashAlgorithm]] = MappingProxyType(
+    {
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": hashes.SHA256,
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": hashes.SHA384,
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": hashes.SHA512,
+        "http://www.w3.org/2000/09/xmldsig#rsa-sha1": hashes.SHA1,
+    }
+)
+#: The largest logout message accepted once inflated (HTTP-Redirect) or decoded (HTTP-POST).
+MAX_LOGOUT_XML_BYTES = 100_000
+#: How old (IssueInstant) an incoming logout message may be, beyond the clock skew: the browser
+#: carries it at once, and the web layer remembers request IDs that long against replay.
+LOGOUT_MESSAGE_MAX_AGE_SECONDS = 600
+#: NotOnOrAfter of our LogoutRequests.
+LOGOUT_REQUEST_LIFETIME_SECONDS = 600
+#: SAML Bindings 3.4.3 and 3.5.3: RelayState sent with a request is at most 80 bytes.
+MAX_RELAY_STATE_BYTES = 80
+#: SAML Core 3.7.3: the person asked to sign out.
+LOGOUT_REASON_USER = "urn:oasis:names:tc:SAML:2.0:logout:user"
+STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+STATUS_RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+_SHA1_REFUSED = "signed with SHA-1, which this connection does not accept"
+_INSTANT = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.\d{1,9})?Z")
+
+# pysaml2 logs whole messages at INFO and DEBUG, and each failed verification (with excerpts of
+# the document) at ERROR; every refusal here becomes an InvalidResponse whose detail the web
+# layer logs, so only pysaml2's CRITICAL lines get through.
+logging.getLogger("saml2").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
 class Assertion:
-    """A verified assertion: who, and how long its ID must be remembered against replay."""
+    """A verified assertion: who, how long its ID must be remembered against replay, and what
+    a LogoutRequest for this sign-in must name (saml-profiles-2.0-os 4.4.4.1)."""
 
     identity: Identity
     assertion_id: str
+    not_on_or_after: int
+    #: The NameID exactly as asserted (the Identity's subject differs for transient NameIDs).
+    name_id: str = ""
+    name_id_format: str | None = None
+    #: The AuthnStatement's SessionIndex, if the IdP gave one.
+    session_index: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A signed logout message on its way to the IdP through the browser.
+
+    HTTP-Redirect: send the browser to :attr:`url` (302 or 303); :attr:`html` is None.
+    HTTP-POST: answer 200 with :attr:`html` (``text/html``, ``Cache-Control: no-store``), a page
+    that POSTs :attr:`form` to :attr:`destination` by itself (one inline ``onload`` handler; a
+    page under a strict CSP can render :attr:`form` itself instead); :attr:`url` is None.
+    """
+
+    #: The message's own ID. For a LogoutRequest, keep it: the IdP's LogoutResponse must name it
+    #: in InResponseTo (``handle_logout_response(expected_request_id=...)``).
+    request_id: str
+    url: str | None = None
+    html: str | None = None
+    #: :data:`REDIRECT` or :data:`POST`.
+    binding: str = REDIRECT
+    #: The IdP endpoint the message is for.
+    destination: str = ""
+    #: HTTP-POST only: the form fields (``SAMLRequest`` or ``SAMLResponse``, ``RelayState``).
+    form: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class LogoutRequestInfo:
+    """A verified IdP-initiated LogoutRequest: whose sessions to end.
+
+    End the broker sessions of this IdP whose NameID equals :attr:`name_id` and, when
+    :attr:`session_indexes` is not empty, whose SessionIndex is one of them (all of that NameID's
+    sessions otherwise), then answer with :meth:`SAMLProvider.logout_response`
+    (``in_response_to=request_id``, ``relay_state=relay_state``)."""
+
+    request_id: str
+    name_id: str
+    name_id_format: str | None
+    session_indexes: tuple[str, ...]
+    relay_state: str | None
+    #: :data:`REDIRECT` or :data:`POST`: how the request came.
+    binding: str
+    #: Unix time until which to remember :attr:`request_id` against replay.
     not_on_or_after: int
 
 
@@ -107,12 +219,16 @@ class SAMLProvider:
         *,
         sp_entity_id: str,
         acs_url: str,
+        slo_url: str | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.connection = connection
         self.sp_entity_id = sp_entity_id
         self.acs_url = acs_url
+        #: Our SingleLogoutService (HTTP-Redirect and HTTP-POST); None: no single logout.
+        self.slo_url = slo_url
+        self._signing_key: rsa.RSAPrivateKey | None = None
         self._clock = clock
         self._http = httpx.Client(transport=transport, timeout=10.0)
         self._lock = threading.Lock()
@@ -183,7 +299,8 @@ class SAMLProvider:
         return str(idps[0])
 
     def sp_metadata(self) -> str:
-        """This connection's SP metadata: entity id, ACS, signing and encryption certificates."""
+        """This connection's SP metadata: entity id, ACS, SLO (when it has one), signing and
+        encryption certificates."""
         return str(entity_descriptor(self._config(None)))
 
     def probe(self) -> None:
@@ -308,16 +425,401 @@ class SAMLProvider:
             groups=tuple(_all(attributes, group_names)),
             claims=MappingProxyType({k: tuple(v) for k, v in attributes.items()}),
         )
+        session_indexes = [
+            str(statement.session_index)
+            for statement in assertion.authn_statement or ()
+            if statement.session_index
+        ]
         return Assertion(
             identity=identity,
             assertion_id=str(assertion.id),
             not_on_or_after=_not_on_or_after(assertion, self._clock()),
+            name_id=(name_id.text or "").strip(),
+            name_id_format=str(name_id.format) if name_id.format else None,
+            session_index=session_indexes[0] if session_indexes else None,
         )
+
+    # -- single logout (saml-profiles-2.0-os 4.4) --------------------------------------------
+
+    def has_single_logout(self) -> bool:
+        """Whether single logout can run: this SP has an ``slo_url`` and the IdP's metadata
+        names a SingleLogoutService in HTTP-Redirect or HTTP-POST."""
+        if not self.slo_url:
+            return False
+        return self._idp_slo_service(self.client(), self.idp_entity_id()) is not None
+
+    def logout_request(
+        self,
+        *,
+        name_id: str,
+        name_id_format: str | None,
+        session_index: str | None,
+        relay_state: str,
+    ) -> OutboundMessage:
+        """A signed LogoutRequest (RSA-SHA256) for the IdP's SingleLogoutService, over
+        HTTP-Redirect when the IdP's metadata offers it, else HTTP-POST.
+
+        ``name_id`` and ``name_id_format`` are the sign-in's :attr:`Assertion.name_id` and
+        :attr:`Assertion.name_id_format`, ``session_index`` its :attr:`Assertion.session_index`
+        (profiles 4.4.4.1); ``relay_state`` is opaque, at most 80 bytes. Keep the returned
+        :attr:`OutboundMessage.request_id` for :meth:`handle_logout_response`. Raises
+        IdPUnavailable when the IdP's metadata has no SingleLogoutService."""
+        self._require_slo_url()
+        if not name_id:
+            raise ValueError("a LogoutRequest needs the NameID of the sign-in")
+        if len(relay_state.encode()) > MAX_RELAY_STATE_BYTES:
+            raise ValueError(f"RelayState longer than {MAX_RELAY_STATE_BYTES} bytes")
+        client = self.client()
+        idp = self.idp_entity_id()
+        binding, service = self._idp_slo_or_fail(client, idp)
+        destination = str(service["location"])
+        _, request = client.create_logout_request(
+            destination,
+            idp,
+            name_id=NameID(text=name_id, format=name_id_format),
+            reason=LOGOUT_REASON_USER,
+            expire=time_util.instant(
+                time_stamp=int(self._clock()) + LOGOUT_REQUEST_LIFETIME_SECONDS
+            ),
+            sign=False,  # signed below, as the binding says
+            session_indexes=[session_index] if session_index else None,
+        )
+        return self._outbound(
+            client,
+            request,
+            kind="SAMLRequest",
+            binding=binding,
+            destination=destination,
+            relay_state=relay_state,
+        )
+
+    def handle_logout_response(
+        self,
+        *,
+        binding: str,
+        params: Mapping[str, str],
+        expected_request_id: str,
+        query_string: str | None = None,
+    ) -> None:
+        """Verify the IdP's LogoutResponse to our :meth:`logout_request`, or raise
+        InvalidResponse (its ``detail`` names the check that failed).
+
+        ``binding`` is :data:`REDIRECT` (GET: ``params`` is the query, with ``SAMLResponse``,
+        ``SigAlg``, ``Signature`` and maybe ``RelayState``) or :data:`POST` (``params`` is the
+        form). For HTTP-Redirect, pass the raw ``query_string`` too when available: the
+        signature covers the parameters as the IdP encoded them (Bindings 3.4.4.1); without
+        it they are encoded again, both as Python and as JavaScript encode them.
+
+        Checked: the structure (no DTD, no comments, one signature of the message itself, no
+        SHA-1 unless allowed), a signature by a key of the IdP's metadata (always required),
+        Issuer (the IdP), Destination (our ``slo_url``), IssueInstant, InResponseTo (equal to
+        ``expected_request_id``) and a top-level status of Success (a second-level
+        PartialLogout counts as done: the IdP ended its own session)."""
+        _root, message = self._receive(
+            binding=binding, params=params, kind="SAMLResponse", query_string=query_string
+        )
+        if not expected_request_id or message.in_response_to != expected_request_id:
+            raise _logout_refused(
+                "InResponseTo does not match the LogoutRequest this browser sent",
+                "in_response_to",
+            )
+        code = message.status.status_code if message.status is not None else None
+        if code is None or code.value != STATUS_SUCCESS:
+            codes = []
+            while code is not None:
+                codes.append(str(code.value))
+                code = code.status_code
+            raise InvalidResponse(
+                "Your identity provider could not end its session. Close the browser to "
+                "finish signing out.",
+                detail=f"saml logout (status): {' / '.join(codes) or 'none'}",
+            )
+
+    def handle_logout_request(
+        self,
+        *,
+        binding: str,
+        params: Mapping[str, str],
+        query_string: str | None = None,
+    ) -> LogoutRequestInfo:
+        """Verify an IdP-initiated LogoutRequest arriving at our SLO endpoint and say whose
+        sessions it ends; raise InvalidResponse (with a ``detail``) for a forged, unsigned,
+        stale or malformed one. ``binding``, ``params`` and ``query_string`` as for
+        :meth:`handle_logout_response` (``SAMLRequest`` instead of ``SAMLResponse``).
+
+        Checked: the structure, a signature by a key of the IdP's metadata (always required),
+        Issuer, Destination (our ``slo_url``), IssueInstant, NotOnOrAfter when present, and a
+        plain NameID (an EncryptedID or BaseID is refused). Replay is the caller's: remember
+        :attr:`LogoutRequestInfo.request_id` until its ``not_on_or_after``."""
+        root, message = self._receive(
+            binding=binding, params=params, kind="SAMLRequest", query_string=query_string
+        )
+        now = self._clock()
+        skew = self.connection.clock_skew_seconds
+        issued = _instant(root.get("IssueInstant"))
+        assert issued is not None  # checked by _receive
+        expires = issued + LOGOUT_MESSAGE_MAX_AGE_SECONDS
+        if root.get("NotOnOrAfter") is not None:
+            not_on_or_after = _instant(root.get("NotOnOrAfter"))
+            if not_on_or_after is None:
+                raise _logout_refused("NotOnOrAfter is not a SAML instant", "not_on_or_after")
+            if now >= not_on_or_after + skew:
+                raise _logout_refused("the LogoutRequest has expired", "not_on_or_after")
+            expires = min(expires, not_on_or_after)
+        name_id = message.name_id
+        text = (name_id.text or "").strip() if name_id is not None else ""
+        if not text:
+            raise _logout_refused("no plain NameID (EncryptedID and BaseID unsupported)", "name_id")
+        indexes = tuple(
+            (index.text or "").strip()
+            for index in message.session_index or ()
+            if (index.text or "").strip()
+        )
+        return LogoutRequestInfo(
+            request_id=str(message.id),
+            name_id=text,
+            name_id_format=str(name_id.format) if name_id.format else None,
+            session_indexes=indexes,
+            relay_state=params.get("RelayState"),
+            binding=binding,
+            not_on_or_after=expires + skew,
+        )
+
+    def logout_response(
+        self, *, in_response_to: str, relay_state: str | None, success: bool = True
+    ) -> OutboundMessage:
+        """A signed LogoutResponse to a LogoutRequest :meth:`handle_logout_request` verified:
+        to the IdP's SingleLogoutService (its ResponseLocation when the metadata gives one),
+        over HTTP-Redirect when offered, else HTTP-POST. ``relay_state`` is the request's,
+        returned as received (Bindings 3.4.3, 3.5.3). ``success=False`` answers status
+        Responder: the sessions could not be ended."""
+        self._require_slo_url()
+        client = self.client()
+        idp = self.idp_entity_id()
+        binding, service = self._idp_slo_or_fail(client, idp)
+        destination = str(service.get("response_location") or service["location"])
+        status = (
+            success_status_factory()
+            if success
+            else samlp.Status(status_code=samlp.StatusCode(value=STATUS_RESPONDER))
+        )
+        response = samlp.LogoutResponse(
+            id=sid(),
+            version="2.0",
+            issue_instant=time_util.instant(time_stamp=int(self._clock())),
+            issuer=Issuer(text=self.sp_entity_id, format=NAMEID_FORMAT_ENTITY),
+            destination=destination,
+            in_response_to=in_response_to,
+            status=status,
+        )
+        return self._outbound(
+            client,
+            response,
+            kind="SAMLResponse",
+            binding=binding,
+            destination=destination,
+            relay_state=relay_state or "",
+        )
+
+    def _require_slo_url(self) -> str:
+        if not self.slo_url:
+            raise ValueError("single logout needs the SAMLProvider's slo_url")
+        return self.slo_url
+
+    @staticmethod
+    def _idp_slo_service(client: Saml2Client, idp: str) -> tuple[str, dict[str, Any]] | None:
+        """The IdP's SingleLogoutService: HTTP-Redirect if it has one, else HTTP-POST."""
+        for binding in (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST):
+            try:
+                services = client.metadata.single_logout_service(idp, binding, "idpsso") or []
+            except UnsupportedBinding:
+                continue
+            for service in services:
+                if service.get("location"):
+                    return binding, dict(service)
+        return None
+
+    def _idp_slo_or_fail(self, client: Saml2Client, idp: str) -> tuple[str, dict[str, Any]]:
+        found = self._idp_slo_service(client, idp)
+        if found is None:
+            raise IdPUnavailable(
+                "Your identity provider does not offer single sign-out.",
+                detail="no HTTP-Redirect or HTTP-POST SingleLogoutService in the IdP metadata",
+            )
+        return found
+
+    def _outbound(
+        self,
+        client: Saml2Client,
+        message: Any,
+        *,
+        kind: str,
+        binding: str,
+        destination: str,
+        relay_state: str,
+    ) -> OutboundMessage:
+        """Sign and encode a message: an enveloped XML signature for HTTP-POST, the query
+        signature for HTTP-Redirect (which carries no XML signature, Bindings 3.4.4.1)."""
+        message_id = str(message.id)
+        if binding == BINDING_HTTP_POST:
+            signed = client.sign(message, sign_alg=RSA_SHA256, digest_alg=DIGEST_SHA256)
+            form = {kind: base64.b64encode(str(signed).encode("utf-8")).decode("ascii")}
+            if relay_state:
+                form["RelayState"] = relay_state
+            return OutboundMessage(
+                request_id=message_id,
+                html=_auto_post_page(destination, form),
+                binding=BINDING_HTTP_POST,
+                destination=destination,
+                form=MappingProxyType(form),
+            )
+        deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+        deflated = deflater.compress(str(message).encode("utf-8")) + deflater.flush()
+        query = {kind: base64.b64encode(deflated).decode("ascii")}
+        if relay_state:
+            query["RelayState"] = relay_state
+        query["SigAlg"] = RSA_SHA256
+        octets = urlencode(query).encode("ascii")  # kind, RelayState, SigAlg: in that order
+        signature = self._sp_key().sign(octets, padding.PKCS1v15(), hashes.SHA256())
+        query["Signature"] = base64.b64encode(signature).decode("ascii")
+        separator = "&" if "?" in destination else "?"
+        return OutboundMessage(
+            request_id=message_id,
+            url=f"{destination}{separator}{urlencode(query)}",
+            binding=BINDING_HTTP_REDIRECT,
+            destination=destination,
+        )
+
+    def _sp_key(self) -> rsa.RSAPrivateKey:
+        """Our signing key, for query signatures (pysaml2's Redirect signer is one object per
+        algorithm for the whole process, its key swapped at each use: not safe across
+        connections and threads)."""
+        with self._lock:
+            if self._signing_key is not None:
+                return self._signing_key
+        path = self.connection.sp_key_file
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ConfigError([f"{path}: the SAML SP key must be an RSA key"])
+        with self._lock:
+            self._signing_key = key
+        return key
+
+    def _receive(
+        self,
+        *,
+        binding: str,
+        params: Mapping[str, str],
+        kind: str,
+        query_string: str | None,
+    ) -> tuple[Element, Any]:
+        """The checks every incoming logout message gets; its root and pysaml2's object."""
+        slo_url = self._require_slo_url()
+        if binding not in (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST):
+            raise ValueError(f"unsupported binding {binding!r}")
+        tag = "LogoutRequest" if kind == "SAMLRequest" else "LogoutResponse"
+        redirect = binding == BINDING_HTTP_REDIRECT
+        document = _decode_logout(params.get(kind, ""), kind=kind, inflate=redirect)
+        root = _check_logout_structure(
+            document, tag=tag, xml_signature=not redirect, allow_sha1=self.connection.allow_sha1
+        )
+        try:
+            validate_with_schema(document.decode("utf-8"))
+        except XMLSchemaError as exc:
+            raise _logout_refused(
+                f"not valid against the SAML schema: {_schema_error(exc)}", "schema"
+            ) from None
+        client = self.client()
+        idp = self.idp_entity_id()
+        issuers = root.findall(f"{{{SAML}}}Issuer")
+        issuer = (issuers[0].text or "").strip() if len(issuers) == 1 else None
+        if issuer != idp or issuers[0].get("Format", NAMEID_FORMAT_ENTITY) != NAMEID_FORMAT_ENTITY:
+            raise _logout_refused(f"Issuer {issuer!r} is not the configured IdP", "issuer")
+        if redirect:
+            self._verify_query_signature(client, idp, kind, params, query_string)
+        message = self._verified_message(client, document, tag, xml_signature=not redirect)
+        if root.get("Version") != "2.0":
+            raise _logout_refused(f"Version {root.get('Version')!r}", "version")
+        if root.get("Destination") != slo_url:
+            raise _logout_refused("Destination is not this service's SLO endpoint", "destination")
+        issued = _instant(root.get("IssueInstant"))
+        now = self._clock()
+        skew = self.connection.clock_skew_seconds
+        if issued is None:
+            raise _logout_refused("IssueInstant is missing or not a SAML instant", "issue_instant")
+        if issued > now + skew or issued < now - LOGOUT_MESSAGE_MAX_AGE_SECONDS - skew:
+            raise _logout_refused(f"issued {int(issued - now)} s from now", "issue_instant")
+        return root, message
+
+    def _verified_message(
+        self, client: Saml2Client, document: bytes, tag: str, *, xml_signature: bool
+    ) -> Any:
+        """pysaml2's object of the message. With ``xml_signature`` (HTTP-POST) its enveloped
+        signature must verify (xmlsec1, with the certificates the metadata gives the Issuer,
+        never a KeyInfo one, plus pysaml2's own profile of XML signatures); a Redirect
+        message's stray XML signature is verified the same way when there is one."""
+        xml = document.decode("utf-8")
+        msgtype = "logout_request" if tag == "LogoutRequest" else "logout_response"
+        check = getattr(client.sec, f"correctly_signed_{msgtype}")
+        try:
+            message = check(xml, must=xml_signature, origdoc=xml)
+        except Exception as exc:
+            raise _logout_refused(_summary(exc), "signature") from None
+        if message is None or (xml_signature and message.signature is None):
+            raise _logout_refused("no verified XML signature", "signature")
+        try:
+            valid_instance(message)
+        except Exception as exc:
+            raise _logout_refused(_summary(exc), "schema") from None
+        return message
+
+    def _verify_query_signature(
+        self,
+        client: Saml2Client,
+        idp: str,
+        kind: str,
+        params: Mapping[str, str],
+        query_string: str | None,
+    ) -> None:
+        """HTTP-Redirect (Bindings 3.4.4.1): SigAlg and Signature over ``kind``, RelayState and
+        SigAlg, by a key of the IdP's metadata. pysaml2 checks no such signature on a
+        LogoutResponse, and on a LogoutRequest to an SP only when misconfigured as an IdP."""
+        sig_alg, signature = params.get("SigAlg"), params.get("Signature")
+        if not sig_alg or not signature:
+            raise _logout_refused("no SigAlg and Signature: unsigned", "unsigned")
+        algorithm = REDIRECT_SIGNATURE_HASHES.get(sig_alg)
+        if algorithm is None:
+            raise _logout_refused(f"SigAlg {sig_alg!r} is not accepted", "sig_alg")
+        if sig_alg in SHA1_ALGORITHMS and not self.connection.allow_sha1:
+            raise _logout_refused(_SHA1_REFUSED, "sha1")
+        try:
+            raw_signature = base64.b64decode(signature, validate=True)
+        except (binascii.Error, ValueError):
+            raise _logout_refused("Signature is not base64", "signature") from None
+        keys = _idp_signing_keys(client, idp)
+        if not keys:
+            raise _logout_refused("no RSA signing certificate in the IdP metadata", "signature")
+        for octets in _signed_octets(kind, params, query_string):
+            for key in keys:
+                try:
+                    key.verify(raw_signature, octets, padding.PKCS1v15(), algorithm())
+                except InvalidSignature:
+                    continue
+                return
+        raise _logout_refused("the query signature does not verify", "signature")
 
     # -- pysaml2 configuration --------------------------------------------------------------
 
     def _config(self, metadata: str | None) -> SPConfig:
         conn = self.connection
+        endpoints: dict[str, list[tuple[str, str]]] = {
+            "assertion_consumer_service": [(self.acs_url, BINDING_HTTP_POST)]
+        }
+        if self.slo_url:
+            endpoints["single_logout_service"] = [
+                (self.slo_url, BINDING_HTTP_REDIRECT),
+                (self.slo_url, BINDING_HTTP_POST),
+            ]
         settings: dict[str, Any] = {
             "entityid": self.sp_entity_id,
             "xmlsec_binary": XMLSEC_BINARY,
@@ -329,9 +831,7 @@ class SAMLProvider:
             "service": {
                 "sp": {
                     "name": "Storefront SSO broker",
-                    "endpoints": {
-                        "assertion_consumer_service": [(self.acs_url, BINDING_HTTP_POST)]
-                    },
+                    "endpoints": endpoints,
                     "allow_unsolicited": conn.allow_idp_initiated,
                     "authn_requests_signed": bool(conn.sign_authn_requests),
                     "want_assertions_signed": conn.require_signed_assertion,
@@ -420,3 +920,173 @@ def _not_on_or_after(assertion: Any, now: float) -> int:
             candidates.append(data.not_on_or_after)
     stamps = [calendar.timegm(time_util.str_to_time(c)) for c in candidates]
     return max(stamps) if stamps else int(now) + 3600
+
+
+# -- single logout helpers ----------------------------------------------------------------------
+
+
+def _logout_refused(detail: str, kind: str) -> InvalidResponse:
+    return InvalidResponse(
+        "Your identity provider's sign-out message was not accepted.",
+        detail=f"saml logout ({kind}): {detail}",
+    )
+
+
+def _decode_logout(encoded: str, *, kind: str, inflate: bool) -> bytes:
+    """The XML of a ``SAMLRequest`` or ``SAMLResponse``: base64, then raw DEFLATE for
+    HTTP-Redirect (Bindings 3.4.4.1), at most :data:`MAX_LOGOUT_XML_BYTES` either way."""
+    if not encoded or len(encoded) > MAX_RESPONSE_BYTES:
+        raise _logout_refused(f"{kind} of {len(encoded)} characters", "size")
+    if not inflate:  # some IdPs wrap the base64 of the POST binding in lines
+        encoded = "".join(encoded.split())
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise _logout_refused(f"{kind} is not base64", "encoding") from None
+    if inflate:
+        inflater = zlib.decompressobj(-15)
+        try:
+            data = inflater.decompress(data, MAX_LOGOUT_XML_BYTES + 1)
+        except zlib.error:
+            raise _logout_refused(f"{kind} is not DEFLATE-encoded", "encoding") from None
+        if inflater.unconsumed_tail:
+            data += b"x"  # more than the limit is left: refused just below
+    if len(data) > MAX_LOGOUT_XML_BYTES:
+        raise _logout_refused(f"{kind} larger than {MAX_LOGOUT_XML_BYTES} bytes", "size")
+    return data
+
+
+def _check_logout_structure(
+    document: bytes, *, tag: str, xml_signature: bool, allow_sha1: bool
+) -> Element:
+    """The shapes :func:`broker.upstream.saml_checks.check_response_structure` refuses, for a
+    logout message: UTF-8, no comments, no DTD or entities, the expected root with an ID, IDs
+    unique, at most one ``ds:Signature``, a child of the root covering exactly the root
+    (required when ``xml_signature``), and no SHA-1 unless allowed."""
+    try:
+        document.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _logout_refused("not UTF-8", "xml") from None
+    if b"<!--" in document:
+        raise _logout_refused("XML comments are not accepted", "comment")
+    try:
+        root: Element = fromstring(
+            document, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+    except (DefusedXmlException, ParseError, ValueError) as exc:
+        raise _logout_refused(f"not acceptable XML: {type(exc).__name__}", "xml") from None
+    if root.tag != f"{{{SAMLP}}}{tag}":
+        raise _logout_refused(f"root element is {root.tag}, not a {tag}", "root")
+    root_id = root.get("ID")
+    if not root_id:
+        raise _logout_refused(f"a {tag} without ID", "root")
+    seen: set[str] = set()
+    for element in root.iter():
+        value = element.get("ID")
+        if value is not None:
+            if value in seen:
+                raise _logout_refused(f"ID {value!r} used twice", "wrapping")
+            seen.add(value)
+    signatures = list(root.iter(f"{{{DS}}}Signature"))
+    if len(signatures) > 1 or (signatures and signatures[0] not in list(root)):
+        raise _logout_refused("a signature that is not the message's own", "wrapping")
+    if xml_signature and not signatures:
+        raise _logout_refused(f"the {tag} is not signed", "unsigned")
+    for signature in signatures:
+        references = signature.findall(f"./{{{DS}}}SignedInfo/{{{DS}}}Reference")
+        if len(references) != 1 or references[0].get("URI") != f"#{root_id}":
+            raise _logout_refused("a signature that does not cover the message", "wrapping")
+        methods = signature.findall(f"./{{{DS}}}SignedInfo/{{{DS}}}SignatureMethod")
+        methods += references[0].findall(f"./{{{DS}}}DigestMethod")
+        if not allow_sha1 and any(m.get("Algorithm") in SHA1_ALGORITHMS for m in methods):
+            raise _logout_refused(_SHA1_REFUSED, "sha1")
+    return root
+
+
+def _instant(value: str | None) -> int | None:
+    """A SAML instant (xs:dateTime in UTC, ``Z``, fractions ignored) as Unix seconds."""
+    match = _INSTANT.fullmatch(value or "")
+    if match is None:
+        return None
+    try:
+        return calendar.timegm(time.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+
+
+def _summary(exc: Exception) -> str:
+    """An exception for a log line: pysaml2's can carry the whole document."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if "<" in text or text.startswith("{"):
+        text = ""
+    return f"{type(exc).__name__}: {text[:160]}".rstrip(": ")
+
+
+def _schema_error(exc: XMLSchemaError) -> str:
+    """The first line of the schema validator's reason (its context holds the document)."""
+    context = exc.args[0] if exc.args else None
+    reason = str(context.get("error", "")) if isinstance(context, dict) else ""
+    return (reason.strip().splitlines() or ["?"])[0][:160]
+
+
+def _idp_signing_keys(client: Saml2Client, idp: str) -> list[rsa.RSAPublicKey]:
+    """The RSA keys of the signing certificates the IdP's metadata gives its IdP role."""
+    keys = []
+    for _name, cert in client.metadata.certs(idp, "idpsso", "signing"):
+        try:
+            der = base64.b64decode("".join(str(cert).split()))
+            key = x509.load_der_x509_certificate(der).public_key()
+        except ValueError:
+            continue
+        if isinstance(key, rsa.RSAPublicKey):
+            keys.append(key)
+    return keys
+
+
+def _signed_octets(kind: str, params: Mapping[str, str], query_string: str | None) -> list[bytes]:
+    """What an HTTP-Redirect signature covers: ``kind``, RelayState (when present) and SigAlg,
+    URL-encoded, in that order. From the raw query when given (the octets as sent; its values
+    must be those of ``params`` and appear once); otherwise encoded again, as Python's
+    ``urlencode`` and as JavaScript's ``encodeURIComponent`` do (pysaml2, samlify and
+    others)."""
+    names = (kind, "RelayState", "SigAlg")
+    if query_string is not None:
+        raw: dict[str, str] = {}
+        for pair in query_string.split("&"):
+            name, _, value = pair.partition("=")
+            name = unquote_plus(name)
+            if name in (*names, "Signature"):
+                if name in raw:
+                    raise _logout_refused(f"{name} given twice", "query")
+                raw[name] = value
+        for name in (*names, "Signature"):
+            if (name in raw) != (name in params) or (
+                name in raw and unquote_plus(raw[name]) != params[name]
+            ):
+                raise _logout_refused(f"{name} differs from the raw query", "query")
+        return ["&".join(f"{name}={raw[name]}" for name in names if name in raw).encode()]
+    encoders: tuple[Callable[[str], str], ...] = (
+        lambda value: quote_plus(value, safe=""),
+        lambda value: quote(value, safe="-_.!~*'()"),
+    )
+    candidates: list[bytes] = []
+    for encode in encoders:
+        octets = "&".join(f"{n}={encode(params[n])}" for n in names if n in params).encode()
+        if octets not in candidates:
+            candidates.append(octets)
+    return candidates
+
+
+def _auto_post_page(action: str, form: Mapping[str, str]) -> str:
+    """The HTTP-POST binding's page: the form posts itself on load (a button without script)."""
+    inputs = "".join(
+        f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
+        for name, value in form.items()
+    )
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Signing out</title></head>'
+        '<body onload="document.forms[0].submit()">'
+        f'<form method="post" action="{html.escape(action)}">{inputs}'
+        '<noscript><button type="submit">Continue</button></noscript></form>'
+        "</body></html>\n"
+    )

@@ -3,7 +3,8 @@
 - ``GET /{store}/logout?redirect_to=/path``: ends this browser's broker session; with the
   connection's ``idp_logout`` on, sends the browser to the IdP's logout (OIDC RP-initiated
   logout with ``id_token_hint``, ``post_logout_redirect_uri`` and a ``state`` checked on
-  return; SAML single logout), and in every case ends at the storefront's logout
+  return; SAML single logout, answered at ``/{store}/saml/{conn}/slo``), and in every case
+  ends at the storefront's logout
   (``/login.php?action=logout``), which BigCommerce offers no API for.
 - ``POST /{store}/oidc/{conn}/backchannel-logout``: an IdP ends a person's sessions (OpenID
   Connect Back-Channel Logout 1.0): 200, or 400 with an error body.
@@ -20,10 +21,10 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from broker.app import get_broker
 from broker.bigcommerce.login_token import safe_redirect_path
-from broker.config import OIDCConnection, StoreSettings
+from broker.config import OIDCConnection, SAMLConnection, StoreSettings
 from broker.errors import BrokerError, FlowExpired
 from broker.events import log_event
-from broker.web import flows, sessions
+from broker.web import flows, saml, sessions
 from broker.web.signin import audit
 
 bp = Blueprint("logout", __name__)
@@ -45,6 +46,8 @@ def logout(store_key: str) -> BaseResponse:
         conn = store.connections.get(session.connection)
         if conn is not None and conn.idp_logout and isinstance(conn, OIDCConnection):
             target = _oidc_logout(store, conn, session.id_token, redirect_to) or target
+        elif conn is not None and conn.idp_logout and isinstance(conn, SAMLConnection):
+            target = saml.start_logout(store, conn, session) or target
     sessions.clear_cookie(target)
     return target
 

@@ -20,9 +20,11 @@ from broker.app import get_broker
 from broker.bigcommerce.login_token import safe_redirect_path
 from broker.config import SAMLConnection, StoreSettings
 from broker.errors import FlowExpired, InvalidResponse, NotFound, StateMismatch
-from broker.identity import Identity
+from broker.identity import Identity, UpstreamSession
+from broker.storage import BrokerSession
+from broker.upstream.saml import POST, REDIRECT, OutboundMessage
 from broker.web import flows
-from broker.web.signin import finish_sign_in, link_to_signed_in_customer
+from broker.web.signin import audit, finish_sign_in, link_to_signed_in_customer
 
 bp = Blueprint("saml", __name__)
 
@@ -95,13 +97,22 @@ def acs(store_key: str, conn_key: str) -> BaseResponse:
             "This sign-in answer was already used. Please start signing in again.",
             detail="replayed assertion id",
         )
+    upstream = UpstreamSession(
+        name_id=assertion.name_id or None,
+        name_id_format=assertion.name_id_format,
+        session_index=assertion.session_index,
+    )
     if pending is None:  # IdP-initiated: RelayState is at most a path on the store
         redirect_to = safe_redirect_path(relay_state, store.default_redirect)
-        return finish_sign_in(store, conn, assertion.identity, redirect_to)
+        return finish_sign_in(store, conn, assertion.identity, redirect_to, upstream)
     key = secrets.token_urlsafe(32)
     broker.storage.save_pending(
         _continue_key(key),
-        {**pending, "identity": assertion.identity.to_record()},
+        {
+            **pending,
+            "identity": assertion.identity.to_record(),
+            "upstream": upstream.to_record(),
+        },
         expires_at=now + CONTINUE_TTL_SECONDS,
     )
     return redirect(f"/{store.key}/saml/{conn.key}/acs/continue?k={key}", code=303)
@@ -128,7 +139,94 @@ def acs_continue(store_key: str, conn_key: str) -> BaseResponse:
     identity = Identity.from_record(record["identity"])
     if record.get("link_customer_id") is not None:
         return link_to_signed_in_customer(store, conn, identity, int(record["link_customer_id"]))
-    return finish_sign_in(store, conn, identity, record["redirect_to"])
+    upstream = UpstreamSession.from_record(record.get("upstream"))
+    return finish_sign_in(store, conn, identity, record["redirect_to"], upstream)
+
+
+def start_logout(
+    store: StoreSettings, conn: SAMLConnection, session: BrokerSession
+) -> BaseResponse | None:
+    """SP-initiated single logout: a signed LogoutRequest to the IdP (None: it has no SLO)."""
+    broker = get_broker()
+    provider = broker.saml(store.key, conn.key)
+    if not session.name_id or not provider.has_single_logout():
+        return None
+    relay_state = secrets.token_urlsafe(32)
+    message = provider.logout_request(
+        name_id=session.name_id,
+        name_id_format=session.name_id_format,
+        session_index=session.session_index,
+        relay_state=relay_state,
+    )
+    now = int(broker.clock())
+    broker.storage.save_pending(
+        _logout_key(relay_state),
+        {"store": store.key, "connection": conn.key, "request_id": message.request_id},
+        expires_at=now + broker.settings.broker.flow_ttl_seconds,
+    )
+    return _send(message)
+
+
+@bp.route("/<store_key>/saml/<conn_key>/slo", methods=["GET", "POST"])
+def slo(store_key: str, conn_key: str) -> BaseResponse:
+    """Single logout: the IdP's LogoutResponse to our request, or its own LogoutRequest."""
+    broker = get_broker()
+    store, conn = _saml_connection(store_key, conn_key)
+    provider = broker.saml(store.key, conn.key)
+    binding = REDIRECT if request.method == "GET" else POST
+    params = dict(request.args if request.method == "GET" else request.form)
+    query = request.query_string.decode() if request.method == "GET" else None
+    now = int(broker.clock())
+    if "SAMLResponse" in params:
+        relay_state = params.get("RelayState", "")
+        pending = (
+            broker.storage.take_pending(_logout_key(relay_state), now) if relay_state else None
+        )
+        if pending is None or (pending["store"], pending["connection"]) != (store.key, conn.key):
+            raise FlowExpired(
+                "This sign-out could not be confirmed. Finish signing out on the store.",
+                detail="saml logout relay state unknown, expired or used",
+            )
+        provider.handle_logout_response(
+            binding=binding,
+            params=params,
+            expected_request_id=pending["request_id"],
+            query_string=query,
+        )
+        return redirect(f"{store.storefront_url}/login.php?action=logout", code=303)
+    if "SAMLRequest" not in params:
+        raise InvalidResponse("This is not a SAML logout message.", detail="no SAMLRequest")
+    info = provider.handle_logout_request(binding=binding, params=params, query_string=query)
+    if not broker.storage.use_once(
+        f"saml-logout:{store.key}:{conn.key}:{info.request_id}", info.not_on_or_after, now
+    ):
+        raise InvalidResponse("This logout request was already used.", detail="replayed")
+    ended = broker.storage.end_saml_sessions(
+        store.key,
+        provider.idp_entity_id(),
+        name_id=info.name_id,
+        session_indexes=info.session_indexes,
+        now=now,
+    )
+    audit(store, "logout", "saml_idp_initiated", conn=conn.key, detail=f"sessions ended: {ended}")
+    return _send(
+        provider.logout_response(in_response_to=info.request_id, relay_state=info.relay_state)
+    )
+
+
+def _send(message: OutboundMessage) -> BaseResponse:
+    if message.url is not None:
+        return redirect(message.url, code=303)
+    response = Response(message.html or "", mimetype="text/html")
+    # The auto-submitting form posts to the IdP: allow exactly that script-free form.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; form-action *; script-src 'unsafe-inline'"
+    )
+    return response
+
+
+def _logout_key(relay_state: str) -> str:
+    return "saml-logout:" + flows.digest(relay_state)
 
 
 def _saml_connection(store_key: str, conn_key: str) -> tuple[StoreSettings, SAMLConnection]:
