@@ -124,15 +124,18 @@ class OIDCProvider:
             self._keys, self._keys_at = keys, self._clock()
         return keys
 
-    def _get_json(self, url: str, what: str) -> dict[str, Any]:
+    def _get_json(self, url: str, what: str, *, bearer: str | None = None) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
         try:
-            response = self._http.get(url, headers={"Accept": "application/json"})
+            response = self._http.get(url, headers=headers)
             response.raise_for_status()
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise IdPUnavailable(
                 "Your identity provider could not be reached. Please try again shortly.",
-                detail=f"{what}: {type(exc).__name__}: {exc}",
+                detail=f"{what}: {type(exc).__name__}",
             ) from None
         if not isinstance(body, dict):
             raise IdPUnavailable("Your identity provider answered unexpectedly.", detail=what)
@@ -312,7 +315,7 @@ class OIDCProvider:
         endpoint = self.metadata().get("userinfo_endpoint")
         if not isinstance(endpoint, str):
             return {}
-        info = self._get_json_bearer(endpoint, access_token)
+        info = self._get_json(endpoint, "userinfo", bearer=access_token)
         # OIDC Core 5.3.2: a userinfo answer about someone else must not be used.
         if info.get("sub") != subject:
             raise InvalidResponse(
@@ -320,25 +323,6 @@ class OIDCProvider:
                 detail="userinfo sub differs from the ID token's",
             )
         return info
-
-    def _get_json_bearer(self, url: str, access_token: str) -> dict[str, Any]:
-        try:
-            response = self._http.get(
-                url,
-                headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-            )
-            response.raise_for_status()
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise IdPUnavailable(
-                "Your identity provider could not be reached. Please try again shortly.",
-                detail=f"userinfo: {type(exc).__name__}",
-            ) from None
-        if not isinstance(body, dict):
-            raise InvalidResponse(
-                "Your identity provider answered unexpectedly.", detail="userinfo"
-            )
-        return body
 
     def _oauth_client(self, redirect_uri: str) -> OAuth2Client:
         # Built per flow step: Authlib's client keeps the last token on itself, so one shared

@@ -16,6 +16,7 @@ xmldsig-bestpractices, sections on wrapping attacks).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from xml.etree.ElementTree import Element
 
 from defusedxml import DefusedXmlException
@@ -34,18 +35,36 @@ SHA1_ALGORITHMS = {
 }
 
 
-def check_response_structure(document: bytes, *, allow_sha1: bool) -> Element:
-    """Refuse a hostile or malformed Response; return its parsed root."""
+Refuse = Callable[[str, str], InvalidResponse]
+
+
+def parse_protocol_message(document: bytes, *, tag: str, refuse: Refuse) -> Element:
+    """Parse a SAML protocol message strictly: no comments, no DTD or entities, the expected
+    ``samlp`` root element, no ID used twice. ``refuse(detail, kind)`` makes the error."""
     if b"<!--" in document:
-        raise refused("XML comments are not accepted in a SAML response", "comment")
+        raise refuse("XML comments are not accepted", "comment")
     try:
         root: Element = fromstring(
             document, forbid_dtd=True, forbid_entities=True, forbid_external=True
         )
     except (DefusedXmlException, ParseError, ValueError) as exc:
-        raise refused(f"not acceptable XML: {type(exc).__name__}", "xml") from None
-    if root.tag != f"{{{SAMLP}}}Response":
-        raise refused(f"root element is {root.tag}, not a Response", "root")
+        raise refuse(f"not acceptable XML: {type(exc).__name__}", "xml") from None
+    if root.tag != f"{{{SAMLP}}}{tag}":
+        raise refuse(f"root element is {root.tag}, not a {tag}", "root")
+    seen: set[str] = set()
+    for element in root.iter():
+        value = element.get("ID")
+        if value is None:
+            continue
+        if value in seen:
+            raise refuse(f"ID {value!r} used twice", "wrapping")
+        seen.add(value)
+    return root
+
+
+def check_response_structure(document: bytes, *, allow_sha1: bool) -> Element:
+    """Refuse a hostile or malformed Response; return its parsed root."""
+    root = parse_protocol_message(document, tag="Response", refuse=refused)
 
     assertions = root.findall(f".//{{{SAML}}}Assertion") + root.findall(
         f".//{{{SAML}}}EncryptedAssertion"
@@ -54,7 +73,6 @@ def check_response_structure(document: bytes, *, allow_sha1: bool) -> Element:
     if len(assertions) != 1 or len(direct) != 1:
         raise refused(f"{len(assertions)} assertions ({len(direct)} direct)", "assertions")
 
-    _check_ids_unique(root)
     parents = {child: parent for parent in root.iter() for child in parent}
     for signature in root.iter(f"{{{DS}}}Signature"):
         parent = parents.get(signature)
@@ -72,17 +90,6 @@ def check_response_structure(document: bytes, *, allow_sha1: bool) -> Element:
             if any(method.get("Algorithm") in SHA1_ALGORITHMS for method in methods):
                 raise refused("signed with SHA-1, which this connection does not accept", "sha1")
     return root
-
-
-def _check_ids_unique(root: Element) -> None:
-    seen: set[str] = set()
-    for element in root.iter():
-        value = element.get("ID")
-        if value is None:
-            continue
-        if value in seen:
-            raise refused(f"ID {value!r} used twice", "wrapping")
-        seen.add(value)
 
 
 def refused(detail: str, kind: str) -> InvalidResponse:

@@ -13,7 +13,7 @@ import hmac
 import secrets
 from dataclasses import asdict, dataclass
 
-from flask import Request
+from flask import Request, redirect
 from werkzeug.wrappers import Response
 
 from broker.errors import FlowExpired, StateMismatch
@@ -65,6 +65,13 @@ def begin(
     )
     storage.save_pending(_key(state), asdict(flow), expires_at=now + ttl)
     return state, flow, browser
+
+
+def redirect_binding_browser(url: str, browser: str, *, secure: bool, ttl: int) -> Response:
+    """A redirect to the IdP that also gives the browser its id cookie."""
+    response = redirect(url, code=302)
+    set_browser_cookie(response, browser, secure=secure, ttl=ttl)
+    return response
 
 
 def set_browser_cookie(response: Response, value: str, *, secure: bool, ttl: int) -> None:

@@ -68,11 +68,9 @@ def start_sign_in(
         },
         expires_at=now + settings.flow_ttl_seconds,
     )
-    response = redirect(url, code=302)
-    flows.set_browser_cookie(
-        response, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
+    return flows.redirect_binding_browser(
+        url, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
     )
-    return response
 
 
 @bp.post("/<store_key>/saml/<conn_key>/acs")

@@ -5,7 +5,7 @@ Thin on purpose: parse the request, call upstream -> accounts -> login token, re
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request
+from flask import Blueprint, render_template, request
 from werkzeug.wrappers import Response
 
 from broker.app import get_broker
@@ -62,11 +62,9 @@ def start_flow(
         nonce=flow.nonce,
         code_verifier=flow.code_verifier,
     )
-    response = redirect(url, code=302)
-    flows.set_browser_cookie(
-        response, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
+    return flows.redirect_binding_browser(
+        url, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
     )
-    return response
 
 
 @bp.get("/<store_key>/oidc/<conn_key>/callback")
