@@ -21,13 +21,7 @@ token, and offers RP-initiated and back-channel logout (back-channel calls to 12
 
 from __future__ import annotations
 
-import json
-import os
-import queue
-import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from html.parser import HTMLParser
@@ -37,65 +31,25 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from tests.support.node_process import NPM_CI_TIMEOUT as NPM_CI_TIMEOUT
+from tests.support.node_process import STARTUP_TIMEOUT, NodeServer, stop_process
+from tests.support.node_process import STOP_TIMEOUT as STOP_TIMEOUT
+
 PROVIDER_DIR = Path(__file__).resolve().parent.parent / "oidc_provider"
 SERVER_SCRIPT = PROVIDER_DIR / "server.mjs"
 
-STARTUP_TIMEOUT = 20.0
-NPM_CI_TIMEOUT = 300.0
-STOP_TIMEOUT = 5.0
-_STDERR_KEEP = 200  # lines of the provider's stderr kept for error messages
-
-_npm_lock = threading.Lock()
-
-
-def _executable(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise RuntimeError(
-            f"{name} is not on PATH; the OpenID provider tests need node 20+ and npm"
-        )
-    return path
-
-
-def _pinned_version() -> str:
-    package = json.loads((PROVIDER_DIR / "package.json").read_text(encoding="utf-8"))
-    return str(package["dependencies"]["oidc-provider"])
-
-
-def _installed_version() -> str | None:
-    installed = PROVIDER_DIR / "node_modules" / "oidc-provider" / "package.json"
-    try:
-        return str(json.loads(installed.read_text(encoding="utf-8"))["version"])
-    except (OSError, ValueError, KeyError):
-        return None
+_SERVER = NodeServer(
+    directory=PROVIDER_DIR,
+    script=SERVER_SCRIPT,
+    name="OpenID provider",
+    config_variable="OIDC_PROVIDER_CONFIG",
+    packages=("oidc-provider",),
+)
 
 
 def ensure_node_modules() -> None:
     """Install the pinned provider with ``npm ci`` unless that version is already installed."""
-    with _npm_lock:
-        if _installed_version() == _pinned_version():
-            return
-        command = [
-            _executable("npm"),
-            "ci",
-            "--prefix",
-            str(PROVIDER_DIR),
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-        ]
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=NPM_CI_TIMEOUT,
-            check=False,
-        )
-        if result.returncode != 0 or _installed_version() != _pinned_version():
-            raise RuntimeError(
-                f"npm ci for the test OpenID provider failed (exit {result.returncode}):\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
+    _SERVER.ensure_node_modules()
 
 
 class OidcProvider:
@@ -121,39 +75,7 @@ class OidcProvider:
 
     def stop(self) -> None:
         """Stop the provider: SIGTERM, then SIGKILL if it has not exited within a few seconds."""
-        _stop_process(self._process)
-
-
-def _stop_process(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            stream.close()
-
-
-def _drain_stderr(stream: Any, sink: list[str]) -> None:
-    try:
-        for line in stream:
-            sink.append(line)
-            if len(sink) > _STDERR_KEEP:
-                del sink[0]
-    except (OSError, ValueError):  # closed by stop()
-        pass
-
-
-def _drain_stdout(stream: Any, lines: queue.Queue[str | None]) -> None:
-    try:
-        for line in stream:
-            lines.put(line)
-    except (OSError, ValueError):
-        pass
-    lines.put(None)
+        stop_process(self._process)
 
 
 @contextmanager
@@ -165,73 +87,9 @@ def start_oidc_provider(
 ) -> Iterator[OidcProvider]:
     """Run oidc-provider on a free port of 127.0.0.1 for the duration of the block."""
     ensure_node_modules()
-    env = dict(os.environ)
-    env["OIDC_PROVIDER_CONFIG"] = json.dumps({"port": 0, "clients": clients, "accounts": accounts})
-    process = subprocess.Popen(
-        [_executable("node"), str(SERVER_SCRIPT)],
-        cwd=PROVIDER_DIR,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-    )
-    stderr: list[str] = []
-    stdout_lines: queue.Queue[str | None] = queue.Queue()
-    threads = [
-        threading.Thread(target=_drain_stderr, args=(process.stderr, stderr), daemon=True),
-        threading.Thread(target=_drain_stdout, args=(process.stdout, stdout_lines), daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        issuer = _wait_for_issuer(process, stdout_lines, stderr, startup_timeout)
-        provider = OidcProvider(issuer, process, stderr)
-        yield provider
-    finally:
-        _stop_process(process)
-        for thread in threads:
-            thread.join(timeout=STOP_TIMEOUT)
-
-
-def _wait_for_issuer(
-    process: subprocess.Popen[str],
-    stdout_lines: queue.Queue[str | None],
-    stderr: list[str],
-    timeout: float,
-) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RuntimeError(
-                f"the test OpenID provider did not announce its issuer within {timeout:g} s; "
-                f"stderr:\n{''.join(stderr)}"
-            )
-        try:
-            line = stdout_lines.get(timeout=min(remaining, 0.1))
-        except queue.Empty:
-            continue
-        if line is None:  # stdout closed: the process is exiting
-            try:
-                code = process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                code = None
-            time.sleep(0.1)  # let the stderr thread catch up
-            raise RuntimeError(
-                f"the test OpenID provider exited (code {code}) before it was ready; "
-                f"stderr:\n{''.join(stderr)}"
-            )
-        try:
-            announced = json.loads(line)
-        except ValueError:
-            raise RuntimeError(
-                f"the test OpenID provider printed an unexpected line: {line!r}; "
-                f"stderr:\n{''.join(stderr)}"
-            ) from None
-        return str(announced["issuer"])
+    config = {"port": 0, "clients": clients, "accounts": accounts}
+    with _SERVER.run(config, announces="its issuer", startup_timeout=startup_timeout) as run:
+        yield OidcProvider(str(run.announced["issuer"]), run.process, run.stderr)
 
 
 # -- driving the browser side over HTTP ---------------------------------------------------------

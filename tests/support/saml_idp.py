@@ -51,13 +51,7 @@ Logout messages the IdP sends are always signed. :meth:`SamlIdp.events` lists wh
 from __future__ import annotations
 
 import base64
-import json
-import os
-import queue
-import shutil
 import subprocess
-import threading
-import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,13 +62,12 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
+from tests.support.node_process import NPM_CI_TIMEOUT as NPM_CI_TIMEOUT
+from tests.support.node_process import STARTUP_TIMEOUT, NodeServer, stop_process
+from tests.support.node_process import STOP_TIMEOUT as STOP_TIMEOUT
+
 IDP_DIR = Path(__file__).resolve().parent.parent / "saml_idp"
 SERVER_SCRIPT = IDP_DIR / "server.mjs"
-
-STARTUP_TIMEOUT = 20.0
-NPM_CI_TIMEOUT = 300.0
-STOP_TIMEOUT = 5.0
-_STDERR_KEEP = 200  # lines of the IdP's stderr kept for error messages
 
 #: The attribute names sent for a user's fields, unless ``idp["attributes"]`` says otherwise.
 ATTRIBUTES = {
@@ -84,58 +77,17 @@ ATTRIBUTES = {
     "groups": "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
 }
 
-_npm_lock = threading.Lock()
-
-
-def _executable(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise RuntimeError(f"{name} is not on PATH; the SAML IdP tests need node 20+ and npm")
-    return path
-
-
-def _pinned_versions() -> dict[str, str]:
-    package = json.loads((IDP_DIR / "package.json").read_text(encoding="utf-8"))
-    return {name: str(version) for name, version in package["dependencies"].items()}
-
-
-def _installed_versions() -> dict[str, str | None]:
-    installed: dict[str, str | None] = {}
-    for name in _pinned_versions():
-        path = IDP_DIR / "node_modules" / name / "package.json"
-        try:
-            installed[name] = str(json.loads(path.read_text(encoding="utf-8"))["version"])
-        except (OSError, ValueError, KeyError):
-            installed[name] = None
-    return installed
+_SERVER = NodeServer(
+    directory=IDP_DIR,
+    script=SERVER_SCRIPT,
+    name="SAML IdP",
+    config_variable="SAML_IDP_CONFIG",
+)
 
 
 def ensure_node_modules() -> None:
     """Install the pinned IdP packages with ``npm ci`` unless those versions are installed."""
-    with _npm_lock:
-        if _installed_versions() == _pinned_versions():
-            return
-        command = [
-            _executable("npm"),
-            "ci",
-            "--prefix",
-            str(IDP_DIR),
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-        ]
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=NPM_CI_TIMEOUT,
-            check=False,
-        )
-        if result.returncode != 0 or _installed_versions() != _pinned_versions():
-            raise RuntimeError(
-                f"npm ci for the test SAML IdP failed (exit {result.returncode}):\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
+    _SERVER.ensure_node_modules()
 
 
 class SamlIdp:
@@ -183,39 +135,7 @@ class SamlIdp:
 
     def stop(self) -> None:
         """Stop the IdP: SIGTERM, then SIGKILL if it has not exited within a few seconds."""
-        _stop_process(self._process)
-
-
-def _stop_process(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            stream.close()
-
-
-def _drain_stderr(stream: Any, sink: list[str]) -> None:
-    try:
-        for line in stream:
-            sink.append(line)
-            if len(sink) > _STDERR_KEEP:
-                del sink[0]
-    except (OSError, ValueError):  # closed by stop()
-        pass
-
-
-def _drain_stdout(stream: Any, lines: queue.Queue[str | None]) -> None:
-    try:
-        for line in stream:
-            lines.put(line)
-    except (OSError, ValueError):
-        pass
-    lines.put(None)
+        stop_process(self._process)
 
 
 @contextmanager
@@ -228,74 +148,11 @@ def start_saml_idp(
 ) -> Iterator[SamlIdp]:
     """Run the samlify IdP on a free port of 127.0.0.1 for the duration of the block."""
     ensure_node_modules()
-    env = dict(os.environ)
-    env["SAML_IDP_CONFIG"] = json.dumps({"port": 0, "idp": idp or {}, "sp": sp, "users": users})
-    process = subprocess.Popen(
-        [_executable("node"), str(SERVER_SCRIPT)],
-        cwd=IDP_DIR,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-    )
-    stderr: list[str] = []
-    stdout_lines: queue.Queue[str | None] = queue.Queue()
-    threads = [
-        threading.Thread(target=_drain_stderr, args=(process.stderr, stderr), daemon=True),
-        threading.Thread(target=_drain_stdout, args=(process.stdout, stdout_lines), daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        announced = _wait_for_announcement(process, stdout_lines, stderr, startup_timeout)
-        yield SamlIdp(announced, process, stderr)
-    finally:
-        _stop_process(process)
-        for thread in threads:
-            thread.join(timeout=STOP_TIMEOUT)
-
-
-def _wait_for_announcement(
-    process: subprocess.Popen[str],
-    stdout_lines: queue.Queue[str | None],
-    stderr: list[str],
-    timeout: float,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RuntimeError(
-                f"the test SAML IdP did not announce itself within {timeout:g} s; "
-                f"stderr:\n{''.join(stderr)}"
-            )
-        try:
-            line = stdout_lines.get(timeout=min(remaining, 0.1))
-        except queue.Empty:
-            continue
-        if line is None:  # stdout closed: the process is exiting
-            try:
-                code = process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                code = None
-            time.sleep(0.1)  # let the stderr thread catch up
-            raise RuntimeError(
-                f"the test SAML IdP exited (code {code}) before it was ready; "
-                f"stderr:\n{''.join(stderr)}"
-            )
-        try:
-            announced = json.loads(line)
-            if not isinstance(announced, dict) or "metadata_url" not in announced:
-                raise ValueError("not the announcement")
-        except ValueError:
-            raise RuntimeError(
-                f"the test SAML IdP printed an unexpected line: {line!r}; "
-                f"stderr:\n{''.join(stderr)}"
-            ) from None
-        return announced
+    config = {"port": 0, "idp": idp or {}, "sp": sp, "users": users}
+    with _SERVER.run(
+        config, announces="itself", required_key="metadata_url", startup_timeout=startup_timeout
+    ) as run:
+        yield SamlIdp(run.announced, run.process, run.stderr)
 
 
 # -- driving the browser side over HTTP ---------------------------------------------------------
