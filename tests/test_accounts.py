@@ -293,6 +293,17 @@ def test_a_timeout_on_create_is_followed_by_a_lookup(sandbox: Sandbox, links: SQ
     assert len(sandbox.state.customers(h)) == 1
 
 
+def test_a_reset_create_is_never_retried(sandbox: Sandbox, links: SQLStorage) -> None:
+    # The create's connection is reset: the broker cannot know whether it took effect, so it
+    # looks the e-mail up instead of sending it again; nothing was created, so it says so.
+    client, h = client_for(sandbox)
+    with pytest.raises(BigCommerceUnavailable, match="could not create"):
+        resolve(FaultOnCreate(client, sandbox, h, resets=1), links)
+    assert posts(sandbox, h) == 0
+    assert sandbox.state.customers(h) == []
+    assert [r.method for r in sandbox.state.requests(h)] == ["GET", "GET"]
+
+
 def test_rate_limit_within_the_deadline_waits_then_succeeds(sandbox: Sandbox) -> None:
     client, h = client_for(sandbox)
     sandbox.state.set_faults(h, status=429, count=1, reset_ms=300)

@@ -141,3 +141,18 @@ def test_fifty_first_sign_ins_of_ten_new_people_make_ten_customers(crowd: dict[s
         assert f">{email}<" in page
     creates = [r for r in sandbox.state.requests(store_hash) if r.method == "POST"]
     assert len(creates) == 10, "exactly one create per person"
+
+
+def test_connection_resets_are_retried_for_lookups(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    world.sandbox.state.set_faults(world.store.store_hash, resets=2)
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert outcome.status == 302, outcome.response.text
+    # The two reset requests never reached the store; the retried lookup and the create did.
+    assert [r.method for r in world.sandbox.state.requests(world.store.store_hash)] == [
+        "GET",
+        "POST",
+    ]
+    assert len(world.customers()) == 1

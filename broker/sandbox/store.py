@@ -26,7 +26,8 @@ number of fake stores, each registered as a :class:`SandboxStore`:
   ``only="bigcommerce"`` aims them at one of the two APIs);
 - a JSON control API at ``/_sandbox/`` to register stores, seed and delete customers, seed B2B
   companies and company users, read the request, login and delivery logs and set fault
-  switches (latency, 5xx, 429 storms, timeouts, quotas, clock offset).
+  switches (latency, 5xx, 429 storms, timeouts, connection resets (main API), quotas, clock
+  offset).
 
 It never replaces BigCommerce in production, and it imports nothing from the broker.
 """
@@ -43,6 +44,8 @@ import json
 import math
 import re
 import secrets
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -232,6 +235,8 @@ class _Faults:
     status_left: int | None = None  # None: every request
     timeout_ms: int = 0
     timeout_left: int | None = None  # None: every request
+    #: Requests left to answer with a TCP reset instead of a response.
+    resets_left: int = 0
     storm_until: float | None = None
     quota: int = DEFAULT_QUOTA
     credentials_quota: int = DEFAULT_CREDENTIALS_QUOTA
@@ -531,6 +536,16 @@ class SandboxState:
         with self._lock:
             return store_hash in self._stores
 
+    def take_reset(self, store_hash: str, api: str = BIGCOMMERCE_API) -> bool:
+        """Whether to drop the next request to ``api`` with a TCP reset (the ``resets``
+        switch: that many requests, before the store acts on them)."""
+        with self._lock:
+            st = self._stores.get(store_hash)
+            if st is None or st.faults.resets_left <= 0 or st.faults.only not in (None, api):
+                return False
+            st.faults.resets_left -= 1
+            return True
+
     def api_delay(self, store_hash: str, api: str = BIGCOMMERCE_API) -> tuple[float, float]:
         """Seconds to sleep before and after handling the next request to ``api``."""
         with self._lock:
@@ -747,6 +762,7 @@ _INT_SWITCHES: dict[str, int] = {
     "quota": 1,
     "credentials_quota": 1,
     "reset_ms": 0,
+    "resets": 0,
 }
 FAULT_SWITCHES = frozenset({*_INT_SWITCHES, "clock_offset", "rate_limit_headers", "only"})
 
@@ -779,6 +795,7 @@ def _parse_faults(switches: Mapping[str, Any], now: float) -> _Faults:
         status_left=count,
         timeout_ms=switches.get("timeout_ms") or 0,
         timeout_left=count,
+        resets_left=switches.get("resets") or 0,
         storm_until=now + storm_ms / 1000 if storm_ms else None,
         quota=switches.get("quota") or DEFAULT_QUOTA,
         credentials_quota=switches.get("credentials_quota") or DEFAULT_CREDENTIALS_QUOTA,
@@ -788,6 +805,15 @@ def _parse_faults(switches: Mapping[str, Any], now: float) -> _Faults:
         only=only,
         switches=dict(switches),
     )
+
+
+def _reset_connection() -> Response:
+    """Close the client's connection with a TCP RST, sending no answer at all."""
+    connection = request.environ.get("werkzeug.socket")
+    if connection is not None:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+    return Response(status=500)  # never reaches the client
 
 
 def _take_delay(faults: _Faults, api: str) -> tuple[int, int]:
@@ -2016,6 +2042,8 @@ def _register_api(app: Flask, state: SandboxState) -> None:
         methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
     )
     def api(store_hash: str, version: str, rest: str) -> Response:
+        if state.take_reset(store_hash):
+            return _reset_connection()
         before, after = state.api_delay(store_hash)
         if before:
             time.sleep(before)
