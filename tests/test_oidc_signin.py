@@ -610,3 +610,14 @@ def test_unknown_store_and_connection_are_404_pages(
         outcome = Outcome(browser_http.get(world.broker.url + path))
         assert outcome.status == 404
         assert outcome.error_ref
+
+
+def test_store_refusing_the_broker_4xx_gives_a_clear_page(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world(store={"access_token": "a-revoked-token"})  # the store answers 401
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert_refused(outcome, 502, world, broker_log, says="refused the broker")
+    line = next(line for line in broker_log.lines if line.get("ref") == outcome.error_ref)
+    assert "401" in line["detail"]
+    assert "a-revoked-token" not in json.dumps(broker_log.lines)
