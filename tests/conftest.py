@@ -162,6 +162,7 @@ def make_world(
         sandbox_store: dict[str, Any] | None = None,
         theme_script: bool = False,
         defer: dict[str, Any] | None = None,
+        app_options: dict[str, Any] | None = None,
     ) -> World:
         client_secret = secrets.token_urlsafe(24)
         created: list[SandboxStore] = []
@@ -199,7 +200,7 @@ def make_world(
                 },
             }
 
-        broker = make_broker(document)
+        broker = make_broker(document, **(app_options or {}))
         conn_settings = broker.settings.stores["acme"].connections["corp"]
         dev_idp.state.add_client(
             DevClient(

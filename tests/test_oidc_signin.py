@@ -445,54 +445,15 @@ def test_missing_or_unknown_state(
 
 
 def test_expired_flow_is_refused(
-    make_broker: Any, sandbox: Any, dev_idp: Any, browser_http: httpx.Client, broker_log: LogLines
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
 ) -> None:
     offset = [0.0]
-
-    def clock() -> float:
-        return time.time() + offset[0]
-
-    world = _world_with_clock(make_broker, sandbox, dev_idp, clock)
+    world = make_world(app_options={"clock": lambda: time.time() + offset[0]})
     authorize = start_login(browser_http, world.broker.url, "/acme/login/corp")
     callback = dev_idp_sign_in(browser_http, authorize, "alice@example.com")
     offset[0] = 601  # the default flow_ttl_seconds is 600
     outcome = Outcome(browser_http.get(callback))
     assert_refused(outcome, 400, world, broker_log, says="expired")
-
-
-def _world_with_clock(make_broker: Any, sandbox: Any, dev_idp: Any, clock: Any) -> World:
-    from broker.sandbox.idp import DevClient
-
-    store = sandbox.add_store("abc123")
-
-    def document(base_url: str) -> dict[str, Any]:
-        return {
-            "broker": {"base_url": base_url, "secret_key": "k" * 32},
-            "stores": {
-                "acme": {
-                    "store_hash": store.store_hash,
-                    "api_url": sandbox.url,
-                    "access_token": store.access_token,
-                    "client_id": store.client_id,
-                    "client_secret": store.client_secret,
-                    "storefront_url": sandbox.storefront(store.store_hash),
-                    "connections": {
-                        "corp": {
-                            "type": "oidc",
-                            "issuer": dev_idp.url,
-                            "client_id": "broker",
-                            "client_secret": "s" * 24,
-                        }
-                    },
-                }
-            },
-        }
-
-    broker = make_broker(document, clock=clock)
-    dev_idp.state.add_client(
-        DevClient("broker", "s" * 24, (f"{broker.url}/acme/oidc/corp/callback",))
-    )
-    return World(sandbox=sandbox, idp=dev_idp, broker=broker, store=store)
 
 
 # -- refusals: policy -------------------------------------------------------------------------
