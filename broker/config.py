@@ -53,17 +53,13 @@ class BrokerSettings:
         return self.base_url.startswith("https://")
 
 
-@dataclass(frozen=True)
-class OIDCConnection:
+@dataclass(frozen=True, kw_only=True)
+class ConnectionPolicy:
+    """What every connection type has: its key and name, and its account policy (the
+    fields :class:`broker.accounts.AccountPolicy` reads)."""
+
     key: str
-    issuer: str
-    client_id: str
-    client_secret: str | None = field(repr=False)
     display_name: str
-    token_endpoint_auth_method: TokenAuthMethod
-    scopes: tuple[str, ...] = ("openid", "email", "profile")
-    algorithms: tuple[str, ...] = DEFAULT_ID_TOKEN_ALGORITHMS
-    groups_claim: str = "groups"
     jit: bool = True
     link: LinkPolicy = "auto"
     allowed_domains: tuple[str, ...] = ()
@@ -75,13 +71,22 @@ class OIDCConnection:
     sync_email: bool = False
     #: Sign the shopper out of the IdP too when they sign out of the store.
     idp_logout: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class OIDCConnection(ConnectionPolicy):
+    issuer: str
+    client_id: str
+    client_secret: str | None = field(repr=False)
+    token_endpoint_auth_method: TokenAuthMethod
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    algorithms: tuple[str, ...] = DEFAULT_ID_TOKEN_ALGORITHMS
+    groups_claim: str = "groups"
     type: Literal["oidc"] = "oidc"
 
 
-@dataclass(frozen=True)
-class SAMLConnection:
-    key: str
-    display_name: str
+@dataclass(frozen=True, kw_only=True)
+class SAMLConnection(ConnectionPolicy):
     sp_key_file: str
     sp_cert_file: str
     idp_metadata_url: str | None = None
@@ -103,14 +108,6 @@ class SAMLConnection:
     first_name_attribute: str | None = None
     last_name_attribute: str | None = None
     groups_attribute: str | None = None
-    jit: bool = True
-    link: LinkPolicy = "auto"
-    allowed_domains: tuple[str, ...] = ()
-    require_verified_email: bool = True
-    customer_groups_by_group: Mapping[str, int] = field(default_factory=dict)
-    clock_skew_seconds: int = 60
-    sync_email: bool = False
-    idp_logout: bool = False
     type: Literal["saml"] = "saml"
 
 

@@ -560,16 +560,7 @@ class SandboxState:
                 return _error_result(_ApiError(404, "Store not found"))
             now = self._clock()
             result = _api_result(st, req, now)
-            st.requests.append(
-                RecordedRequest(
-                    method=req.method,
-                    path=f"/{req.version}/{req.rest}",
-                    query=req.args.to_dict(),
-                    status=result.status,
-                    body=_recorded_body(req.body),
-                    time=now,
-                )
-            )
+            _record(st, req.method, f"/{req.version}/{req.rest}", req.args, req.body, result, now)
         self._start_deliveries(store_hash)
         return result
 
@@ -583,16 +574,7 @@ class SandboxState:
                 return _b2b_error(_ApiError(401, b2b.UNAUTHORIZED))
             now = self._clock()
             result = _b2b_result(st, token, req, now)
-            st.requests.append(
-                RecordedRequest(
-                    method=req.method,
-                    path=f"{b2b.BASE_PATH}/{req.path}",
-                    query=req.args.to_dict(),
-                    status=result.status,
-                    body=_recorded_body(req.body),
-                    time=now,
-                )
-            )
+            _record(st, req.method, f"{b2b.BASE_PATH}/{req.path}", req.args, req.body, result, now)
         self._start_deliveries(store_hash)
         return result
 
@@ -804,6 +786,28 @@ def _parse_faults(switches: Mapping[str, Any], now: float) -> _Faults:
         rate_limit_headers=headers,
         only=only,
         switches=dict(switches),
+    )
+
+
+def _record(
+    st: _StoreState,
+    method: str,
+    path: str,
+    args: MultiDict[str, str],
+    body: bytes,
+    result: _ApiResult,
+    now: float,
+) -> None:
+    """Log one API request (main API or B2B) in the store's request log."""
+    st.requests.append(
+        RecordedRequest(
+            method=method,
+            path=path,
+            query=args.to_dict(),
+            status=result.status,
+            body=_recorded_body(body),
+            time=now,
+        )
     )
 
 
