@@ -1,6 +1,6 @@
 """Logout: the storefront, the broker's own record, and (per connection) the IdP.
 
-- ``GET /{store}/logout?redirect_to=/path``: ends this browser's broker session; with the
+- ``GET /{store}/logout``: ends this browser's broker session; with the
   connection's ``idp_logout`` on, sends the browser to the IdP's logout (OIDC RP-initiated
   logout with ``id_token_hint``, ``post_logout_redirect_uri`` and a ``state`` checked on
   return; SAML single logout, answered at ``/{store}/saml/{conn}/slo``), and in every case
@@ -20,7 +20,6 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from werkzeug.wrappers import Response as BaseResponse
 
 from broker.app import get_broker
-from broker.bigcommerce.login_token import safe_redirect_path
 from broker.config import OIDCConnection, SAMLConnection, StoreSettings
 from broker.errors import BrokerError, FlowExpired
 from broker.events import log_event
@@ -37,7 +36,6 @@ LOGOUT_TTL_SECONDS = 600
 def logout(store_key: str) -> BaseResponse:
     broker = get_broker()
     store = broker.store(store_key)
-    redirect_to = safe_redirect_path(request.args.get("redirect_to"), "/")
     session = sessions.current(store)
     target: BaseResponse = redirect(storefront_logout_url(store), code=303)
     if session is not None:
@@ -45,7 +43,7 @@ def logout(store_key: str) -> BaseResponse:
         audit(store, "logout", "ok", conn=session.connection, customer_id=session.customer_id)
         conn = store.connections.get(session.connection)
         if conn is not None and conn.idp_logout and isinstance(conn, OIDCConnection):
-            target = _oidc_logout(store, conn, session.id_token, redirect_to) or target
+            target = _oidc_logout(store, conn, session.id_token) or target
         elif conn is not None and conn.idp_logout and isinstance(conn, SAMLConnection):
             target = saml.start_logout(store, conn, session) or target
     sessions.clear_cookie(target)
@@ -145,7 +143,7 @@ def storefront_logout_url(store: StoreSettings) -> str:
 
 
 def _oidc_logout(
-    store: StoreSettings, conn: OIDCConnection, id_token: str | None, redirect_to: str
+    store: StoreSettings, conn: OIDCConnection, id_token: str | None
 ) -> BaseResponse | None:
     broker = get_broker()
     state = secrets.token_urlsafe(32)
@@ -159,7 +157,7 @@ def _oidc_logout(
     now = int(broker.clock())
     broker.storage.save_pending(
         _logout_key(state),
-        {"store": store.key, "connection": conn.key, "redirect_to": redirect_to},
+        {"store": store.key, "connection": conn.key},
         expires_at=now + LOGOUT_TTL_SECONDS,
     )
     return redirect(url, code=303)
