@@ -1,7 +1,7 @@
 """The ``broker`` command: run, check and maintain the single sign-on broker.
 
 Thin commands over the functions the app itself uses (as flaskr's ``init-db`` calls
-``init_db``): ``demo``, ``serve``, ``check``, ``migrate``, ``audit``, ``keys``,
+``init_db``): ``demo``, ``serve``, ``check``, ``migrate``, ``gc``, ``audit``, ``keys``,
 ``webhooks register``.
 Exit status: 0 fine, 1 a check
 failed, 2 the configuration is invalid.
@@ -40,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate = commands.add_parser("migrate", help="bring the database to the newest schema")
     migrate.add_argument("--config", required=True, help="the broker's TOML file")
 
+    gc = commands.add_parser("gc", help="delete expired flows, claims, counters and sessions")
+    gc.add_argument("--config", required=True, help="the broker's TOML file")
+
     audit = commands.add_parser("audit", help="print a store's recent audit log entries")
     audit.add_argument("--config", required=True, help="the broker's TOML file")
     audit.add_argument("--store", required=True, help="the store's key in the config")
@@ -68,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "migrate":
             return _migrate(args.config)
+        if args.command == "gc":
+            return _gc(args.config)
         if args.command == "audit":
             return _audit(args.config, args.store, args.limit)
         if args.command == "keys":
@@ -87,8 +92,10 @@ def _serve(args: argparse.Namespace) -> int:
     # Validate in the master first: a broken file stops here with one line per problem,
     # not in every worker.
     settings = load_settings(args.config)
-    # Migrate once here, before the workers start.
-    open_storage(settings.broker.database_url).close()
+    # Migrate once here, before the workers start, and clear what expired meanwhile.
+    storage = open_storage(settings.broker.database_url)
+    storage.gc(int(time.time()))
+    storage.close()
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):  # type: ignore[misc]
@@ -137,6 +144,16 @@ def _migrate(path: str) -> int:
     storage = open_storage(settings.broker.database_url)
     try:
         print(f"ok: database at schema version {schema_revision(storage.engine)}")
+    finally:
+        storage.close()
+    return 0
+
+
+def _gc(path: str) -> int:
+    """Expired rows only cost space; run this from cron (broker serve runs it at start-up)."""
+    storage = open_storage(load_settings(path).broker.database_url)
+    try:
+        print(f"ok: {storage.gc(int(time.time()))} expired row(s) deleted")
     finally:
         storage.close()
     return 0

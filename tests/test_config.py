@@ -311,3 +311,29 @@ def test_b2b_problems(change: tuple[str, str], expected: str | None) -> None:
         expected = "say how the company is found"
     found = problems(GOOD.replace("[stores.beta]", table + "\n[stores.beta]"), env)
     assert any(expected in line for line in found), found
+
+
+def test_broker_gc_deletes_only_what_expired(tmp_path: Path) -> None:
+    from broker.storage import open_storage
+
+    database = tmp_path / "broker.db"
+    text = GOOD.replace(
+        'secret_key = "env:BROKER_SECRET_KEY"',
+        f'secret_key = "env:BROKER_SECRET_KEY"\ndatabase_url = "sqlite:///{database}"',
+    )
+    storage = open_storage(f"sqlite:///{database}")
+    storage.save_pending("old", {}, expires_at=1)
+    storage.save_pending("fresh", {}, expires_at=2**40)
+    storage.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "broker.cli", "gc", "--config", str(write(tmp_path, text))],
+        capture_output=True,
+        text=True,
+        env={"PATH": "", **ENV},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok: 1 expired row(s) deleted"
+    storage = open_storage(f"sqlite:///{database}")
+    assert storage.take_pending("fresh", now=2) == {}
+    storage.close()
