@@ -2,19 +2,27 @@
 
 The steps, in order (DESIGN.md, flow 3):
 
-1. **A link** ``(store, issuer, subject) -> customer`` decides at once, with no BigCommerce
-   call. The link follows the IdP's subject, not the e-mail: an e-mail changed at the IdP keeps
-   the link, and changes the BigCommerce e-mail only when the connection sets ``sync_email``.
+1. **A link** ``(store, connection, subject) -> customer`` decides at once, with no
+   BigCommerce call. The connection is the one the identity came through, never the issuer
+   it declares: one connection's IdP can never reach another connection's links. The link
+   follows the IdP's subject, not the e-mail: an e-mail changed at the IdP keeps the link,
+   and changes the BigCommerce e-mail only when the connection sets ``sync_email`` (when
+   another customer holds the new address, the sign-in goes on with the old one, audited).
    Once in ``verify_link_after_hours`` the customer is checked to still exist (one ``id:in``
    lookup); a link to a deleted customer is removed and the sign-in goes on as unlinked.
 2. :func:`check_identity` — the connection's rules on the identity: an e-mail is needed,
    verified unless the connection says otherwise, and inside ``allowed_domains``.
-3. **Lookup by e-mail** (``email:in``, compared without regard to case on our side; e-mail is
-   unique per *channel*, so the customer chosen is the one the store's channel admits). An
-   existing customer follows the connection's link policy:
+3. **Lookup by e-mail** (``email:in``, compared by :func:`email_key`: ASCII letters without
+   regard to case, every other character exactly, so no non-ASCII address matches an ASCII
+   one; e-mail is unique per *channel*, so the customer chosen is the one the store's channel
+   admits). A customer the broker itself set out to create for this very identity (a create
+   whose answer was lost, or a concurrent sign-in's) is recognised as ours and linked, under
+   every policy. Any other existing customer follows the connection's link policy:
 
-   - ``auto``: linked at once, but only for an e-mail the IdP asserts verified, and never to a
-     customer already linked to another person of the same IdP (e-mail addresses get reused);
+   - ``auto``: linked at once, but only for an e-mail the IdP asserts verified, never to a
+     customer already linked to another person of the same connection (e-mail addresses get
+     reused; the database holds one identity per connection per customer), and never again
+     after the customer unlinked this identity;
    - ``confirm``: the shopper proves ownership once with the storefront password
      (:func:`confirm_ownership`, checked by BigCommerce, attempts limited);
    - ``deny``: refused, with a page that says what to do.
@@ -22,8 +30,9 @@ The steps, in order (DESIGN.md, flow 3):
 4. **Just-in-time creation** when ``jit`` is on (names from the identity with fallbacks, the
    channel, a customer group from the IdP groups), then a link. Only one sign-in at a time may
    create a given e-mail's customer, across processes (a claim in the shared storage); the
-   others wait for it. A 422 or an uncertain create (timeout, 5xx) is followed by one more
-   lookup, never by a second create.
+   others wait for it. Before it creates, the creator records the attempt (``creations``);
+   a 422 or an uncertain create (timeout, 5xx) is followed by one more lookup, never by a
+   second create, and a customer found then or at a later sign-in is reconciled as ours.
 
 Every refusal is a typed :class:`~broker.errors.PolicyDenied`, shown as a 403 page.
 """
@@ -41,10 +50,11 @@ from broker.errors import (
     EmailNotAllowed,
     NoCustomer,
     PolicyDenied,
+    RateLimited,
     TooManyAttempts,
 )
 from broker.identity import Identity
-from broker.storage import AlreadyExists, Link, Storage
+from broker.storage import AlreadyExists, Creation, Link, Storage
 
 #: BigCommerce requires a last name; an IdP that sends none gets this placeholder.
 MISSING_LAST_NAME = "-"
@@ -52,10 +62,26 @@ MISSING_LAST_NAME = "-"
 MAX_FAILURES_PER_CUSTOMER = 5
 MAX_FAILURES_PER_IP = 20
 FAILURE_WINDOW_SECONDS = 15 * 60
+#: validate-credentials has a stricter limit of its own, shared by the whole store (5 per
+#: 30 s in the sandbox; the real numbers are unpublished): one customer's checks are paced
+#: so that one shopper's guesses never use up every other shopper's.
+CHECKS_PER_CUSTOMER_PACE = 2
+PACE_WINDOW_SECONDS = 30
 #: How long one sign-in may hold the right to create an e-mail's customer.
 CREATE_CLAIM_SECONDS = 30
 #: How a concurrent sign-in of the same e-mail waits for the creator (about 8 s in all).
 CREATE_WAIT_STEPS = (0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+#: How long the broker remembers a customer it set out to create, to reconcile it as its own.
+CREATION_MEMORY_SECONDS = 7 * 24 * 3600
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def email_key(email: str) -> str:
+    """The form in which two e-mail addresses are compared: ASCII letters folded to lower
+    case, nothing else changed. Unicode case folding would let ``K`` (KELVIN SIGN) match
+    ``k``, so a non-ASCII address could take over an ASCII one's account."""
+    return email.translate(_ASCII_LOWER)
 
 
 class AccountPolicy(Protocol):
@@ -160,7 +186,7 @@ def resolve_customer(
 ) -> Decision:
     """Decide who signs in (call nothing else first: this applies every rule)."""
     events: list[str] = []
-    link = links.get_link(store.key, identity.issuer, identity.subject)
+    link = links.get_link(store.key, identity.connection, identity.subject)
     if link is not None:
         _check_domain(identity, policy)
         due = bool(store.verify_link_after_seconds) and (
@@ -181,15 +207,15 @@ def resolve_customer(
                 "store does not create accounts on sign-in. Contact the store to be given access."
             )
         # One creator per e-mail across every worker and host: a claim in shared storage.
-        claim = f"create:{store.key}:{email.casefold()}"
+        claim = f"create:{store.key}:{email_key(email)}"
         if links.use_once(claim, expires_at=now + CREATE_CLAIM_SECONDS, now=now):
             try:
                 # The same person's other sign-in may have created, linked and let go just
                 # after our lookup: its link says so without a second create.
-                raced = links.get_link(store.key, identity.issuer, identity.subject)
+                raced = links.get_link(store.key, identity.connection, identity.subject)
                 if raced is not None:
                     return SignIn(raced.customer_id, ("link", "waited"))
-                created = _create(identity, email, directory, store, policy)
+                created = _create(identity, email, directory, links, store, policy, now)
                 if created is not None:
                     events.append("created")
                     linked = _link(identity, created.id, links, store, now)
@@ -227,7 +253,7 @@ def _await_creation(
     for delay in CREATE_WAIT_STEPS:
         sleep(delay)
         waited += delay
-        link = links.get_link(store.key, identity.issuer, identity.subject)
+        link = links.get_link(store.key, identity.connection, identity.subject)
         if link is not None:
             return SignIn(link.customer_id, ("link", "waited"))
         if not links.seen_once(claim, now + int(waited)):
@@ -251,35 +277,70 @@ def confirm_ownership(
 ) -> SignIn:
     """Check the storefront password of ``customer``; on success, link and sign in.
 
-    Failures are counted per customer and per IP address; past the limit the shopper gets a
-    lockout page for the rest of the window, and BigCommerce is not asked at all.
+    Attempts are limited per customer and per IP address, reserve first: an attempt is taken
+    from the budget atomically before BigCommerce is asked, so any number of concurrent
+    requests reach validate-credentials at most the budget's times (a check-then-count would
+    let them all through). Past the limit the shopper gets a lockout page for the rest of the
+    window. A right password gives the customer's budget back; an attempt the store could not
+    answer (busy, down) is given back too, since nothing was checked.
     """
-    keys = [f"confirm:{store.key}:customer:{customer.id}"]
-    limits = [MAX_FAILURES_PER_CUSTOMER]
+    budgets = [
+        (attempts_key(store.key, customer.id), MAX_FAILURES_PER_CUSTOMER, FAILURE_WINDOW_SECONDS),
+        (f"confirm:{store.key}:pace:{customer.id}", CHECKS_PER_CUSTOMER_PACE, PACE_WINDOW_SECONDS),
+    ]
     if client_ip:
-        keys.append(f"confirm:{store.key}:ip:{client_ip}")
-        limits.append(MAX_FAILURES_PER_IP)
-    if any(links.failures(k, now) >= limit for k, limit in zip(keys, limits, strict=True)):
-        raise TooManyAttempts(
-            "Too many wrong passwords. For your account's safety, try again in 15 minutes, "
-            "or reset your password on the store.",
-            retry_after=FAILURE_WINDOW_SECONDS,
+        budgets.append(
+            (f"confirm:{store.key}:ip:{client_ip}", MAX_FAILURES_PER_IP, FAILURE_WINDOW_SECONDS)
         )
-    if directory.validate_credentials(customer.email, password, store.channel_id) != customer.id:
-        counts = [links.count_failure(k, window=FAILURE_WINDOW_SECONDS, now=now) for k in keys]
-        left = MAX_FAILURES_PER_CUSTOMER - counts[0]
-        raise WrongPassword(attempts_left=max(0, left))
-    links.clear_failures(keys[0])
+    taken: list[tuple[str, int]] = []
+    for key, limit, window in budgets:
+        number = links.reserve_attempt(key, limit=limit, window=window, now=now)
+        if number is None:
+            for reserved, _ in taken:
+                links.release_attempt(reserved, now)
+            if window == PACE_WINDOW_SECONDS:
+                raise TooManyAttempts(
+                    "Too many tries in a short time. Wait half a minute, then try again.",
+                    retry_after=PACE_WINDOW_SECONDS,
+                )
+            raise TooManyAttempts(
+                "Too many wrong passwords. For your account's safety, try again in 15 minutes, "
+                "or reset your password on the store.",
+                retry_after=FAILURE_WINDOW_SECONDS,
+            )
+        taken.append((key, number))
+    try:
+        checked = directory.validate_credentials(customer.email, password, store.channel_id)
+    except (RateLimited, BigCommerceUnavailable):
+        for reserved, _ in taken:
+            links.release_attempt(reserved, now)
+        raise
+    if checked != customer.id:
+        raise WrongPassword(attempts_left=max(0, MAX_FAILURES_PER_CUSTOMER - taken[0][1]))
+    for key, _, _ in budgets[:2]:
+        links.clear_failures(key)
+    links.clear_unlink(store.key, identity.connection, identity.subject)
     return SignIn(customer.id, _link(identity, customer.id, links, store, now))
+
+
+def attempts_key(store_key: str, customer_id: int) -> str:
+    """The counter of a customer's password attempts on the confirmation page."""
+    return f"confirm:{store_key}:customer:{customer_id}"
+
+
+def attempts_left(links: Storage, store_key: str, customer_id: int, now: int) -> int:
+    """How many password attempts the customer has left in the current window."""
+    used = links.failures(attempts_key(store_key, customer_id), now)
+    return max(0, MAX_FAILURES_PER_CUSTOMER - used)
 
 
 def find_customer(directory: CustomerDirectory, email: str, channel_id: int) -> Customer | None:
     """The customer with this e-mail whom the channel admits, if any."""
-    wanted = email.casefold()
+    wanted = email_key(email)
     matches = [
         c
-        for c in directory.customers_by_email([email, email.lower()])
-        if c.email.casefold() == wanted and c.allows_channel(channel_id)
+        for c in directory.customers_by_email([email, wanted])
+        if email_key(c.email) == wanted and c.allows_channel(channel_id)
     ]
     # A customer tied to this very channel wins over a global one.
     matches.sort(key=lambda c: (c.channel_ids is None, c.id))
@@ -312,10 +373,15 @@ def _follow_link(
 ) -> tuple[str, ...]:
     events = ["link"]
     email = identity.email
-    changed = bool(email and link.email and email.casefold() != link.email.casefold())
+    changed = bool(email and link.email and email_key(email) != email_key(link.email))
     if changed and email and policy.sync_email and identity.email_verified:
-        directory.update_customer_email(link.customer_id, email)
-        events.append("email_synced")
+        try:
+            directory.update_customer_email(link.customer_id, email)
+            events.append("email_synced")
+        except CustomerConflict:
+            # Another customer holds the new address: sign in with the old one kept (the
+            # audit says so), rather than refuse every sign-in of this person.
+            events.append("email_sync_refused")
     links.touch_link(link.id, now=now, email=email, verified=checked)
     return tuple(events)
 
@@ -324,10 +390,29 @@ def _create(
     identity: Identity,
     email: str,
     directory: CustomerDirectory,
+    links: Storage,
     store: StoreContext,
     policy: AccountPolicy,
+    now: int,
 ) -> Customer | None:
-    """Create the customer; None when the outcome is uncertain or it already exists."""
+    """Create the customer; None when the outcome is uncertain or it already exists.
+
+    The attempt is recorded first, so that a customer the store made but whose answer was
+    lost is recognised as ours when it is found (now or at a later sign-in)."""
+    key = email_key(email)
+    earlier = links.creation_for(store.key, key, now)
+    ours_before = earlier is not None and _same_identity(earlier, identity)
+    if not ours_before:
+        links.begin_creation(
+            Creation(
+                store=store.key,
+                email_key=key,
+                connection=identity.connection,
+                subject=identity.subject,
+                started_at=now,
+                expires_at=now + CREATION_MEMORY_SECONDS,
+            )
+        )
     new = NewCustomer(
         email=email,
         first_name=identity.first_name or email.split("@", 1)[0],
@@ -336,11 +421,23 @@ def _create(
         customer_group_id=customer_group_for(identity.groups, policy.customer_groups_by_group),
     )
     try:
-        return directory.create_customer(new)
-    except (CustomerConflict, BigCommerceUnavailable):
-        # 422: someone created it meanwhile, or it existed under another case. A timeout or
-        # 5xx: it may have been created. Either way the caller looks again; never twice.
+        created = directory.create_customer(new)
+    except CustomerConflict:
+        # 422: someone else's account has this e-mail (created meanwhile, or under another
+        # case): not ours, unless an earlier attempt of ours was left uncertain.
+        if not ours_before:
+            links.forget_creation(store.key, key)
         return None
+    except BigCommerceUnavailable:
+        # A timeout or 5xx: it may have been created. The record stays; the caller looks
+        # again, never creates twice.
+        return None
+    links.finish_creation(store.key, key, created.id)
+    return created
+
+
+def _same_identity(creation: Creation, identity: Identity) -> bool:
+    return (creation.connection, creation.subject) == (identity.connection, identity.subject)
 
 
 def _admit_existing(
@@ -352,6 +449,16 @@ def _admit_existing(
     now: int,
     events: list[str],
 ) -> Decision:
+    # The customer's own choice comes first: an identity they unlinked is not linked again
+    # without their password, whoever created the account.
+    unlinked = links.was_unlinked(store.key, identity.connection, identity.subject, customer.id)
+    creation = links.creation_for(store.key, email_key(customer.email), now)
+    if creation is not None and _same_identity(creation, identity) and not unlinked:
+        # The broker made this customer for this identity (its answer was lost, or a
+        # concurrent sign-in of the same person made it): ours under every link policy.
+        linked = _link(identity, customer.id, links, store, now)
+        links.finish_creation(store.key, creation.email_key, customer.id)
+        return SignIn(customer.id, (*events, "created_reconciled", *linked))
     if policy.link == "deny":
         raise PolicyDenied(
             "An account with your e-mail address already exists in this store, and this store "
@@ -365,33 +472,56 @@ def _admit_existing(
             "An account with your e-mail address already exists, but your identity provider "
             "does not confirm that the address is yours, so it cannot be connected."
         )
-    same_idp = [
+    if unlinked:
+        raise PolicyDenied(
+            "You disconnected this sign-in from your account in this store. To use it again, "
+            "sign in with your password and link it from your account page.",
+            detail="identity unlinked by the customer",
+        )
+    same_connection = [
         link
         for link in links.links_for_customer(store.key, customer.id)
-        if link.issuer == identity.issuer and link.subject != identity.subject
+        if link.connection == identity.connection and link.subject != identity.subject
     ]
-    if same_idp:
-        # The address once belonged to someone else at this IdP: never hand their account on.
-        raise PolicyDenied(
-            "The account with your e-mail address is already connected to another person's "
-            "sign-in at your identity provider. Contact the store to sort it out."
-        )
+    if same_connection:
+        raise _taken_by_another_person()
     return SignIn(customer.id, (*events, *_link(identity, customer.id, links, store, now)))
+
+
+def _taken_by_another_person() -> PolicyDenied:
+    # The address once belonged to someone else at this IdP: never hand their account on.
+    return PolicyDenied(
+        "The account with your e-mail address is already connected to another person's "
+        "sign-in at your identity provider. Contact the store to sort it out.",
+        detail="customer linked to another subject of this connection",
+    )
 
 
 def _link(
     identity: Identity, customer_id: int, links: Storage, store: StoreContext, now: int
 ) -> tuple[str, ...]:
+    """Link the identity to the customer. The database holds one link per identity and one
+    identity per connection per customer, so of two racing sign-ins one wins: the same person
+    finds their own link, another person is refused."""
     try:
         links.create_link(
             store=store.key,
-            issuer=identity.issuer,
-            subject=identity.subject,
-            customer_id=customer_id,
             connection=identity.connection,
+            subject=identity.subject,
+            issuer=identity.issuer,
+            customer_id=customer_id,
             email=identity.email,
             now=now,
         )
     except AlreadyExists:
-        return ()  # a concurrent sign-in of the same person linked it first
+        mine = links.get_link(store.key, identity.connection, identity.subject)
+        if mine is not None and mine.customer_id == customer_id:
+            return ()  # a concurrent sign-in of the same person linked it first
+        if mine is not None:
+            raise PolicyDenied(
+                "This sign-in is already connected to another account in this store. "
+                "Contact the store to sort it out.",
+                detail="identity linked to another customer meanwhile",
+            ) from None
+        raise _taken_by_another_person() from None
     return ("linked",)

@@ -1,12 +1,24 @@
 """B2B Edition policy: the company and role of a signed-in shopper (DESIGN.md, flow 7).
 
 With B2B Edition on, a shopper must also be a *company user* of the right company, with the
-role the IdP says, or the Buyer Portal shows them nothing. From the identity:
+role the IdP says, or the Buyer Portal shows them nothing.
 
-- **company**: a claim/attribute carrying the company id (``company_claim``), else the e-mail
-  domain (``companies_by_domain``), else the first IdP group found in ``companies_by_group``
-  (in the file's order). None found: refuse with a page, or sign in as a plain customer
-  (``no_company``).
+Each company brings its own IdP, so a connection may only place its users in the companies
+the configuration binds to *that connection* (:func:`binding_for`):
+
+- a connection with its own ``[stores.X.connections.Y.b2b]`` uses only those maps, and its
+  ``company_claim`` is honoured only for an id the table lists;
+- a connection without one uses the store-wide ``[stores.X.b2b]`` maps only where they cannot
+  cross connections: all of them when the store has one connection; with several, only the
+  ``companies_by_domain`` entries whose domain is one of the connection's ``allowed_domains``
+  (the file refuses store-wide ``company_claim``/``companies_by_group`` then).
+
+From the identity, within that binding:
+
+- **company**: the claim/attribute carrying the company id (``company_claim``), else the
+  e-mail domain (``companies_by_domain``, only for an e-mail the IdP asserts verified), else
+  the first IdP group found in ``companies_by_group`` (in the file's order). None found:
+  refuse with a page, or sign in as a plain customer (``no_company``).
 - **role**: the first IdP group found in ``company_roles_by_group`` (a custom company role),
   else in ``roles_by_group`` (0 admin, 1 senior buyer, 2 junior buyer), else ``default_role``.
 
@@ -15,7 +27,8 @@ Then, after the customer is resolved (:mod:`broker.accounts`):
 - a brand-new person is created *as a company user* (``POST /users`` creates the customer
   too) instead of through Customers V3: :class:`CompanyUserDirectory`;
 - a customer who is not yet a company user is added to the company (``POST /users`` links the
-  existing customer by e-mail);
+  existing customer by e-mail: the *customer's* e-mail at the store, never the IdP's, which
+  may belong to someone else there);
 - an existing company user keeps their account; their role is brought in line with the IdP
   when ``sync_role`` is on. Refused: a user of *another* company, a company that is not
   approved (pending, rejected, inactive). Demoting a company's last admin is refused by B2B
@@ -24,15 +37,62 @@ Then, after the customer is resolved (:mod:`broker.accounts`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from broker.accounts import CustomerDirectory
 from broker.bigcommerce.api import Customer, CustomerConflict, NewCustomer
 from broker.bigcommerce.b2b import ROLE_NAMES, B2BClient, B2BRefused
-from broker.config import B2BSettings
-from broker.errors import PolicyDenied
+from broker.config import B2BSettings, Connection
+from broker.errors import BigCommerceUnavailable, PolicyDenied
 from broker.identity import Identity
+
+
+@dataclass(frozen=True)
+class CompanyBinding:
+    """The company maps one connection may use: nothing here names another's companies."""
+
+    company_claim: str | None = None
+    #: The ids ``company_claim`` may name (None: any, for a store with one connection).
+    claimable: frozenset[int] | None = frozenset()
+    companies_by_domain: Mapping[str, int] = field(default_factory=dict)
+    companies_by_group: Mapping[str, int] = field(default_factory=dict)
+    roles_by_group: Mapping[str, int] = field(default_factory=dict)
+    company_roles_by_group: Mapping[str, int] = field(default_factory=dict)
+    default_role: int = 2
+
+
+def binding_for(b2b: B2BSettings, conn: Connection, *, connections: int) -> CompanyBinding:
+    """What ``conn`` may use of the store's B2B configuration (see the module docstring)."""
+    own = conn.b2b
+    if own is not None:
+        return CompanyBinding(
+            company_claim=own.company_claim,
+            claimable=own.allowed_companies,
+            companies_by_domain=own.companies_by_domain,
+            companies_by_group=own.companies_by_group,
+            roles_by_group=own.roles_by_group or b2b.roles_by_group,
+            company_roles_by_group=own.company_roles_by_group or b2b.company_roles_by_group,
+            default_role=b2b.default_role if own.default_role is None else own.default_role,
+        )
+    roles = {
+        "roles_by_group": b2b.roles_by_group,
+        "company_roles_by_group": b2b.company_roles_by_group,
+        "default_role": b2b.default_role,
+    }
+    if connections == 1:
+        return CompanyBinding(
+            company_claim=b2b.company_claim,
+            claimable=None,
+            companies_by_domain=b2b.companies_by_domain,
+            companies_by_group=b2b.companies_by_group,
+            **roles,  # type: ignore[arg-type]
+        )
+    domains = MappingProxyType(
+        {d: cid for d, cid in b2b.companies_by_domain.items() if d in conn.allowed_domains}
+    )
+    return CompanyBinding(companies_by_domain=domains, **roles)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -52,7 +112,7 @@ class CompanyPlan:
         return f"company {self.company_id}, {role}"
 
 
-def plan_for(identity: Identity, b2b: B2BSettings) -> CompanyPlan | None:
+def plan_for(identity: Identity, b2b: CompanyBinding) -> CompanyPlan | None:
     """The company and role the identity maps to, or None when no company is found."""
     company = _company(identity, b2b)
     if company is None:
@@ -130,20 +190,32 @@ def join_company(
     b2b: B2BClient,
     *,
     customer_id: int,
+    directory: CustomerDirectory,
     identity: Identity,
     plan: CompanyPlan,
     settings: B2BSettings,
     channel_ids: Iterable[int],
 ) -> tuple[str, ...]:
-    """Make the customer a user of the planned company, with the planned role; events."""
+    """Make the customer a user of the planned company, with the planned role; events.
+
+    B2B Edition attaches a new company user to whoever holds the e-mail it is given, so it is
+    given the signed-in customer's own, as the store knows it (``directory``), never the
+    IdP's: after an e-mail change at the IdP that address may be another customer's."""
     user = b2b.user_of_customer(customer_id)
     if user is None:
         check_company_open(b2b, plan)
+        found = directory.customers_by_id([customer_id])
+        if not found:
+            raise BigCommerceUnavailable(
+                "Your account could not be found in this store. Please sign in again.",
+                detail="customer vanished before joining the company",
+            )
+        customer = found[0]
         try:
             b2b.create_user(
-                email=identity.email or "",
-                first_name=identity.first_name or (identity.email or "").split("@", 1)[0],
-                last_name=identity.last_name or "-",
+                email=customer.email,
+                first_name=customer.first_name or identity.first_name or customer.email,
+                last_name=customer.last_name or identity.last_name or "-",
                 company_id=plan.company_id,
                 role=plan.role,
                 company_role_id=plan.company_role_id,
@@ -172,17 +244,31 @@ def join_company(
     return ("role_synced",)
 
 
-def _company(identity: Identity, b2b: B2BSettings) -> int | None:
+def _company(identity: Identity, b2b: CompanyBinding) -> int | None:
     if b2b.company_claim:
-        value = identity.claims.get(b2b.company_claim)
-        if isinstance(value, list | tuple):
-            value = value[0] if value else None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value.strip())
+        claimed = _claimed_company(identity.claims, b2b.company_claim)
+        if claimed is not None and (b2b.claimable is None or claimed in b2b.claimable):
+            return claimed
     domain = identity.email_domain
-    if domain and domain in b2b.companies_by_domain:
+    # Only an address the IdP vouches for may choose a company by its domain.
+    if domain and identity.email_verified and domain in b2b.companies_by_domain:
         return b2b.companies_by_domain[domain]
     groups = set(identity.groups)
     return next((cid for name, cid in b2b.companies_by_group.items() if name in groups), None)
+
+
+def _claimed_company(claims: Mapping[str, object], name: str) -> int | None:
+    """The company id in claim ``name``: its exact name, else the one attribute whose name
+    differs only in case (SAML attribute names are written as each IdP likes)."""
+    if name in claims:
+        value = claims[name]
+    else:
+        folded = [k for k in claims if k.lower() == name.lower()]
+        value = claims[folded[0]] if len(folded) == 1 else None
+    if isinstance(value, list | tuple):
+        value = value[0] if len(value) == 1 else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None

@@ -8,16 +8,22 @@ Verbs:
 - ``save_pending(key, data, expires_at)`` / ``take_pending(key, now)``: a started sign-in
   (state, nonce, PKCE verifier...) kept server-side; taking it deletes it, so a callback can be
   used once. Expired entries are never returned. ``peek_pending`` reads without taking.
-- Links, ``(store, issuer, subject) -> customer id``: ``get_link``, ``create_link`` (raises
-  AlreadyExists for an identity already linked), ``touch_link``, ``links_for_customer``,
-  ``delete_link``, ``delete_links_for_customer``.
-- ``count_failure(key, window, now)`` / ``failures(key, now)`` / ``clear_failures(key)``:
-  counters that expire, for attempt limits.
+- Links, ``(store, connection, subject) -> customer id``: ``get_link``, ``create_link``
+  (raises AlreadyExists for an identity already linked, or a customer already linked through
+  that connection), ``touch_link``, ``links_for_customer``, ``delete_link``,
+  ``delete_links_for_customer``. An identity is the connection it came through and the
+  subject: never the issuer the IdP declares.
+- ``record_unlink`` / ``was_unlinked`` / ``clear_unlink``: identities a customer unlinked.
+- ``begin_creation`` / ``finish_creation`` / ``forget_creation`` / ``creation_for``:
+  customers the broker set out to create, by e-mail, to reconcile an uncertain create.
+- ``reserve_attempt(key, limit, window, now)`` / ``release_attempt``: attempt limits that hold
+  under any concurrency (reserve, then act); ``count_failure`` / ``failures`` /
+  ``clear_failures``: counters that expire.
 - ``record_audit(entry)`` / ``recent_audit(store, limit)``: the audit log.
 - ``use_once(key, expires_at, now)``: True the first time a key is seen, False after, until it
   expires (replay protection for assertion ids and logout tokens, and claims: one creator per
   e-mail). ``seen_once`` asks without using; ``forget_once`` gives a claim back.
-- ``gc(now)``: delete what has expired.
+- ``gc(now, audit_before=)``: delete what has expired, and audit rows past their retention.
 
 The schema is versioned with Alembic (``broker/migrations``). :func:`migrate` brings a
 database to the newest version under a lock (a PostgreSQL advisory lock; a lock file beside a
@@ -82,7 +88,7 @@ pending_flows = Table(
 used_once = Table(
     "used_once",
     metadata,
-    Column("key", String(255), primary_key=True),
+    Column("key", Text, primary_key=True),
     Column("expires_at", BigInteger, nullable=False, index=True),
 )
 
@@ -92,22 +98,51 @@ links = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("store", String(64), nullable=False),
-    Column("issuer", String(512), nullable=False),
-    Column("subject", String(255), nullable=False),
+    Column("issuer", Text, nullable=False),
+    Column("subject", Text, nullable=False),
     Column("customer_id", BigInteger, nullable=False),
     Column("connection", String(64), nullable=False),
     Column("email", String(320)),
     Column("created_at", BigInteger, nullable=False),
     Column("last_login_at", BigInteger),
     Column("verified_at", BigInteger, nullable=False),
-    UniqueConstraint("store", "issuer", "subject", name="uq_links_identity"),
+    # An identity belongs to the connection it came through, never to the issuer it declares.
+    UniqueConstraint("store", "connection", "subject", name="uq_links_connection_subject"),
+    # One identity per connection per customer: two people of one IdP never share an account,
+    # even when their sign-ins race.
+    UniqueConstraint("store", "connection", "customer_id", name="uq_links_connection_customer"),
     Index("ix_links_store_customer", "store", "customer_id"),
+)
+
+#: Identities a customer unlinked: the next automatic link must not undo their choice.
+unlinks = Table(
+    "unlinks",
+    metadata,
+    Column("store", String(64), primary_key=True),
+    Column("connection", String(64), primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("customer_id", BigInteger, primary_key=True),
+    Column("at", BigInteger, nullable=False),
+)
+
+#: Customers the broker set out to create, by e-mail: a customer found after an uncertain
+#: create (a timeout after the store committed) or a concurrent one is recognised as ours.
+creations = Table(
+    "creations",
+    metadata,
+    Column("store", String(64), primary_key=True),
+    Column("email_key", Text, primary_key=True),
+    Column("connection", String(64), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("customer_id", BigInteger),
+    Column("started_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
 )
 
 counters = Table(
     "counters",
     metadata,
-    Column("key", String(255), primary_key=True),
+    Column("key", Text, primary_key=True),
     Column("count", Integer, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
 )
@@ -137,18 +172,18 @@ sessions = Table(
     Column("store", String(64), nullable=False),
     Column("connection", String(64), nullable=False),
     Column("customer_id", BigInteger, nullable=False),
-    Column("issuer", String(512), nullable=False),
-    Column("subject", String(255), nullable=False),
-    Column("sid", String(255)),
-    Column("name_id", String(512)),
-    Column("name_id_format", String(255)),
-    Column("session_index", String(255)),
+    Column("issuer", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("sid", Text),
+    Column("name_id", Text),
+    Column("name_id_format", Text),
+    Column("session_index", Text),
     Column("id_token", Text),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("ended_at", BigInteger),
-    Index("ix_sessions_identity", "store", "issuer", "subject"),
-    Index("ix_sessions_sid", "store", "issuer", "sid"),
+    Index("ix_sessions_identity", "store", "connection", "subject"),
+    Index("ix_sessions_sid", "store", "connection", "sid"),
 )
 
 # The hot path's statements, built once: SQLAlchemy then only binds values (the benchmark in
@@ -161,7 +196,7 @@ _TAKE_PENDING = (
 )
 _GET_LINK = select(links).where(
     links.c.store == bindparam("store"),
-    links.c.issuer == bindparam("issuer"),
+    links.c.connection == bindparam("connection"),
     links.c.subject == bindparam("subject"),
 )
 _TOUCH_LINK = (
@@ -171,11 +206,16 @@ _TOUCH_LINK = (
 )
 _TOUCH_VERIFIED_LINK = _TOUCH_LINK.values(verified_at=bindparam("verified_at"))
 _INSERT_AUDIT = insert(audit_log)
+#: Audit text columns and their sizes: longer values are cut, never refused.
+_AUDIT_TEXT_SIZES = {"connection": 64, "subject": 255, "ip": 64, "detail": 255}
 
 
 @dataclass(frozen=True)
 class Link:
-    """An IdP identity tied to a BigCommerce customer of one store."""
+    """An IdP identity tied to a BigCommerce customer of one store.
+
+    The identity is ``(store, connection, subject)``: the connection it came through, never
+    the issuer it declared (``issuer`` is kept as a record of who vouched)."""
 
     id: int
     store: str
@@ -189,6 +229,19 @@ class Link:
     last_login_at: int | None
     #: When the customer was last seen to exist at BigCommerce.
     verified_at: int
+
+
+@dataclass(frozen=True)
+class Creation:
+    """A customer the broker set out to create for one identity (``customer_id`` once known)."""
+
+    store: str
+    email_key: str
+    connection: str
+    subject: str
+    started_at: int
+    expires_at: int
+    customer_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -239,15 +292,15 @@ class Storage(Protocol):
     def use_once(self, key: str, expires_at: int, now: int) -> bool: ...
     def seen_once(self, key: str, now: int) -> bool: ...
     def forget_once(self, key: str) -> None: ...
-    def get_link(self, store: str, issuer: str, subject: str) -> Link | None: ...
+    def get_link(self, store: str, connection: str, subject: str) -> Link | None: ...
     def create_link(
         self,
         *,
         store: str,
-        issuer: str,
-        subject: str,
-        customer_id: int,
         connection: str,
+        subject: str,
+        issuer: str,
+        customer_id: int,
         email: str | None,
         now: int,
     ) -> Link: ...
@@ -255,6 +308,17 @@ class Storage(Protocol):
     def links_for_customer(self, store: str, customer_id: int) -> list[Link]: ...
     def delete_link(self, store: str, link_id: int, *, customer_id: int | None = None) -> bool: ...
     def delete_links_for_customer(self, store: str, customer_id: int) -> int: ...
+    def record_unlink(
+        self, store: str, connection: str, subject: str, customer_id: int, now: int
+    ) -> None: ...
+    def was_unlinked(self, store: str, connection: str, subject: str, customer_id: int) -> bool: ...
+    def clear_unlink(self, store: str, connection: str, subject: str) -> None: ...
+    def begin_creation(self, creation: Creation) -> None: ...
+    def finish_creation(self, store: str, email_key: str, customer_id: int) -> None: ...
+    def forget_creation(self, store: str, email_key: str) -> None: ...
+    def creation_for(self, store: str, email_key: str, now: int) -> Creation | None: ...
+    def reserve_attempt(self, key: str, *, limit: int, window: int, now: int) -> int | None: ...
+    def release_attempt(self, key: str, now: int) -> None: ...
     def count_failure(self, key: str, *, window: int, now: int) -> int: ...
     def failures(self, key: str, now: int) -> int: ...
     def clear_failures(self, key: str) -> None: ...
@@ -265,12 +329,18 @@ class Storage(Protocol):
     def session_by_status_key(self, status_key: str) -> BrokerSession | None: ...
     def end_session(self, session_id: str, now: int) -> bool: ...
     def end_sessions(
-        self, store: str, issuer: str, *, subject: str | None, sid: str | None, now: int
+        self, store: str, connection: str, *, subject: str | None, sid: str | None, now: int
     ) -> int: ...
     def end_saml_sessions(
-        self, store: str, issuer: str, *, name_id: str, session_indexes: Sequence[str], now: int
+        self,
+        store: str,
+        connection: str,
+        *,
+        name_id: str,
+        session_indexes: Sequence[str],
+        now: int,
     ) -> int: ...
-    def gc(self, now: int) -> int: ...
+    def gc(self, now: int, *, audit_before: int | None = None) -> int: ...
     def ping(self) -> None: ...
 
 
@@ -334,8 +404,8 @@ class SQLStorage:
 
     # -- links ---------------------------------------------------------------------------
 
-    def get_link(self, store: str, issuer: str, subject: str) -> Link | None:
-        params = {"store": store, "issuer": issuer, "subject": subject}
+    def get_link(self, store: str, connection: str, subject: str) -> Link | None:
+        params = {"store": store, "connection": connection, "subject": subject}
         try:
             with self.engine.connect() as conn:
                 row = conn.execute(_GET_LINK, params).first()
@@ -347,10 +417,10 @@ class SQLStorage:
         self,
         *,
         store: str,
-        issuer: str,
-        subject: str,
-        customer_id: int,
         connection: str,
+        subject: str,
+        issuer: str,
+        customer_id: int,
         email: str | None,
         now: int,
     ) -> Link:
@@ -405,7 +475,134 @@ class SQLStorage:
             delete(links).where(links.c.store == store, links.c.customer_id == customer_id)
         )
 
+    def record_unlink(
+        self, store: str, connection: str, subject: str, customer_id: int, now: int
+    ) -> None:
+        """Remember that the customer unlinked this identity (kept until they link it again)."""
+        row = {
+            "store": store,
+            "connection": connection,
+            "subject": subject,
+            "customer_id": customer_id,
+            "at": now,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(unlinks).values(**row))
+        except IntegrityError:
+            return  # already remembered
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from None
+
+    def was_unlinked(self, store: str, connection: str, subject: str, customer_id: int) -> bool:
+        query = select(unlinks.c.at).where(
+            unlinks.c.store == store,
+            unlinks.c.connection == connection,
+            unlinks.c.subject == subject,
+            unlinks.c.customer_id == customer_id,
+        )
+        return self._first(query) is not None
+
+    def clear_unlink(self, store: str, connection: str, subject: str) -> None:
+        """The customer linked this identity again, on purpose."""
+        self._execute(
+            delete(unlinks).where(
+                unlinks.c.store == store,
+                unlinks.c.connection == connection,
+                unlinks.c.subject == subject,
+            )
+        )
+
+    # -- customers the broker creates ------------------------------------------------------
+
+    def begin_creation(self, creation: Creation) -> None:
+        """Record that ``creation.subject`` is about to create the e-mail's customer.
+
+        Called by the one holder of the e-mail's create claim, so a later record replaces an
+        earlier one (an expired attempt by someone else)."""
+        key = and_(creations.c.store == creation.store, creations.c.email_key == creation.email_key)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(creations).where(key))
+                conn.execute(insert(creations).values(**asdict(creation)))
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from None
+
+    def finish_creation(self, store: str, email_key: str, customer_id: int) -> None:
+        self._execute(
+            update(creations)
+            .where(creations.c.store == store, creations.c.email_key == email_key)
+            .values(customer_id=customer_id)
+        )
+
+    def forget_creation(self, store: str, email_key: str) -> None:
+        """The create was refused for certain (the e-mail is someone else's)."""
+        self._execute(
+            delete(creations).where(creations.c.store == store, creations.c.email_key == email_key)
+        )
+
+    def creation_for(self, store: str, email_key: str, now: int) -> Creation | None:
+        row = self._first(
+            select(creations).where(
+                creations.c.store == store,
+                creations.c.email_key == email_key,
+                creations.c.expires_at > now,
+            )
+        )
+        return None if row is None else Creation(**row._mapping)
+
     # -- attempt counters ----------------------------------------------------------------
+
+    def reserve_attempt(self, key: str, *, limit: int, window: int, now: int) -> int | None:
+        """Take one of ``limit`` attempts under ``key`` in a ``window`` from the first one.
+
+        Reserve first, then act: the count is raised only while it is below the limit, in one
+        statement, so any number of concurrent requests get at most ``limit`` attempts. Returns
+        the attempt's number (1..limit), or None when none is left."""
+        reserve = (
+            update(counters)
+            .where(counters.c.key == key, counters.c.expires_at > now, counters.c.count < limit)
+            .values(count=counters.c.count + 1)
+            .returning(counters.c.count)
+        )
+        for _ in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    row = conn.execute(reserve).first()
+                    if row is not None:
+                        return int(row[0])
+                    live = conn.execute(
+                        select(counters.c.count).where(
+                            counters.c.key == key, counters.c.expires_at > now
+                        )
+                    ).first()
+                    if live is not None:
+                        return None  # at the limit
+                    if limit < 1:
+                        return None
+                    # Only an expired window goes: one another request just started stays,
+                    # and our insert then fails and reserves again.
+                    conn.execute(
+                        delete(counters).where(counters.c.key == key, counters.c.expires_at <= now)
+                    )
+                    conn.execute(insert(counters).values(key=key, count=1, expires_at=now + window))
+                    return 1
+            except IntegrityError:
+                continue  # another request started the window first: reserve again
+            except SQLAlchemyError as exc:
+                raise _storage_error(exc) from None
+        raise StorageError(
+            "The sign-in service is very busy. Please try again shortly.",
+            detail="attempt counter contended",
+        )
+
+    def release_attempt(self, key: str, now: int) -> None:
+        """Give back one reserved attempt (the attempt did not happen, or succeeded)."""
+        self._execute(
+            update(counters)
+            .where(counters.c.key == key, counters.c.expires_at > now, counters.c.count > 0)
+            .values(count=counters.c.count - 1)
+        )
 
     def count_failure(self, key: str, *, window: int, now: int) -> int:
         """Add one failure under ``key``; a counter lives ``window`` seconds from its first."""
@@ -438,8 +635,11 @@ class SQLStorage:
     # -- audit log ---------------------------------------------------------------------
 
     def record_audit(self, entry: AuditEntry) -> None:
+        """Write one audit row; text fields are cut to their columns (never an error)."""
         values = asdict(entry)
-        values["detail"] = (values["detail"] or None) and values["detail"][:255]
+        for name, size in _AUDIT_TEXT_SIZES.items():
+            value = values[name]
+            values[name] = value[:size] if value else None
         self._execute(_INSERT_AUDIT, values)
 
     def recent_audit(self, store: str, limit: int = 50) -> list[AuditEntry]:
@@ -478,11 +678,14 @@ class SQLStorage:
         return self._execute(statement) > 0
 
     def end_sessions(
-        self, store: str, issuer: str, *, subject: str | None, sid: str | None, now: int
+        self, store: str, connection: str, *, subject: str | None, sid: str | None, now: int
     ) -> int:
-        """End the sessions an IdP names: by its session id, else every one of the subject."""
+        """End the sessions an IdP names, of its own connection only: by its session id, else
+        every one of the subject."""
         condition = and_(
-            sessions.c.store == store, sessions.c.issuer == issuer, sessions.c.ended_at.is_(None)
+            sessions.c.store == store,
+            sessions.c.connection == connection,
+            sessions.c.ended_at.is_(None),
         )
         if sid is not None:
             condition = and_(condition, sessions.c.sid == sid)
@@ -493,13 +696,19 @@ class SQLStorage:
         return self._execute(update(sessions).where(condition).values(ended_at=now))
 
     def end_saml_sessions(
-        self, store: str, issuer: str, *, name_id: str, session_indexes: Sequence[str], now: int
+        self,
+        store: str,
+        connection: str,
+        *,
+        name_id: str,
+        session_indexes: Sequence[str],
+        now: int,
     ) -> int:
-        """End the sessions a SAML LogoutRequest names: its NameID, narrowed to the listed
-        SessionIndexes when it gives any (SAML Core 3.7.3.2)."""
+        """End the sessions a SAML LogoutRequest names, of its own connection only: its NameID,
+        narrowed to the listed SessionIndexes when it gives any (SAML Core 3.7.3.2)."""
         condition = and_(
             sessions.c.store == store,
-            sessions.c.issuer == issuer,
+            sessions.c.connection == connection,
             sessions.c.name_id == name_id,
             sessions.c.ended_at.is_(None),
         )
@@ -509,10 +718,13 @@ class SQLStorage:
 
     # -- upkeep --------------------------------------------------------------------------
 
-    def gc(self, now: int) -> int:
+    def gc(self, now: int, *, audit_before: int | None = None) -> int:
+        """Delete what has expired, and audit rows older than ``audit_before`` (retention)."""
         removed = 0
-        for table in (pending_flows, used_once, counters, sessions):
+        for table in (pending_flows, used_once, counters, sessions, creations):
             removed += self._execute(delete(table).where(table.c.expires_at <= now))
+        if audit_before is not None:
+            removed += self._execute(delete(audit_log).where(audit_log.c.at < audit_before))
         return removed
 
     def _first(self, query: Any) -> Any:

@@ -6,6 +6,7 @@ lookup and our create, and the store's 422 must lead to a lookup, never a second
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,12 +18,20 @@ from broker.accounts import (
     ConfirmOwnership,
     SignIn,
     StoreContext,
+    WrongPassword,
+    confirm_ownership,
     find_customer,
     resolve_customer,
 )
 from broker.bigcommerce.api import BigCommerceClient, Customer, NewCustomer
 from broker.config import StoreSettings
-from broker.errors import BigCommerceUnavailable, NoCustomer, PolicyDenied, RateLimited
+from broker.errors import (
+    BigCommerceUnavailable,
+    NoCustomer,
+    PolicyDenied,
+    RateLimited,
+    TooManyAttempts,
+)
 from broker.identity import Identity
 from broker.storage import SQLStorage, open_storage
 from tests.conftest import Sandbox
@@ -134,7 +143,7 @@ def test_create_sends_channel_names_and_group_then_links(
         1,
         4,
     )
-    link = links.get_link("acme", "https://idp.example", "u-1")
+    link = links.get_link("acme", "corp", "u-1")
     assert link is not None
     assert link.customer_id == result.customer_id
 
@@ -194,7 +203,7 @@ def test_confirm_policy_asks_for_the_password_of_an_existing_account(
     decision = resolve(client, links, policy=Policy(link="confirm"))
     assert isinstance(decision, ConfirmOwnership)
     assert decision.customer.id == existing["id"]
-    assert links.get_link("acme", "https://idp.example", "u-1") is None
+    assert links.get_link("acme", "corp", "u-1") is None
 
 
 def test_auto_never_hands_on_an_account_linked_to_another_person_of_the_same_idp(
@@ -205,8 +214,8 @@ def test_auto_never_hands_on_an_account_linked_to_another_person_of_the_same_idp
     newcomer = make_identity(subject="u-2")  # the address was given to someone else
     with pytest.raises(PolicyDenied, match="another person"):
         resolve(client, links, identity=newcomer)
-    # Another IdP asserting the same verified address may link (the shopper has two IdPs).
-    other_idp = make_identity(issuer="https://other-idp.example", subject="x-9")
+    # Another connection asserting the same verified address may link (two IdPs).
+    other_idp = make_identity(connection="other", issuer="https://other-idp.example", subject="x")
     assert signed_in(resolve(client, links, identity=other_idp)).customer_id == first.customer_id
     assert len(links.links_for_customer("acme", first.customer_id)) == 2
 
@@ -339,7 +348,7 @@ def test_an_existing_customer_needs_a_verified_email_even_if_jit_does_not(
             identity=make_identity(email_verified=False),
             policy=Policy(require_verified_email=False),
         )
-    assert links.get_link("acme", "https://idp.example", "u-1") is None
+    assert links.get_link("acme", "corp", "u-1") is None
 
 
 def test_channel_specific_customer_wins_over_a_global_one(sandbox: Sandbox) -> None:
@@ -351,3 +360,208 @@ def test_channel_specific_customer_wins_over_a_global_one(sandbox: Sandbox) -> N
     assert found is not None
     assert found.channel_ids == (2,)
     assert find_customer(client, "pat@example.com", 1) is None
+
+
+# -- every identity belongs to its connection; writes safe under every policy ----------------
+
+
+@pytest.mark.parametrize("link", ["auto", "confirm", "deny"])
+def test_a_create_whose_answer_was_lost_is_ours_under_every_policy(
+    sandbox: Sandbox, links: SQLStorage, link: str
+) -> None:
+    # The store commits the create but answers after our client gave up: the customer found
+    # afterwards is the one we made, not an "existing account" for the link policy.
+    client, h = client_for(sandbox)
+    result = signed_in(
+        resolve(FaultOnCreate(client, sandbox, h, timeout_ms=3000), links, policy=Policy(link=link))
+    )
+    [customer] = sandbox.state.customers(h)
+    assert result.customer_id == customer["id"]
+    assert "created_reconciled" in result.events
+    assert links.get_link("acme", "corp", "u-1").customer_id == customer["id"]  # type: ignore[union-attr]
+    assert posts(sandbox, h) == 1
+
+
+class DownAfterCreate:
+    """The real client; the create's answer is lost, and then the store is down for lookups."""
+
+    def __init__(self, client: BigCommerceClient, sandbox: Sandbox, store_hash: str) -> None:
+        self.client, self.sandbox, self.store_hash = client, sandbox, store_hash
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def create_customer(self, new: NewCustomer) -> Customer:
+        self.sandbox.state.set_faults(self.store_hash, count=1, timeout_ms=3000)
+        try:
+            return self.client.create_customer(new)
+        finally:
+            self.sandbox.state.set_faults(self.store_hash)
+            self.down = True
+
+    def customers_by_email(self, emails: Any) -> list[Customer]:
+        if self.down:
+            raise BigCommerceUnavailable("down", detail="test: store down after the create")
+        return self.client.customers_by_email(emails)
+
+
+@pytest.mark.parametrize("link", ["confirm", "deny"])
+def test_an_uncertain_create_is_reconciled_at_the_next_sign_in(
+    sandbox: Sandbox, links: SQLStorage, link: str
+) -> None:
+    client, h = client_for(sandbox)
+    with pytest.raises(BigCommerceUnavailable):
+        resolve(DownAfterCreate(client, sandbox, h), links, policy=Policy(link=link))
+    [customer] = sandbox.state.customers(h)  # the store did commit it
+    # The shopper tries again later: the account is theirs, not someone else's to refuse.
+    again = signed_in(resolve(client, links, policy=Policy(link=link)))
+    assert again.customer_id == customer["id"]
+    assert "created_reconciled" in again.events
+    assert posts(sandbox, h) == 1
+    # Someone else with that e-mail at the same connection is still held to the policy.
+    someone_else = make_identity(subject="u-2")
+    if link == "deny":
+        with pytest.raises(PolicyDenied):
+            resolve(client, links, policy=Policy(link=link), identity=someone_else)
+    else:
+        decision = resolve(client, links, policy=Policy(link=link), identity=someone_else)
+        assert isinstance(decision, ConfirmOwnership)
+
+
+def test_a_customer_the_store_refused_to_create_is_not_ours(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
+    # Another worker creates the account between our lookup and our create: 422. That
+    # account is someone else's: the link policy decides, as for any existing account.
+    client, _ = client_for(sandbox)
+    decision = resolve(
+        RacingDirectory(client, sandbox, "abc123"), links, policy=Policy(link="confirm")
+    )
+    assert isinstance(decision, ConfirmOwnership)
+    assert links.creation_for("acme", "pat@example.com", NOW) is None
+
+
+def test_a_non_ascii_address_never_matches_an_ascii_one(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
+    client, h = client_for(sandbox)
+    kate = sandbox.state.add_customer(h, email="kate@example.com", first_name="K", last_name="L")
+    kelvin = make_identity(email="\u212aate@example.com")  # KELVIN SIGN, casefolds to "k"
+    try:
+        result = resolve(client, links, identity=kelvin)
+    except BigCommerceUnavailable:
+        result = None  # the store may refuse the address; it must not reach Kate's account
+    assert not (isinstance(result, SignIn) and result.customer_id == kate["id"])
+    assert links.links_for_customer("acme", kate["id"]) == []
+    assert find_customer(client, "KATE@example.com", 1).id == kate["id"]  # type: ignore[union-attr]
+
+
+def test_an_unlinked_identity_is_not_linked_again_automatically(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
+    client, _ = client_for(sandbox)
+    first = signed_in(resolve(client, links))
+    [link] = links.links_for_customer("acme", first.customer_id)
+    links.delete_link("acme", link.id, customer_id=first.customer_id)
+    links.record_unlink("acme", "corp", "u-1", first.customer_id, NOW)
+    with pytest.raises(PolicyDenied, match="disconnected"):
+        resolve(client, links)
+    assert links.links_for_customer("acme", first.customer_id) == []
+
+
+def test_an_email_sync_the_store_refuses_keeps_the_old_email(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
+    client, h = client_for(sandbox)
+    first = signed_in(resolve(client, links))
+    sandbox.state.add_customer(h, email="taken@example.com", first_name="T", last_name="T")
+    moved = make_identity(email="taken@example.com")
+    again = signed_in(resolve(client, links, identity=moved, policy=Policy(sync_email=True)))
+    assert again.customer_id == first.customer_id
+    assert "email_sync_refused" in again.events
+    mine = next(c for c in sandbox.state.customers(h) if c["id"] == first.customer_id)
+    assert mine["email"].lower() == "pat@example.com"
+
+
+def test_two_people_racing_to_auto_link_one_account_link_one(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
+    client, h = client_for(sandbox)
+    existing = sandbox.state.add_customer(h, email="pat@example.com", first_name="P", last_name="L")
+    start = threading.Barrier(10)
+    outcomes: list[str] = []
+
+    def sign_in(n: int) -> None:
+        start.wait()
+        try:
+            signed_in(resolve(client, links, identity=make_identity(subject=f"p-{n}")))
+            outcomes.append("linked")
+        except PolicyDenied:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=sign_in, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["linked"] + ["refused"] * 9
+    assert len(links.links_for_customer("acme", existing["id"])) == 1
+
+
+def test_forty_concurrent_wrong_passwords_reach_the_store_five_times(
+    sandbox: Sandbox, links: SQLStorage
+) -> None:
+    client, h = client_for(sandbox)
+    sandbox.state.set_faults(h, credentials_quota=100)  # the store would answer them all
+    customer = Customer.from_api(
+        sandbox.state.add_customer(
+            h, email="pat@example.com", first_name="P", last_name="L", password="right-one"
+        )
+    )
+
+    def attempt(password: str, n: int, now: int) -> str:
+        try:
+            confirm_ownership(
+                identity=make_identity(),
+                customer=customer,
+                password=password,
+                client_ip=f"10.0.{now % 250}.{n}",
+                directory=client,
+                links=links,
+                store=StoreContext(key="acme", channel_id=1),
+                now=now,
+            )
+        except WrongPassword:
+            return "wrong"
+        except TooManyAttempts:
+            return "locked"
+        return "signed in"
+
+    def burst(now: int) -> list[str]:
+        start = threading.Barrier(40)
+        outcomes: list[str] = []
+
+        def guess(n: int) -> None:
+            start.wait()
+            outcomes.append(attempt(f"wrong-{n}", n, now))
+
+        threads = [threading.Thread(target=guess, args=(n,)) for n in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return sorted(outcomes)
+
+    def checks() -> int:
+        return sum(1 for r in sandbox.state.requests(h) if r.path.endswith("validate-credentials"))
+
+    # Each burst of 40 gets the pace's 2 checks; the third burst only what is left of the 5.
+    assert burst(NOW) == ["locked"] * 38 + ["wrong"] * 2
+    assert burst(NOW + 31) == ["locked"] * 38 + ["wrong"] * 2
+    assert burst(NOW + 62) == ["locked"] * 39 + ["wrong"]
+    assert checks() == 5
+    # The right password is locked out too, for the rest of the 15 minutes, unchecked.
+    assert attempt("right-one", 1, NOW + 93) == "locked"
+    assert checks() == 5
+    assert attempt("right-one", 1, NOW + 15 * 60 + 1) == "signed in"

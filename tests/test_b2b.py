@@ -6,22 +6,31 @@ map and a role map. What the sandbox's B2B book holds afterwards is the evidence
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from broker.sandbox.idp import DevUser
-from tests.conftest import World
+from broker.sandbox.idp import DevClient, DevUser
+from tests.conftest import DevIdP, World
 from tests.saml_fixtures import SamlWorld
-from tests.support.flows import page_field, sign_in, visit_storefront
+from tests.support.flows import (
+    Outcome,
+    dev_idp_sign_in,
+    page_field,
+    sign_in,
+    start_login,
+    visit_storefront,
+)
 
 B2B_TOKEN = "b2b-token-" + "x" * 20
 
 
 def b2b_world(
-    make_world: Callable[..., World], **b2b: Any
+    make_world: Callable[..., World], connection: dict[str, Any] | None = None, **b2b: Any
 ) -> tuple[World, dict[str, Any], dict[str, Any]]:
     """A B2B store with two approved companies; ``b2b`` overrides the broker's [b2b] table."""
     holder: dict[str, Any] = {}
@@ -34,7 +43,10 @@ def b2b_world(
         **b2b,
     }
     world = make_world(
-        sandbox_store={"b2b_token": B2B_TOKEN}, store={"b2b": settings}, defer=holder
+        sandbox_store={"b2b_token": B2B_TOKEN},
+        store={"b2b": settings},
+        defer=holder,
+        connection=connection,
     )
     return world, holder["acme"], holder["other"]
 
@@ -43,8 +55,10 @@ def b2b_world(
 def b2b(
     make_world: Callable[..., World],
 ) -> Callable[..., tuple[World, dict[str, Any], dict[str, Any]]]:
-    def build(**b2b_settings: Any) -> tuple[World, dict[str, Any], dict[str, Any]]:
-        return b2b_world(make_world, **b2b_settings)
+    def build(
+        connection: dict[str, Any] | None = None, **b2b_settings: Any
+    ) -> tuple[World, dict[str, Any], dict[str, Any]]:
+        return b2b_world(make_world, connection, **b2b_settings)
 
     return build
 
@@ -225,3 +239,190 @@ def test_a_saml_buyer_lands_as_a_company_user(
     user = world.sandbox.state.company_user(world.store.store_hash, customer["id"])
     assert user is not None
     assert (user["companyId"], user["role"]) == (holder["acme"]["companyId"], 1)
+
+
+# -- a connection reaches only the companies bound to it ---------------------------------------
+
+
+def two_idp_world(
+    make_world: Callable[..., World],
+    make_dev_idp: Callable[[], DevIdP],
+    *,
+    corp_b2b: dict[str, Any] | None,
+    partner_b2b: dict[str, Any] | None,
+    store_b2b: dict[str, Any] | None = None,
+    partner: dict[str, Any] | None = None,
+) -> tuple[World, DevIdP, dict[str, Any], dict[str, Any]]:
+    """Company ACME's IdP (connection corp) and company OTHER's own IdP (connection partner)
+    in one B2B store: README's "one IdP per customer company"."""
+    holder: dict[str, Any] = {}
+    partner_idp = make_dev_idp()
+    secret = secrets.token_urlsafe(24)
+    partner_conn = {
+        "type": "oidc",
+        "issuer": partner_idp.url,
+        "client_id": "broker",
+        "client_secret": secret,
+        "scopes": ["openid", "email", "profile", "groups"],
+        "link": "auto",
+        **(partner or {}),
+    }
+    if partner_b2b is not None:
+        partner_conn["b2b"] = partner_b2b
+    world = make_world(
+        sandbox_store={"b2b_token": B2B_TOKEN},
+        store={"b2b": {"access_token": B2B_TOKEN, **(store_b2b or {})}},
+        connection={"b2b": corp_b2b} if corp_b2b is not None else None,
+        more_connections={"partner": partner_conn},
+        defer=holder,
+    )
+    partner_idp.state.add_client(
+        DevClient("broker", secret, (f"{world.broker.url}/acme/oidc/partner/callback",))
+    )
+    return world, partner_idp, holder["acme"], holder["other"]
+
+
+def partner_sign_in(
+    http: httpx.Client, world: World, partner_idp: DevIdP, user: DevUser
+) -> Outcome:
+    partner_idp.state.add_user(user)
+    authorize = start_login(http, world.broker.url, "/acme/login/partner")
+    return Outcome(http.get(dev_idp_sign_in(http, authorize, user.email)))
+
+
+def with_claim(name: str, value: Any) -> Any:
+    def tamper(header: dict[str, Any], claims: dict[str, Any], state: Any) -> str:
+        return str(state.sign(header, {**claims, name: value}))
+
+    return tamper
+
+
+def members(world: World, company: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        user
+        for customer in world.customers()
+        if (user := company_user(world, customer["id"])) is not None
+        and user["companyId"] == company["companyId"]
+    ]
+
+
+def test_another_companys_idp_cannot_assert_your_group(
+    make_world: Callable[..., World], make_dev_idp: Callable[[], DevIdP], browser_http: httpx.Client
+) -> None:
+    # OTHER's IdP puts its user in "acme-admins", the group that makes ACME admins.
+    world, partner_idp, acme, other = two_idp_world(
+        make_world,
+        make_dev_idp,
+        corp_b2b={
+            "companies_by_group": {"acme-admins": "ACME"},
+            "roles_by_group": {"acme-admins": 0},
+        },
+        partner_b2b={"companies_by_domain": {"other.example": "OTHER"}},
+    )
+    mallory = DevUser(
+        sub="m", email="mallory@other.example", password="password", groups=("acme-admins",)
+    )
+    outcome = partner_sign_in(browser_http, world, partner_idp, mallory)
+    assert outcome.status == 302, outcome.response.text
+    assert members(world, acme) == []
+    [member] = members(world, other)
+    assert member["role"] == 2  # OTHER's binding has no admin group: the default role
+
+
+def test_another_companys_idp_cannot_claim_your_company_id(
+    make_world: Callable[..., World], make_dev_idp: Callable[[], DevIdP], browser_http: httpx.Client
+) -> None:
+    world, partner_idp, acme, other = two_idp_world(
+        make_world,
+        make_dev_idp,
+        corp_b2b={"company_claim": "b2b_company_id", "companies": ["ACME"]},
+        partner_b2b={"company_claim": "b2b_company_id", "companies": ["OTHER"]},
+    )
+    partner_idp.state.tamper = with_claim("b2b_company_id", acme["companyId"])
+    mallory = DevUser(sub="m", email="mallory@other.example", password="password")
+    outcome = partner_sign_in(browser_http, world, partner_idp, mallory)
+    assert outcome.status == 403  # no company of its own named: refused, not placed in ACME
+    assert members(world, acme) == []
+    assert world.customers() == []
+    # Its own company's id is honoured.
+    partner_idp.state.tamper = with_claim("b2b_company_id", other["companyId"])
+    browser_http.cookies.clear()
+    outcome = partner_sign_in(browser_http, world, partner_idp, mallory)
+    assert outcome.status == 302, outcome.response.text
+    assert len(members(world, other)) == 1
+
+
+def test_store_wide_domains_apply_only_within_the_connections_allowed_domains(
+    make_world: Callable[..., World], make_dev_idp: Callable[[], DevIdP], browser_http: httpx.Client
+) -> None:
+    # The store-wide map names both companies' domains; OTHER's IdP asserts an ACME address.
+    world, partner_idp, acme, other = two_idp_world(
+        make_world,
+        make_dev_idp,
+        corp_b2b=None,
+        partner_b2b=None,
+        store_b2b={"companies_by_domain": {"acme.example": "ACME", "other.example": "OTHER"}},
+        partner={"allowed_domains": ["other.example", "acme.example.net"]},
+    )
+    mallory = DevUser(sub="m", email="ceo@acme.example", password="password")
+    outcome = partner_sign_in(browser_http, world, partner_idp, mallory)
+    assert outcome.status == 403
+    assert members(world, acme) == []
+    browser_http.cookies.clear()
+    buyer = DevUser(sub="b", email="buyer@other.example", password="password")
+    assert partner_sign_in(browser_http, world, partner_idp, buyer).status == 302
+    assert len(members(world, other)) == 1
+
+
+def test_an_unverified_email_never_chooses_a_company(
+    b2b: Callable[..., Any], browser_http: httpx.Client
+) -> None:
+    # The connection lets unverified addresses sign in, but not choose a company by domain.
+    world, acme, _ = b2b(connection={"require_verified_email": False})
+    world.idp.state.add_user(
+        DevUser(sub="u", email="eve@example.com", password="password", email_verified=False)
+    )
+    outcome = sign_in(browser_http, world.broker.url, "eve@example.com")
+    assert outcome.status == 403
+    assert members(world, acme) == []
+
+
+def test_joining_a_company_uses_the_customers_own_email(
+    b2b: Callable[..., Any], browser_http: httpx.Client
+) -> None:
+    # Ada's sign-in is linked to her customer (from before the store ran B2B Edition); her
+    # IdP address has since become one another customer holds at the store. Joining the
+    # company must attach Ada's customer, not that address's owner.
+    world, acme, _ = b2b()
+    h = world.store.store_hash
+    ada = world.sandbox.state.add_customer(h, email="ada@example.com")
+    bob = world.sandbox.state.add_customer(h, email="bob@example.com")
+    world.broker.app.extensions["broker"].storage.create_link(
+        store="acme",
+        connection="corp",
+        subject="ada",
+        issuer=world.idp.url,
+        customer_id=ada["id"],
+        email="ada@example.com",
+        now=int(time.time()),
+    )
+    world.idp.state.add_user(DevUser(sub="ada", email="bob@example.com", password="password"))
+    outcome = sign_in(browser_http, world.broker.url, "bob@example.com")
+    assert outcome.status == 302, outcome.response.text
+    page = visit_storefront(browser_http, outcome.location)
+    assert page_field(page.text, "customer-id") == str(ada["id"])
+    assert company_user(world, bob["id"]) is None
+    user = company_user(world, ada["id"])
+    assert user is not None
+    assert user["companyId"] == acme["companyId"]
+
+
+def test_the_company_claim_is_found_whatever_the_case_of_its_name(
+    b2b: Callable[..., Any], browser_http: httpx.Client
+) -> None:
+    # SAML attribute (and some OIDC claim) names come as each IdP writes them.
+    world, acme, _ = b2b(company_claim="b2b_company_id", companies_by_domain={})
+    world.idp.state.tamper = with_claim("B2B_Company_Id", str(acme["companyId"]))
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert outcome.status == 302, outcome.response.text
+    assert len(members(world, acme)) == 1

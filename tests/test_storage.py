@@ -15,12 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, make_url, text
 
+from broker import migrations
 from broker.storage import (
     AlreadyExists,
     AuditEntry,
     BrokerSession,
+    Creation,
     Link,
     SQLStorage,
     open_storage,
@@ -72,6 +76,53 @@ def test_many_processes_migrating_a_new_database_at_once(database_url: str) -> N
         revisions = pool.map(_migrate_in_a_process, [database_url] * 4)
     assert len(set(revisions)) == 1
     assert revisions[0] is not None
+
+
+def test_links_of_an_older_database_are_migrated_to_connections(database_url: str) -> None:
+    """0003 -> 0004: links keep their connection and customer; duplicates the new keys forbid
+    keep the most recently used one; long identifiers fit afterwards."""
+    engine = create_engine(database_url)
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0003")
+    rows = [
+        # (issuer, subject, customer, connection, last_login_at)
+        ("https://idp.example", "sub-1", 7, "corp", 100),
+        ("https://idp.example/", "sub-1", 7, "corp", 300),  # same subject, issuer edited
+        ("https://idp.example", "sub-2", 8, "corp", 200),
+        ("https://idp.example", "sub-3", 8, "corp", 100),  # two people, one customer
+        ("https://other.example", "sub-1", 9, "other", 100),
+    ]
+    with engine.begin() as conn:
+        for issuer, subject, customer, connection, last in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO links (store, issuer, subject, customer_id, connection, "
+                    "created_at, last_login_at, verified_at) VALUES "
+                    "('acme', :i, :s, :c, :conn, 1, :last, 1)"
+                ),
+                {"i": issuer, "s": subject, "c": customer, "conn": connection, "last": last},
+            )
+    engine.dispose()
+    storage = open_storage(database_url)
+    try:
+        assert schema_revision(storage.engine) == "0004"
+        kept = {
+            (link.connection, link.subject): (link.customer_id, link.issuer)
+            for customer in (7, 8, 9)
+            for link in storage.links_for_customer("acme", customer)
+        }
+        assert kept == {
+            ("corp", "sub-1"): (7, "https://idp.example/"),
+            ("corp", "sub-2"): (8, "https://idp.example"),
+            ("other", "sub-1"): (9, "https://other.example"),
+        }
+        long = "n" * 1000
+        assert new_link(storage, subject=long, customer_id=10).subject == long
+    finally:
+        storage.close()
 
 
 def key() -> str:
@@ -166,19 +217,35 @@ def new_link(
     return storage.create_link(**values)
 
 
-def test_links_are_found_by_identity_and_unique_per_store(storage: SQLStorage) -> None:
+def test_links_are_found_by_connection_and_unique_per_store(storage: SQLStorage) -> None:
     link = new_link(storage)
-    assert storage.get_link("acme", "https://idp.example", "sub-1") == link
-    assert storage.get_link("beta", "https://idp.example", "sub-1") is None
-    assert storage.get_link("acme", "https://other.example", "sub-1") is None
+    assert storage.get_link("acme", "corp", "sub-1") == link
+    assert storage.get_link("beta", "corp", "sub-1") is None
+    assert storage.get_link("acme", "other", "sub-1") is None
     with pytest.raises(AlreadyExists):
         new_link(storage, customer_id=8)
     assert new_link(storage, store="beta").store == "beta"
 
 
+def test_an_identity_is_its_connection_not_the_issuer_it_declares(storage: SQLStorage) -> None:
+    """A second connection declaring the first one's issuer reaches none of its links."""
+    new_link(storage, connection="corp", issuer="https://idp.example")
+    assert storage.get_link("acme", "rogue", "sub-1") is None
+    rogue = new_link(storage, connection="rogue", issuer="https://idp.example", customer_id=8)
+    assert storage.get_link("acme", "corp", "sub-1").customer_id == 7  # type: ignore[union-attr]
+    assert storage.get_link("acme", "rogue", "sub-1") == rogue
+
+
+def test_one_identity_per_connection_per_customer(storage: SQLStorage) -> None:
+    new_link(storage, "sub-1")
+    with pytest.raises(AlreadyExists):
+        new_link(storage, "sub-2")  # another person of the same connection, same customer
+    assert new_link(storage, "sub-2", connection="other").customer_id == 7
+
+
 def test_a_customer_may_have_several_links_and_lose_them(storage: SQLStorage) -> None:
     first = new_link(storage, "sub-1")
-    second = new_link(storage, "sub-2", issuer="https://other.example")
+    second = new_link(storage, "sub-2", connection="other", issuer="https://other.example")
     new_link(storage, "sub-3", customer_id=9)
     assert [link.id for link in storage.links_for_customer("acme", 7)] == [first.id, second.id]
     # Only the owner may delete a link when the owner is named.
@@ -192,7 +259,7 @@ def test_a_customer_may_have_several_links_and_lose_them(storage: SQLStorage) ->
 def test_touch_link_records_the_sign_in(storage: SQLStorage) -> None:
     link = new_link(storage)
     storage.touch_link(link.id, now=2000, email="new@example.com", verified=False)
-    touched = storage.get_link("acme", link.issuer, link.subject)
+    touched = storage.get_link("acme", link.connection, link.subject)
     assert touched is not None
     assert (touched.last_login_at, touched.email, touched.verified_at) == (
         2000,
@@ -200,7 +267,7 @@ def test_touch_link_records_the_sign_in(storage: SQLStorage) -> None:
         1000,
     )
     storage.touch_link(link.id, now=3000, email="new@example.com", verified=True)
-    touched = storage.get_link("acme", link.issuer, link.subject)
+    touched = storage.get_link("acme", link.connection, link.subject)
     assert touched is not None
     assert touched.verified_at == 3000
 
@@ -277,17 +344,13 @@ def test_an_idp_ends_sessions_by_sid_or_subject(storage: SQLStorage) -> None:
     second = new_session(storage, sid="sid-2")
     other = new_session(storage, subject="sub-2", sid="sid-3")
     elsewhere = new_session(storage, store="beta", sid="sid-1")
-    assert (
-        storage.end_sessions("acme", "https://idp.example", subject=None, sid="sid-1", now=2000)
-        == 1
-    )
-    assert (
-        storage.end_sessions("acme", "https://idp.example", subject="sub-1", sid=None, now=2000)
-        == 1
-    )
-    assert (
-        storage.end_sessions("acme", "https://idp.example", subject=None, sid=None, now=2000) == 0
-    )
+    # Same issuer and subject, another connection: out of this connection's reach.
+    sibling = new_session(storage, connection="rogue", sid="sid-1")
+    assert storage.end_sessions("acme", "rogue", subject="sub-1", sid=None, now=1999) == 1
+    assert storage.get_session(sibling.id).ended_at == 1999  # type: ignore[union-attr]
+    assert storage.end_sessions("acme", "corp", subject=None, sid="sid-1", now=2000) == 1
+    assert storage.end_sessions("acme", "corp", subject="sub-1", sid=None, now=2000) == 1
+    assert storage.end_sessions("acme", "corp", subject=None, sid=None, now=2000) == 0
     still = {s.id: storage.get_session(s.id).ended_at for s in (first, second, other, elsewhere)}  # type: ignore[union-attr]
     assert still == {first.id: 2000, second.id: 2000, other.id: None, elsewhere.id: None}
 
@@ -296,14 +359,92 @@ def test_saml_logout_ends_by_name_id_and_session_index(storage: SQLStorage) -> N
     a = new_session(storage, name_id="alice@example.com", session_index="s1")
     b = new_session(storage, name_id="alice@example.com", session_index="s2")
     ended = storage.end_saml_sessions(
-        "acme", "https://idp.example", name_id="alice@example.com", session_indexes=["s2"], now=2000
+        "acme", "corp", name_id="alice@example.com", session_indexes=["s2"], now=2000
     )
     assert ended == 1
     assert storage.get_session(a.id).ended_at is None  # type: ignore[union-attr]
     assert storage.get_session(b.id).ended_at == 2000  # type: ignore[union-attr]
     assert (
         storage.end_saml_sessions(
-            "acme", "https://idp.example", name_id="alice@example.com", session_indexes=[], now=2001
+            "acme", "corp", name_id="alice@example.com", session_indexes=[], now=2001
         )
         == 1
     )
+
+
+def test_long_idp_identifiers_are_stored_whole(storage: SQLStorage) -> None:
+    """NameIDs, sid and SessionIndex are the IdP's to choose: no length limit of ours."""
+    long = "x" * 2000
+    link = new_link(storage, subject=long, issuer="https://idp.example/" + long)
+    assert storage.get_link("acme", "corp", long) == link
+    session = new_session(storage, subject=long, sid=long, name_id=long, session_index=long)
+    assert storage.get_session(session.id) == session
+    assert storage.use_once("saml:acme:corp:" + long, expires_at=2000, now=1000)
+
+
+def test_unlinks_are_remembered_until_linked_again(storage: SQLStorage) -> None:
+    assert not storage.was_unlinked("acme", "corp", "sub-1", 7)
+    storage.record_unlink("acme", "corp", "sub-1", 7, now=1000)
+    storage.record_unlink("acme", "corp", "sub-1", 7, now=1001)  # twice is fine
+    assert storage.was_unlinked("acme", "corp", "sub-1", 7)
+    assert not storage.was_unlinked("acme", "corp", "sub-1", 8)
+    assert not storage.was_unlinked("acme", "other", "sub-1", 7)
+    storage.clear_unlink("acme", "corp", "sub-1")
+    assert not storage.was_unlinked("acme", "corp", "sub-1", 7)
+
+
+def test_creations_are_recorded_finished_and_forgotten(storage: SQLStorage) -> None:
+    creation = Creation(
+        store="acme",
+        email_key="pat@example.com",
+        connection="corp",
+        subject="sub-1",
+        started_at=1000,
+        expires_at=2000,
+    )
+    storage.begin_creation(creation)
+    assert storage.creation_for("acme", "pat@example.com", now=1500) == creation
+    storage.finish_creation("acme", "pat@example.com", 42)
+    assert storage.creation_for("acme", "pat@example.com", now=1500).customer_id == 42  # type: ignore[union-attr]
+    assert storage.creation_for("acme", "pat@example.com", now=2000) is None  # expired
+    storage.forget_creation("acme", "pat@example.com")
+    assert storage.creation_for("acme", "pat@example.com", now=1500) is None
+    assert storage.gc(now=2000) == 0
+
+
+def test_attempts_are_reserved_within_the_limit_and_window(storage: SQLStorage) -> None:
+    taken = [storage.reserve_attempt("k", limit=3, window=60, now=1000 + i) for i in range(5)]
+    assert taken == [1, 2, 3, None, None]
+    storage.release_attempt("k", now=1010)
+    assert storage.reserve_attempt("k", limit=3, window=60, now=1011) == 3
+    assert storage.reserve_attempt("k", limit=3, window=60, now=1060) == 1  # a new window
+
+
+def test_forty_concurrent_reservations_get_exactly_the_limit(storage: SQLStorage) -> None:
+    results: list[int | None] = []
+    lock = threading.Lock()
+    start = threading.Barrier(40)
+
+    def reserve() -> None:
+        start.wait()
+        number = storage.reserve_attempt("confirm:acme:customer:7", limit=5, window=900, now=1000)
+        with lock:
+            results.append(number)
+
+    threads = [threading.Thread(target=reserve) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(n for n in results if n is not None) == [1, 2, 3, 4, 5]
+    assert results.count(None) == 35
+
+
+def test_audit_rows_are_bounded_and_expire_by_retention(storage: SQLStorage) -> None:
+    storage.record_audit(
+        AuditEntry(at=1000, store="acme", event="refused", outcome="x", detail="d" * 2000)
+    )
+    storage.record_audit(AuditEntry(at=5000, store="acme", event="signin", outcome="ok"))
+    assert len(storage.recent_audit("acme")[1].detail or "") == 255
+    assert storage.gc(now=6000, audit_before=2000) == 1
+    assert [e.at for e in storage.recent_audit("acme")] == [5000]

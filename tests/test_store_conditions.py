@@ -62,9 +62,13 @@ def test_an_exhausted_quota_is_respected_without_spending_429s(
     assert [c["email"] for c in world.customers()] == ["alice@example.com"]
 
 
-@pytest.fixture
-def crowd(sandbox: Sandbox, dev_idp: DevIdP, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """Ten new people at the IdP, a store, and the broker under gunicorn with 3 workers."""
+@pytest.fixture(params=["auto", "confirm", "deny"])
+def crowd(
+    sandbox: Sandbox, dev_idp: DevIdP, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Any]]:
+    """Ten new people at the IdP, a store, and the broker under gunicorn with 3 workers, under
+    each link policy: a customer made by a concurrent sign-in of the same person is never an
+    "existing account" to confirm or refuse."""
     store = sandbox.add_store("crowd1")
     people = [f"buyer{i}@example.com" for i in range(10)]
     for i, email in enumerate(people):
@@ -95,6 +99,7 @@ def crowd(sandbox: Sandbox, dev_idp: DevIdP, tmp_path: Path) -> Iterator[dict[st
                             "issuer": dev_idp.url,
                             "client_id": "broker",
                             "client_secret": secret,
+                            "link": request.param,
                         }
                     },
                 }

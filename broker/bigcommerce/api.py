@@ -110,9 +110,21 @@ class BigCommerceClient:
             deadline_seconds=deadline_seconds,
         )
         self._request = self._http.request
+        # validate-credentials has a stricter limit of its own (bigcommerce-api docs,
+        # "Customers"): its 429s must not make every other request of the store wait.
+        self._credentials_http = StoreHTTP(
+            base_url=store.api_base,
+            headers={"X-Auth-Token": store.access_token},
+            timeout=store.api_timeout_seconds,
+            transport=transport,
+            clock=clock,
+            sleep=sleep,
+            deadline_seconds=deadline_seconds,
+        )
 
     def close(self) -> None:
         self._http.close()
+        self._credentials_http.close()
 
     # -- customers --------------------------------------------------------------------------
 
@@ -139,14 +151,21 @@ class BigCommerceClient:
         return found
 
     def update_customer_email(self, customer_id: int, email: str) -> None:
-        """Change one customer's e-mail (``PUT /customers``, array body)."""
-        self._request(
-            "PUT", "/v3/customers", json=[{"id": customer_id, "email": email}], idempotent=True
+        """Change one customer's e-mail (``PUT /customers``, array body); CustomerConflict
+        when the store refuses it (422: another customer of the channel holds the address)."""
+        response = self._request(
+            "PUT",
+            "/v3/customers",
+            json=[{"id": customer_id, "email": email}],
+            idempotent=True,
+            accept=(422,),
         )
+        if response.status_code == 422:
+            raise CustomerConflict("The store kept the old e-mail.", detail="update email: 422")
 
     def validate_credentials(self, email: str, password: str, channel_id: int) -> int | None:
         """The customer id when the storefront password is right, else None."""
-        response = self._request(
+        response = self._credentials_http.request(
             "POST",
             "/v3/customers/validate-credentials",
             json={"email": email, "password": password, "channel_id": channel_id},

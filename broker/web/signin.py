@@ -26,6 +26,7 @@ from broker.bigcommerce.login_token import mint_login_token, storefront_login_ur
 from broker.companies import (
     CompanyPlan,
     CompanyUserDirectory,
+    binding_for,
     join_company,
     plan_for,
     refuse_without_company,
@@ -34,7 +35,7 @@ from broker.config import Connection, StoreSettings
 from broker.errors import FlowExpired, PolicyDenied
 from broker.events import log_event
 from broker.identity import Identity, UpstreamSession
-from broker.storage import AuditEntry
+from broker.storage import AlreadyExists, AuditEntry
 from broker.web import sessions
 
 #: How long a shopper has to enter their password on the confirmation page.
@@ -59,7 +60,7 @@ def finish_sign_in(
     """Resolve the customer; sign them in, or ask them to confirm an existing account."""
     broker = get_broker()
     directory: CustomerDirectory = broker.stores[store.key]
-    plan = company_plan(store, identity)
+    plan = company_plan(store, conn, identity)
     if plan is not None:
         directory = CompanyUserDirectory(directory, broker.b2b[store.key], plan)
     decision = resolve_customer(
@@ -73,29 +74,36 @@ def finish_sign_in(
     upstream = upstream or UpstreamSession()
     if isinstance(decision, ConfirmOwnership):
         return _ask_confirmation(store, conn, identity, decision, redirect_to, upstream)
-    return redirect_signed_in(store, conn, identity, decision, redirect_to, upstream)
+    return redirect_signed_in(store, conn, identity, decision, redirect_to, upstream, plan=plan)
 
 
-def company_plan(store: StoreSettings, identity: Identity) -> CompanyPlan | None:
-    """With B2B Edition on: the company and role, or a refusal when none is found."""
+def company_plan(store: StoreSettings, conn: Connection, identity: Identity) -> CompanyPlan | None:
+    """With B2B Edition on: the company and role within what this connection may reach, or a
+    refusal when none is found."""
     if store.b2b is None:
         return None
-    plan = plan_for(identity, store.b2b)
+    binding = binding_for(store.b2b, conn, connections=len(store.connections))
+    plan = plan_for(identity, binding)
     if plan is None and store.b2b.no_company == "refuse":
         raise refuse_without_company()
     return plan
 
 
 def _join_company(
-    store: StoreSettings, conn: Connection, identity: Identity, decision: SignIn
+    store: StoreSettings,
+    conn: Connection,
+    identity: Identity,
+    decision: SignIn,
+    plan: CompanyPlan | None,
 ) -> SignIn:
     """Make the signed-in customer the company user the IdP says (B2B Edition only)."""
-    plan = company_plan(store, identity)
     if plan is None or store.b2b is None:
         return decision
+    broker = get_broker()
     events = join_company(
-        get_broker().b2b[store.key],
+        broker.b2b[store.key],
         customer_id=decision.customer_id,
+        directory=broker.stores[store.key],
         identity=identity,
         plan=plan,
         settings=store.b2b,
@@ -121,11 +129,15 @@ def redirect_signed_in(
     decision: SignIn,
     redirect_to: str,
     upstream: UpstreamSession,
+    *,
+    plan: CompanyPlan | None = None,
 ) -> Response:
     """Join the company (B2B), record the broker session, mint the login JWT (last: it lives
-    30 s) and send them on."""
+    30 s) and send them on. ``plan``: the company step's answer, when already made."""
     broker = get_broker()
-    decision = _join_company(store, conn, identity, decision)
+    if plan is None:
+        plan = company_plan(store, conn, identity)
+    decision = _join_company(store, conn, identity, decision, plan)
     cookie, status_token = sessions.start(store, conn, identity, decision.customer_id, upstream)
     if store.follow_idp_logout:
         redirect_to = sessions.with_status_token(redirect_to, status_token)
@@ -172,22 +184,30 @@ def link_to_signed_in_customer(
             "Sign-in through this connection is limited to certain e-mail domains, "
             "and yours is not one of them."
         )
-    existing = broker.storage.get_link(store.key, identity.issuer, identity.subject)
+    existing = broker.storage.get_link(store.key, conn.key, identity.subject)
     if existing is not None and existing.customer_id != customer_id:
         raise PolicyDenied(
             "This sign-in is already connected to another account in this store. Unlink it "
             "there first, or contact the store."
         )
     if existing is None:
-        broker.storage.create_link(
-            store=store.key,
-            issuer=identity.issuer,
-            subject=identity.subject,
-            customer_id=customer_id,
-            connection=conn.key,
-            email=identity.email,
-            now=int(broker.clock()),
-        )
+        try:
+            broker.storage.create_link(
+                store=store.key,
+                connection=conn.key,
+                subject=identity.subject,
+                issuer=identity.issuer,
+                customer_id=customer_id,
+                email=identity.email,
+                now=int(broker.clock()),
+            )
+        except AlreadyExists:
+            raise PolicyDenied(
+                "Your account in this store is already connected to another sign-in of "
+                "this identity provider. Unlink that one first.",
+                detail="customer already linked through this connection",
+            ) from None
+        broker.storage.clear_unlink(store.key, conn.key, identity.subject)
         audit(
             store,
             "link",
