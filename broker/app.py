@@ -4,14 +4,21 @@
 one OIDC provider per connection — and keeps it at ``app.extensions["broker"]``; blueprints
 read it from there. Nothing is global but the app, so tests build as many as they like.
 
+Two connections of one store never declare the same identity provider (a SAML IdP entity id
+or an OIDC issuer, compared verbatim): :class:`IdentityProviderClaims` refuses the second, at
+start-up for what the configuration and local SAML metadata say, and at every use of SAML
+metadata fetched from a URL (its first load and each refresh).
+
 In production: ``BROKER_CONFIG=broker.toml gunicorn 'broker.app:create_app()'``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -20,8 +27,15 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broker.bigcommerce.api import BigCommerceClient
 from broker.bigcommerce.b2b import B2BClient
-from broker.config import Connection, SAMLConnection, Settings, StoreSettings, load_settings
-from broker.errors import ConfigError, NotFound
+from broker.config import (
+    Connection,
+    OIDCConnection,
+    SAMLConnection,
+    Settings,
+    StoreSettings,
+    load_settings,
+)
+from broker.errors import BrokerError, ConfigError, NotFound, UpstreamMisconfigured
 from broker.events import configure_logging
 from broker.storage import SQLStorage, open_storage
 from broker.upstream.oidc import OIDCProvider
@@ -86,8 +100,11 @@ def open_provider(
     conn: Connection,
     transport: httpx.BaseTransport | None = None,
     clock: Callable[[], float] = time.time,
+    claims: IdentityProviderClaims | None = None,
 ) -> OIDCProvider | SAMLProvider:
-    """The live upstream for a connection: the registry from ``type`` to protocol."""
+    """The live upstream for a connection: the registry from ``type`` to protocol. With
+    ``claims`` (the store's), a SAML connection is refused while its metadata's IdP entity is
+    another connection's."""
     if isinstance(conn, SAMLConnection):
         base = f"{settings.broker.base_url}/{store.key}/saml/{conn.key}"
         return SAMLProvider(
@@ -97,8 +114,96 @@ def open_provider(
             slo_url=f"{base}/slo",
             transport=transport,
             clock=clock,
+            entity_guard=claims.guard(conn.key) if claims is not None else None,
         )
     return OIDCProvider(conn, transport=transport, clock=clock)
+
+
+class IdentityProviderClaims:
+    """Which identity provider each connection of one store declares: the OIDC issuer as
+    configured, the SAML IdP entity id as its metadata says once loaded.
+
+    Two connections never share one. The first connection to declare an IdP holds it; another
+    that declares it too (a sibling's metadata refreshed to name it, say) is refused with
+    :class:`UpstreamMisconfigured` at each use until one of them changes, while the holder goes
+    on working: a connection cannot take another's IdP away from it. Thread-safe; per process.
+    """
+
+    def __init__(self, store: StoreSettings) -> None:
+        self.store_key = store.key
+        self._lock = threading.Lock()
+        self._holders: dict[str, str] = {}  # identity provider -> connection key
+        self._declared: dict[str, str] = {}  # connection key -> identity provider
+        for conn in store.connections.values():
+            if isinstance(conn, OIDCConnection):
+                self._record(conn.key, conn.issuer)
+
+    def guard(self, conn_key: str) -> Callable[[str], None]:
+        """The ``entity_guard`` of a SAML connection of this store."""
+        return lambda entity_id: self.claim(conn_key, entity_id)
+
+    def claim(self, conn_key: str, idp: str) -> None:
+        """``conn_key`` declares ``idp`` now; raise UpstreamMisconfigured if another holds it."""
+        holder = self._record(conn_key, idp)
+        if holder != conn_key:
+            raise UpstreamMisconfigured(detail=clash_line(self.store_key, idp, [holder, conn_key]))
+
+    def problems(self) -> list[str]:
+        """One line per identity provider declared by more than one connection."""
+        with self._lock:
+            declared = dict(self._declared)
+        return shared_identity_providers(self.store_key, declared)
+
+    def _record(self, conn_key: str, idp: str) -> str:
+        with self._lock:
+            previous = self._declared.get(conn_key)
+            if previous is not None and previous != idp and self._holders.get(previous) == conn_key:
+                del self._holders[previous]
+            self._declared[conn_key] = idp
+            return self._holders.setdefault(idp, conn_key)
+
+
+def shared_identity_providers(store_key: str, declared: Mapping[str, str]) -> list[str]:
+    """For ``declared`` (connection key -> IdP entity id or issuer) of one store, a line per
+    identity provider more than one connection declares, naming them."""
+    by_idp: dict[str, list[str]] = {}
+    for conn_key, idp in declared.items():
+        by_idp.setdefault(idp, []).append(conn_key)
+    return [
+        clash_line(store_key, idp, conn_keys)
+        for idp, conn_keys in by_idp.items()
+        if len(conn_keys) > 1
+    ]
+
+
+def clash_line(store_key: str, idp: str, conn_keys: list[str]) -> str:
+    names = " and ".join(f"stores.{store_key}.connections.{key}" for key in conn_keys)
+    return (
+        f"{names} declare the same identity provider {idp[:200]!r}: each connection of a "
+        "store needs its own IdP (SAML entity id or OIDC issuer)"
+    )
+
+
+def identity_provider_problems(
+    settings: Settings,
+    providers: Mapping[tuple[str, str], OIDCProvider | SAMLProvider],
+    claims: Mapping[str, IdentityProviderClaims],
+) -> list[str]:
+    """What can be known at start-up of connections sharing an IdP: the configured OIDC
+    issuers, and the entity ids of SAML metadata given in the file or inline (loaded here, for
+    stores with more than one connection). Metadata from a URL is checked at its first load,
+    and by ``broker check``. A local metadata that cannot be read is left to its sign-in page."""
+    for store in settings.stores.values():
+        if len(store.connections) < 2:
+            continue
+        for conn in store.connections.values():
+            provider = providers[(store.key, conn.key)]
+            local = isinstance(conn, SAMLConnection) and not conn.idp_metadata_url
+            if local and isinstance(provider, SAMLProvider):
+                # A clash is in the claims; any other problem shows on the sign-in page.
+                with contextlib.suppress(BrokerError):
+                    provider.idp_entity_id()
+    return [line for key in settings.stores for line in claims[key].problems()]
 
 
 def get_broker() -> Broker:
@@ -122,7 +227,14 @@ def create_app(
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.broker.secret_key,
-        SESSION_COOKIE_NAME="broker_session",
+        # __Host-: Secure, Path=/, no Domain, so no other host of the domain can set or
+        # shadow it. It holds random keys only (CSRF, link and confirmation records live in
+        # storage): no personal data in the browser.
+        SESSION_COOKIE_NAME="__Host-broker_session"
+        if settings.broker.cookie_secure
+        else "broker_session",
+        SESSION_COOKIE_PATH="/",
+        SESSION_COOKIE_DOMAIN=None,
         SESSION_COOKIE_SECURE=settings.broker.cookie_secure,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -133,6 +245,17 @@ def create_app(
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
         )
+    claims = {key: IdentityProviderClaims(store) for key, store in settings.stores.items()}
+    providers = {
+        (store.key, conn.key): open_provider(
+            settings, store, conn, transport, clock, claims[store.key]
+        )
+        for store in settings.stores.values()
+        for conn in store.connections.values()
+    }
+    problems = identity_provider_problems(settings, providers, claims)
+    if problems:
+        raise ConfigError(problems)
     app.extensions["broker"] = Broker(
         settings=settings,
         storage=open_storage(settings.broker.database_url),
@@ -145,11 +268,7 @@ def create_app(
             for key, store in settings.stores.items()
             if store.b2b is not None
         },
-        providers={
-            (store.key, conn.key): open_provider(settings, store, conn, transport, clock)
-            for store in settings.stores.values()
-            for conn in store.connections.values()
-        },
+        providers=providers,
         clock=clock,
     )
 

@@ -69,17 +69,24 @@ class SamlWorld:
 def make_saml_world(
     sandbox: Sandbox, make_broker: Callable[..., BrokerServer], tmp_path: Path
 ) -> Iterator[Callable[..., SamlWorld]]:
-    """``make_saml_world(idp={...}, connection={...})``: samlify options and broker settings."""
+    """``make_saml_world(idp={...}, connection={...})``: samlify options and broker settings.
+
+    ``connection`` may also be a function of the started IdP returning them (for settings that
+    name its entity id or metadata); ``more_connections(idp)`` returns further SAML connections
+    of the store (key -> settings; a SAML one gets the SP key pair and a display name);
+    ``app_options`` go to ``create_app`` (e.g. ``clock``)."""
     stack = ExitStack()
     key_file, cert_file = make_key_pair(tmp_path / "keys")
 
     def build(
         *,
         idp: dict[str, Any] | None = None,
-        connection: dict[str, Any] | None = None,
+        connection: dict[str, Any] | Callable[[SamlIdp], dict[str, Any]] | None = None,
         store: dict[str, Any] | None = None,
         sandbox_store: dict[str, Any] | None = None,
         defer: dict[str, Any] | None = None,
+        more_connections: Callable[[SamlIdp], dict[str, dict[str, Any]]] | None = None,
+        app_options: dict[str, Any] | None = None,
     ) -> SamlWorld:
         bc_store = sandbox.add_store("abc123", name="Acme Supplies", **(sandbox_store or {}))
         store_settings = with_companies(sandbox, bc_store.store_hash, store, defer)
@@ -95,14 +102,25 @@ def make_saml_world(
             }
             options = {"expose_key_for_tests": True, **(idp or {})}
             started.append(stack.enter_context(start_saml_idp(sp=sp, users=USERS, idp=options)))
-            conn = {
+            defaults = {
                 "type": "saml",
                 "display_name": "Acme SAML",
-                "idp_metadata_url": started[0].metadata_url,
                 "sp_key_file": str(key_file),
                 "sp_cert_file": str(cert_file),
-                **(connection or {}),
+                # What most tests build on; the defaults (confirm) have tests of their own.
+                "link": "auto",
+                "trust_email": True,
             }
+            overrides = connection(started[0]) if callable(connection) else connection
+            conn = {
+                **defaults,
+                "idp_metadata_url": started[0].metadata_url,
+                **(overrides or {}),
+            }
+            connections = {"corp": {k: v for k, v in conn.items() if v is not None}}
+            for key, more in (more_connections(started[0]) if more_connections else {}).items():
+                base = defaults if more.get("type", "saml") == "saml" else {}
+                connections[key] = {k: v for k, v in {**base, **more}.items() if v is not None}
             return {
                 "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
                 "stores": {
@@ -114,12 +132,12 @@ def make_saml_world(
                         "client_secret": bc_store.client_secret,
                         "storefront_url": sandbox.storefront(bc_store.store_hash),
                         **store_settings,
-                        "connections": {"corp": {k: v for k, v in conn.items() if v is not None}},
+                        "connections": connections,
                     }
                 },
             }
 
-        broker = make_broker(document)
+        broker = make_broker(document, **(app_options or {}))
         return SamlWorld(
             sandbox=sandbox,
             idp=started[0],

@@ -58,8 +58,18 @@ ATTACKS: dict[str, Attack] = {
     ),
     "two signed assertions": lambda resp, world: forge.two_assertions(resp, *_idp_key(world)),
     "SHA-1 signature": lambda resp, world: forge.sha1_signed(resp, *_idp_key(world)),
+    "RSA-MD5 signature, MD5 digest": lambda resp, world: forge.signed_with_algorithms(
+        resp, *_idp_key(world), signature=forge.RSA_MD5, digest=forge.MD5
+    ),
+    "RSA-SHA256 signature, MD5 digest": lambda resp, world: forge.signed_with_algorithms(
+        resp, *_idp_key(world), signature=forge.RSA_SHA256, digest=forge.MD5
+    ),
+    "RSA-SHA224 signature, SHA-224 digest": lambda resp, world: forge.signed_with_algorithms(
+        resp, *_idp_key(world), signature=forge.RSA_SHA224, digest=forge.SHA224
+    ),
     "DTD with entities (XXE)": lambda resp, world: forge.with_doctype(resp),
     "wrong Audience": changed(audience="https://someone-else.example/sp"),
+    "no AudienceRestriction": changed(audience=forge.REMOVE),
     "wrong Destination": changed(destination="https://someone-else.example/acs"),
     "no Destination": changed(destination=forge.REMOVE),
     "wrong Recipient": changed(recipient="https://someone-else.example/acs"),
@@ -71,6 +81,11 @@ ATTACKS: dict[str, Attack] = {
     "InResponseTo missing on an SP-initiated flow": changed(in_response_to=forge.REMOVE),
     "status not Success": changed(status="urn:oasis:names:tc:SAML:2.0:status:Requester"),
 }
+
+
+#: Refusals that are not 400: the IdP's own key signed another Issuer (a configuration that
+#: does not match: 502, misconfigured), and the IdP's refusal (401, it did not sign you in).
+STATUSES = {"wrong Issuer": 502, "status not Success": 401}
 
 
 def assert_refused(outcome: Outcome, world: SamlWorld, status: int = 400) -> None:
@@ -97,7 +112,7 @@ def test_a_faithful_re_signing_is_accepted(world: SamlWorld, browser_http: httpx
 def test_attack_is_refused(world: SamlWorld, browser_http: httpx.Client, name: str) -> None:
     form = world.sso(browser_http)
     form["SAMLResponse"] = ATTACKS[name](form["SAMLResponse"], world)
-    assert_refused(world.post(browser_http, form), world)
+    assert_refused(world.post(browser_http, form), world, STATUSES.get(name, 400))
 
 
 def _wrapping_names() -> list[str]:

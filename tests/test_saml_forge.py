@@ -465,6 +465,48 @@ def test_sha1_signed(idp: SamlIdp, idp_key: str, both_signed: str) -> None:
     assert forge.verified_references(xml, idp.cert_pem) == list(_ids(xml))
 
 
+def test_signed_with_algorithms(idp: SamlIdp, idp_key: str, both_signed: str) -> None:
+    for signature, digest in ((forge.RSA_MD5, forge.MD5), (forge.RSA_SHA224, forge.SHA224)):
+        xml = forge.decode(
+            forge.signed_with_algorithms(
+                both_signed, idp_key, idp.cert_pem, signature=signature, digest=digest
+            )
+        )
+        assert _signature_methods(xml) == {(signature, digest)}
+        assert _facts(xml) == _facts(forge.decode(both_signed))
+        assert forge.verified_references(xml, idp.cert_pem) == list(_ids(xml))
+
+
+def test_asserted_by(idp: SamlIdp, both_signed: str, attacker: forge.KeyPair) -> None:
+    other = "https://other-idp.example/metadata"
+    xml = forge.decode(
+        forge.asserted_by(
+            both_signed, attacker.key_pem, attacker.cert_pem, issuer=other, identity="x@y.example"
+        )
+    )
+    facts = _facts(xml)
+    assert facts["assertion_issuer"] == other
+    assert facts["response_issuer"] == _facts(forge.decode(both_signed))["response_issuer"]
+    assert facts["name_id"] == "x@y.example"
+    assert _parse(xml).find("ds:Signature", NS) is None, "the Response is left unsigned"
+    assert forge.verified_references(xml, attacker.cert_pem) == [facts["assertion_id"]]
+    assert forge.verified_references(xml, idp.cert_pem) == []
+
+
+def test_with_changed_removes_the_audience_restriction_and_sets_a_status_message(
+    idp: SamlIdp, idp_key: str, both_signed: str
+) -> None:
+    xml = forge.decode(
+        forge.with_changed(
+            both_signed, idp_key, idp.cert_pem, audience=forge.REMOVE, status_message="why"
+        )
+    )
+    root = _parse(xml)
+    assert root.find(".//saml:AudienceRestriction", NS) is None
+    assert root.findtext("samlp:Status/samlp:StatusMessage", namespaces=NS) == "why"
+    assert forge.verified_references(xml, idp.cert_pem) == list(_ids(xml))
+
+
 # -- 8: for the XML parser -----------------------------------------------------------------------
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -105,14 +107,63 @@ def test_forged_or_unsigned_logout_requests_end_nothing(
     assert len(active_sessions(world)) == 1
 
 
-def test_a_logout_response_nobody_asked_for_is_refused(
+class _BrokerLog(logging.Handler):
+    """The broker's JSON log lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "broker":
+            self.lines.append(json.loads(record.getMessage()))
+
+
+def storefront_logout(world: SamlWorld) -> str:
+    return f"{world.sandbox.storefront(world.store.store_hash)}/login.php?action=logout"
+
+
+def test_a_logout_response_nobody_asked_for_still_ends_at_the_storefront(
     make_saml_world: Callable[..., SamlWorld], browser_http: httpx.Client
 ) -> None:
+    # Unknown, expired or used RelayState: the shopper is on the way out, so the storefront's
+    # logout follows; nothing else happens.
     world = make_saml_world()
-    outcome = Outcome(
-        browser_http.get(
-            f"{world.broker.url}/acme/saml/corp/slo",
-            params={"SAMLResponse": "x", "RelayState": "forged"},
-        )
-    )
-    assert outcome.status == 400
+    for params in ({"SAMLResponse": "x", "RelayState": "forged"}, {"SAMLResponse": "x"}):
+        answer = browser_http.get(f"{world.broker.url}/acme/saml/corp/slo", params=params)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == storefront_logout(world)
+
+
+def test_an_unsigned_logout_response_still_ends_at_the_storefront(
+    make_saml_world: Callable[..., SamlWorld], browser_http: httpx.Client
+) -> None:
+    # SimpleSAMLphp sends its LogoutResponse unsigned by default: refused (the broker never
+    # trusts an unsigned logout message), logged, and the shopper still signed out of the store.
+    world = make_saml_world(connection={"idp_logout": True})
+    signed_in(world, browser_http)
+    out = browser_http.get(f"{world.broker.url}/acme/logout")
+    assert out.status_code == 303
+    url, form = complete_slo(browser_http, out.headers["location"])
+    if form:  # HTTP-POST: drop the enveloped signature
+        xml = forge.decode(form["SAMLResponse"])
+        unsigned = re.sub(r"<ds:Signature.*?</ds:Signature>", "", xml, flags=re.DOTALL)
+        assert unsigned != xml
+        message = (url, {**form, "SAMLResponse": forge.encode(unsigned)})
+    else:  # HTTP-Redirect: drop SigAlg and Signature
+        base, _, query_string = url.partition("?")
+        kept = [p for p in query_string.split("&") if not p.startswith(("SigAlg=", "Signature="))]
+        assert len(kept) < len(query_string.split("&"))
+        message = (f"{base}?{'&'.join(kept)}", {})
+    handler = _BrokerLog()
+    logging.getLogger("broker").addHandler(handler)
+    try:
+        answer = deliver(browser_http, message)
+    finally:
+        logging.getLogger("broker").removeHandler(handler)
+    lines = handler.lines
+    assert answer.status_code == 303, answer.text[:1000]
+    assert answer.headers["location"] == storefront_logout(world)
+    assert active_sessions(world) == []
+    [refused] = [line for line in lines if line["event"] == "logout.idp_answer_refused"]
+    assert refused["detail"].startswith("saml logout (unsigned)"), refused

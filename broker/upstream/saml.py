@@ -4,14 +4,29 @@ Follows SAML 2.0 Core, Bindings (HTTP-Redirect for the AuthnRequest, HTTP-POST f
 Response) and the Web Browser SSO profile (saml-profiles-2.0-os, 4.1), with the checks the
 profile requires and a few it only recommends, all strict by default:
 
-- signatures only by the certificates in the configured IdP metadata, never a key carried in
-  the message (pysaml2 verifies with the metadata's keys);
+- one IdP entity per connection (``idp_entity_id``, or the metadata's only IdP): every
+  signature, of the Response or of the Assertion, is verified only with the certificates the
+  metadata gives that entity's IDPSSODescriptor for signing (``use="signing"`` or no use), never
+  with another entity's (a federation aggregate, an SP entity), another role's, or a key
+  carried in the message; the assertion's Issuer must be that entity, and the Response's too
+  when it has one;
 - a signed assertion (a signed response alone only with ``require_signed_assertion = false``);
 - the structure first (:mod:`broker.upstream.saml_checks`): one assertion, signatures that
-  cover their own element, no comments, no DTD, no SHA-1 unless allowed;
-- Issuer (the metadata's IdP), Audience (our entity id), Destination and Recipient (our ACS),
-  NotBefore/NotOnOrAfter with the connection's skew, a bearer SubjectConfirmation, and
-  InResponseTo equal to the request this browser started (none for IdP-initiated).
+  cover their own element, no comments, no DTD, algorithms from an allow-list (SHA-1 only with
+  ``allow_sha1``);
+- a Status other than Success is the IdP's refusal: only its status code URIs are logged,
+  never its StatusMessage;
+- an AudienceRestriction naming our entity id (profiles 4.1.4.2 requires one on a bearer
+  assertion), Destination and Recipient (our ACS), NotBefore/NotOnOrAfter with the
+  connection's skew, a bearer SubjectConfirmation, and InResponseTo equal to the request this
+  browser started (none for IdP-initiated);
+- a transient NameID is never the link subject: the e-mail is (``email:<address>``), and only
+  an e-mail the connection trusts (``trust_email``); otherwise the sign-in is refused.
+
+A configuration that does not match the IdP (``idp_entity_id`` not in the metadata, no IdP in
+it, an Issuer other than the configured entity on what that entity's key signed, two
+connections of a store declaring one entity: see ``entity_guard``) is
+:class:`broker.errors.UpstreamMisconfigured`, whose ``detail`` names what differs.
 
 Single Logout (saml-profiles-2.0-os 4.4, HTTP-Redirect and HTTP-POST bindings) when the SP is
 given an ``slo_url``: :meth:`SAMLProvider.logout_request` and :meth:`SAMLProvider.logout_response`
@@ -67,13 +82,25 @@ from saml2.xml.schema import XMLSchemaError
 from saml2.xml.schema import validate as validate_with_schema
 
 from broker.config import SAMLConnection
-from broker.errors import ConfigError, IdPUnavailable, InvalidResponse
+from broker.errors import (
+    BrokerError,
+    ConfigError,
+    IdPDeniedError,
+    IdPUnavailable,
+    InvalidResponse,
+    UpstreamMisconfigured,
+)
 from broker.identity import Identity
 from broker.upstream.saml_checks import (
     DS,
     SAML,
+    SAMLP,
     SHA1_ALGORITHMS,
+    SHA1_REFUSED,
+    check_algorithms,
     check_response_structure,
+    check_signed_info,
+    describe_algorithm,
     parse_protocol_message,
 )
 from broker.upstream.saml_checks import refused as _refused
@@ -147,7 +174,11 @@ MAX_RELAY_STATE_BYTES = 80
 LOGOUT_REASON_USER = "urn:oasis:names:tc:SAML:2.0:logout:user"
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 STATUS_RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
-_SHA1_REFUSED = "signed with SHA-1, which this connection does not accept"
+#: SAML Core 3.2.2.2: the status codes SAML defines; any other is logged as "other".
+STATUS_PREFIX = "urn:oasis:names:tc:SAML:2.0:status:"
+_STATUS_NAME = re.compile(r"[A-Za-z]{1,40}")
+#: Entity ids named in one log line, at most.
+_ENTITIES_LOGGED = 5
 _INSTANT = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.\d{1,9})?Z")
 
 # pysaml2 logs whole messages at INFO and DEBUG, and each failed verification (with excerpts of
@@ -226,9 +257,14 @@ class SAMLProvider:
         slo_url: str | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        entity_guard: Callable[[str], None] | None = None,
     ) -> None:
+        """``entity_guard`` is called with the IdP's entity id at each use of the metadata
+        (cheap: it must be) and raises :class:`UpstreamMisconfigured` to refuse it, e.g. when
+        another connection of the store declares the same IdP."""
         self.connection = connection
         self.sp_entity_id = sp_entity_id
+        self._entity_guard = entity_guard
         self.acs_url = acs_url
         #: Our SingleLogoutService (HTTP-Redirect and HTTP-POST); None: no single logout.
         self.slo_url = slo_url
@@ -239,6 +275,8 @@ class SAMLProvider:
         self._metadata: str | None = None
         self._fetched_at = float("-inf")
         self._client: Saml2Client | None = None
+        #: The configured IdP's entity id in the metadata that built :attr:`_client`.
+        self._entity: str | None = None
 
     # -- metadata -----------------------------------------------------------------------------
 
@@ -275,37 +313,77 @@ class SAMLProvider:
         return text
 
     def client(self) -> Saml2Client:
+        return self._loaded()[0]
+
+    def _loaded(self) -> tuple[Saml2Client, str]:
+        """pysaml2's client for the current metadata and the configured IdP's entity id in it;
+        the client verifies signatures with that entity's IdP signing keys only."""
         metadata = self.idp_metadata()
         with self._lock:
-            if self._client is not None:
-                return self._client
-        client = Saml2Client(config=self._config(metadata))
+            if self._client is not None and self._entity is not None:
+                return self._client, self._entity
+        try:
+            client = Saml2Client(config=self._config(metadata))
+        except Exception as exc:  # pysaml2 raises all kinds on metadata it cannot read
+            raise UpstreamMisconfigured(
+                detail=f"saml metadata: not readable as SAML metadata ({type(exc).__name__})"
+            ) from None
+        entity = self._configured_idp(client)
+        client.sec.metadata = _IdPSigningKeysOnly(client.metadata, entity)
         with self._lock:
-            self._client = client
-        return client
+            self._client, self._entity = client, entity
+        return client, entity
 
-    def idp_entity_id(self) -> str:
-        client = self.client()
-        idps = list(client.metadata.identity_providers())
+    def _configured_idp(self, client: Saml2Client) -> str:
+        """The connection's one IdP entity: ``idp_entity_id``, or the metadata's only IdP."""
+        idps = sorted(str(idp) for idp in client.metadata.identity_providers())
         wanted = self.connection.idp_entity_id
         if wanted:
             if wanted not in idps:
-                raise IdPUnavailable(
-                    "The identity provider's metadata does not match.",
-                    detail=f"{wanted} not in metadata",
+                raise UpstreamMisconfigured(
+                    detail=(
+                        f"saml metadata: idp_entity_id {wanted!r} is not an IdP of the metadata"
+                        f" (its IdPs: {_entities(idps)})"
+                    )
                 )
             return wanted
-        if len(idps) != 1:
-            raise IdPUnavailable(
-                "The identity provider's metadata is ambiguous.",
-                detail=f"{len(idps)} IdPs in metadata: set idp_entity_id",
+        if not idps:
+            raise UpstreamMisconfigured(
+                detail="saml metadata: no entity with an IDPSSODescriptor (is it an IdP's?)"
             )
-        return str(idps[0])
+        if len(idps) != 1:
+            raise UpstreamMisconfigured(
+                detail=(
+                    f"saml metadata: {len(idps)} IdPs ({_entities(idps)}): set idp_entity_id "
+                    "to the one this connection uses"
+                )
+            )
+        return idps[0]
+
+    def idp_entity_id(self) -> str:
+        """The configured IdP's entity id, checked by the ``entity_guard`` at each call."""
+        entity = self._loaded()[1]
+        if self._entity_guard is not None:
+            self._entity_guard(entity)
+        return entity
 
     def sp_metadata(self) -> str:
         """This connection's SP metadata: entity id, ACS, SLO (when it has one), signing and
-        encryption certificates."""
-        return str(entity_descriptor(self._config(None)))
+        encryption certificates, and ``AuthnRequestsSigned`` saying whether
+        :meth:`authn_request` signs (``sign_authn_requests``, else what the IdP's metadata
+        asks; "false" while that metadata cannot be had, when no sign-in can start either)."""
+        try:
+            signs = self._signs_authn_requests()
+        except BrokerError:
+            signs = bool(self.connection.sign_authn_requests)
+        return str(entity_descriptor(self._config(None, authn_requests_signed=signs)))
+
+    def _signs_authn_requests(self) -> bool:
+        sign = self.connection.sign_authn_requests
+        if sign is None:
+            client, idp = self._loaded()
+            sign = self._idp_wants_signed_requests(client, idp)
+        return sign
 
     def probe(self) -> None:
         """Load the IdP metadata now: `broker check` reaches every IdP."""
@@ -317,9 +395,7 @@ class SAMLProvider:
         """An AuthnRequest over HTTP-Redirect: (its ID, the URL to send the browser to)."""
         client = self.client()
         idp = self.idp_entity_id()
-        sign = self.connection.sign_authn_requests
-        if sign is None:
-            sign = self._idp_wants_signed_requests(client, idp)
+        sign = self._signs_authn_requests()
         request_id, info = client.prepare_for_authenticate(
             entityid=idp,
             relay_state=relay_state,
@@ -334,7 +410,9 @@ class SAMLProvider:
     def handle_response(self, encoded: str, *, expected_request_id: str | None) -> Assertion:
         """Verify a POSTed SAMLResponse; ``expected_request_id`` None means IdP-initiated."""
         document = _decode(encoded)
-        root = check_response_structure(document, allow_sha1=self.connection.allow_sha1)
+        # No comments, DTD or repeated IDs first; the rest of the structure once the status
+        # says an assertion should be there at all.
+        root = parse_protocol_message(document, tag="Response", refuse=_refused)
         if root.get("Destination") != self.acs_url:
             raise _refused("Destination is not this service's ACS", "destination")
         in_response_to = root.get("InResponseTo")
@@ -354,6 +432,16 @@ class SAMLProvider:
                     "InResponseTo does not match this browser's request", "in_response_to"
                 )
             outstanding = {expected_request_id: "sp"}
+        codes = _status_codes(root)
+        if codes[:1] != [STATUS_SUCCESS]:
+            # The IdP's refusal, signed or not: only the codes (a fixed vocabulary) are logged,
+            # never its StatusMessage, which may name the person.
+            raise IdPDeniedError(
+                "Your identity provider did not sign you in. Please try again, or ask your "
+                "organisation's administrator.",
+                detail=f"saml status: {' / '.join(codes) or 'none'}",
+            )
+        check_response_structure(document, allow_sha1=self.connection.allow_sha1, root=root)
         response = self._parse(document, outstanding)
         return self._to_assertion(response)
 
@@ -365,19 +453,63 @@ class SAMLProvider:
                 encoded, BINDING_HTTP_POST, outstanding=outstanding
             )
         except Exception as exc:
-            raise _refused(f"{type(exc).__name__}: {str(exc)[:200]}", "verify") from None
+            # Only the exception's name: pysaml2's messages quote the document (the issuer,
+            # the status message, whole elements).
+            raise _refused(f"{type(exc).__name__} from pysaml2", "verify") from None
         if response is None or response.assertion is None:
             raise _refused("no verified assertion", "verify")
         if len(response.assertions) != 1:
             raise _refused(f"{len(response.assertions)} assertions after decryption", "assertions")
-        issuer = response.issuer()
-        if issuer != self.idp_entity_id():
-            raise _refused(f"issuer {issuer!r} is not the configured IdP", "issuer")
+        self._check_issuers(response)
         if self.connection.require_signed_assertion and not _assertion_signed(response):
             raise _refused("the assertion itself is not signed", "unsigned_assertion")
         _check_decrypted_signature(response, allow_sha1=self.connection.allow_sha1)
+        self._check_audience(response)
         self._check_bearer_confirmation(response)
         return response
+
+    def _check_issuers(self, response: AuthnResponse) -> None:
+        """The assertion's Issuer, and the Response's when it has one, is the configured IdP.
+
+        The signatures pysaml2 verified (at least one covers the assertion) were checked with
+        that IdP's keys only, so an assertion naming another issuer was signed by our IdP: its
+        configuration and ours disagree, and the issuer it writes is logged for the operator.
+        An unsigned Response's Issuer is anybody's text: refused, and not logged."""
+        entity = self.idp_entity_id()
+        issuer = response.assertion.issuer
+        asserted = (issuer.text or "").strip() if issuer is not None else ""
+        if asserted != entity:
+            raise UpstreamMisconfigured(
+                detail=(
+                    f"saml: the IdP's signed assertion names the issuer {asserted[:200]!r}, "
+                    f"not the configured IdP {entity!r} (idp_entity_id or the metadata)"
+                )
+            )
+        if response.response.issuer is None:
+            return
+        outer = response.issuer()
+        if outer != entity:
+            if response.response.signature is not None:
+                raise UpstreamMisconfigured(
+                    detail=(
+                        f"saml: the IdP's signed Response names the issuer {outer[:200]!r}, "
+                        f"not the configured IdP {entity!r}"
+                    )
+                )
+            raise _refused("the unsigned Response's Issuer is not the configured IdP", "issuer")
+
+    def _check_audience(self, response: AuthnResponse) -> None:
+        """Profiles 4.1.4.2: a bearer assertion carries an AudienceRestriction naming us;
+        Core 2.5.1.4: every AudienceRestriction it has must (pysaml2 lets one without any
+        through)."""
+        conditions = response.assertion.conditions
+        restrictions = (conditions.audience_restriction or []) if conditions is not None else []
+        if not restrictions:
+            raise _refused("no AudienceRestriction: the assertion names no audience", "audience")
+        for restriction in restrictions:
+            audiences = {(a.text or "").strip() for a in restriction.audience or ()}
+            if self.sp_entity_id not in audiences:
+                raise _refused("an AudienceRestriction that does not name this SP", "audience")
 
     def _check_bearer_confirmation(self, response: AuthnResponse) -> None:
         """Web SSO profile 4.1.4.2: a bearer SubjectConfirmation whose data names our ACS as
@@ -407,9 +539,21 @@ class SAMLProvider:
         email = email or _first(attributes, EMAIL_ATTRIBUTES)
         subject = (name_id.text or "").strip()
         if name_id.format == TRANSIENT_FORMAT:
-            # A transient NameID changes at every sign-in: link on the e-mail instead.
-            if not email:
-                raise _refused("transient NameID and no e-mail", "name_id")
+            # A transient NameID changes at every sign-in: as the link subject it would make a
+            # new link (and customer lookup) each time. The e-mail stands in, marked so, but
+            # only one the connection trusts: an untrusted one would let whoever asserts an
+            # address follow its link into the account, past require_verified_email.
+            if not email or not conn.trust_email:
+                raise UpstreamMisconfigured(
+                    "Your identity provider identifies you with a new anonymous name at each "
+                    "sign-in, so this store cannot recognise you. Please tell the store: its "
+                    "identity provider should send a persistent or e-mail address NameID.",
+                    detail=(
+                        "saml: transient NameID "
+                        + ("and no e-mail attribute" if not email else "and trust_email = false")
+                        + ": configure the IdP to send a persistent or emailAddress NameID"
+                    ),
+                )
             subject = f"email:{email.casefold()}"
         first_names = (
             (conn.first_name_attribute,) if conn.first_name_attribute else FIRST_NAME_ATTRIBUTES
@@ -420,7 +564,8 @@ class SAMLProvider:
         group_names = (conn.groups_attribute,) if conn.groups_attribute else GROUP_ATTRIBUTES
         identity = Identity(
             connection=conn.key,
-            issuer=str(response.issuer()),
+            # The signed assertion's Issuer, checked equal to the configured IdP.
+            issuer=self.idp_entity_id(),
             subject=subject,
             email=email,
             email_verified=bool(email) and conn.trust_email,
@@ -529,9 +674,9 @@ class SAMLProvider:
             )
         code = message.status.status_code if message.status is not None else None
         if code is None or code.value != STATUS_SUCCESS:
-            codes = []
-            while code is not None:
-                codes.append(str(code.value))
+            codes: list[str] = []
+            while code is not None and len(codes) < 5:
+                codes.append(_status_word(str(code.value or "")))
                 code = code.status_code
             raise InvalidResponse(
                 "Your identity provider could not end its session. Close the browser to "
@@ -738,7 +883,8 @@ class SAMLProvider:
         issuers = root.findall(f"{{{SAML}}}Issuer")
         issuer = (issuers[0].text or "").strip() if len(issuers) == 1 else None
         if issuer != idp or issuers[0].get("Format", NAMEID_FORMAT_ENTITY) != NAMEID_FORMAT_ENTITY:
-            raise _logout_refused(f"Issuer {issuer!r} is not the configured IdP", "issuer")
+            # The message's Issuer is not logged: unverified text from whoever sent it.
+            raise _logout_refused("the Issuer is not the configured IdP", "issuer")
         if redirect:
             self._verify_query_signature(client, idp, kind, params, query_string)
         message = self._verified_message(client, document, tag, xml_signature=not redirect)
@@ -792,10 +938,12 @@ class SAMLProvider:
         if not sig_alg or not signature:
             raise _logout_refused("no SigAlg and Signature: unsigned", "unsigned")
         algorithm = REDIRECT_SIGNATURE_HASHES.get(sig_alg)
-        if algorithm is None:
-            raise _logout_refused(f"SigAlg {sig_alg!r} is not accepted", "sig_alg")
         if sig_alg in SHA1_ALGORITHMS and not self.connection.allow_sha1:
-            raise _logout_refused(_SHA1_REFUSED, "sha1")
+            raise _logout_refused(SHA1_REFUSED, "sha1")
+        if algorithm is None:
+            raise _logout_refused(
+                f"SigAlg {describe_algorithm(sig_alg)} is not accepted (RSA with SHA-2)", "sig_alg"
+            )
         try:
             raw_signature = base64.b64decode(signature, validate=True)
         except (binascii.Error, ValueError):
@@ -814,7 +962,9 @@ class SAMLProvider:
 
     # -- pysaml2 configuration --------------------------------------------------------------
 
-    def _config(self, metadata: str | None) -> SPConfig:
+    def _config(self, metadata: str | None, *, authn_requests_signed: bool = False) -> SPConfig:
+        """pysaml2's configuration; ``authn_requests_signed`` only says so in the SP metadata
+        (:meth:`authn_request` decides for each request)."""
         conn = self.connection
         endpoints: dict[str, list[tuple[str, str]]] = {
             "assertion_consumer_service": [(self.acs_url, BINDING_HTTP_POST)]
@@ -837,7 +987,7 @@ class SAMLProvider:
                     "name": "Storefront SSO broker",
                     "endpoints": endpoints,
                     "allow_unsolicited": conn.allow_idp_initiated,
-                    "authn_requests_signed": bool(conn.sign_authn_requests),
+                    "authn_requests_signed": authn_requests_signed,
                     "want_assertions_signed": conn.require_signed_assertion,
                     "want_response_signed": False,
                     "want_assertions_or_response_signed": True,
@@ -876,17 +1026,20 @@ def _assertion_signed(response: AuthnResponse) -> bool:
 
 def _check_decrypted_signature(response: AuthnResponse, *, allow_sha1: bool) -> None:
     """The structural checks again on the assertion's own signature, which an encrypted
-    assertion hid from them: it covers this assertion, and it is not SHA-1."""
+    assertion hid from them: it covers this assertion, with allowed algorithms."""
     signature = response.assertion.signature
     if signature is None:
         return
     references = signature.signed_info.reference or []
     if len(references) != 1 or references[0].uri != f"#{response.assertion.id}":
         raise _refused("the assertion's signature covers another element", "wrapping")
-    algorithms = {signature.signed_info.signature_method.algorithm}
-    algorithms |= {r.digest_method.algorithm for r in references if r.digest_method is not None}
-    if not allow_sha1 and algorithms & SHA1_ALGORITHMS:
-        raise _refused("signed with SHA-1, which this connection does not accept", "sha1")
+    method = signature.signed_info.signature_method
+    check_algorithms(
+        method.algorithm if method is not None else None,
+        [r.digest_method.algorithm if r.digest_method is not None else None for r in references],
+        allow_sha1=allow_sha1,
+        refuse=_refused,
+    )
 
 
 def _attributes(assertion: Any) -> dict[str, list[str]]:
@@ -984,10 +1137,8 @@ def _check_logout_structure(
         references = signature.findall(f"./{{{DS}}}SignedInfo/{{{DS}}}Reference")
         if len(references) != 1 or references[0].get("URI") != f"#{root_id}":
             raise _logout_refused("a signature that does not cover the message", "wrapping")
-        methods = signature.findall(f"./{{{DS}}}SignedInfo/{{{DS}}}SignatureMethod")
-        methods += references[0].findall(f"./{{{DS}}}DigestMethod")
-        if not allow_sha1 and any(m.get("Algorithm") in SHA1_ALGORITHMS for m in methods):
-            raise _logout_refused(_SHA1_REFUSED, "sha1")
+        for signed_info in signature.findall(f"./{{{DS}}}SignedInfo"):
+            check_signed_info(signed_info, allow_sha1=allow_sha1, refuse=_logout_refused)
     return root
 
 
@@ -1015,6 +1166,57 @@ def _schema_error(exc: XMLSchemaError) -> str:
     context = exc.args[0] if exc.args else None
     reason = str(context.get("error", "")) if isinstance(context, dict) else ""
     return (reason.strip().splitlines() or ["?"])[0][:160]
+
+
+class _IdPSigningKeysOnly:
+    """The metadata as pysaml2's signature checks see it (``client.sec.metadata``): whatever
+    entity a Response, Assertion or logout message names as its Issuer, the certificates it is
+    verified with are those the metadata gives the configured IdP's IDPSSODescriptor for
+    signing (``use="signing"`` or no use). Without this, pysaml2 takes the keys of the entity
+    the element names, from any entity and role of the metadata (a federation aggregate's
+    other IdPs, an SP's signing certificate). Everything else is the metadata's own."""
+
+    def __init__(self, metadata: Any, entity_id: str) -> None:
+        self._metadata = metadata
+        self._entity_id = entity_id
+
+    def certs(self, entity_id: Any, descriptor: Any, use: str = "signing") -> list[Any]:
+        if use != "signing":
+            return []
+        return list(self._metadata.certs(self._entity_id, "idpsso", "signing"))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._metadata, name)
+
+
+def _entities(entity_ids: Iterable[str]) -> str:
+    """Entity ids for a log line (configuration, not personal data): the first few, cut short."""
+    ids = list(entity_ids)
+    shown = ", ".join(repr(entity[:200]) for entity in ids[:_ENTITIES_LOGGED])
+    more = f" and {len(ids) - _ENTITIES_LOGGED} more" if len(ids) > _ENTITIES_LOGGED else ""
+    return (shown or "none") + more
+
+
+def _status_codes(root: Element) -> list[str]:
+    """The Response's status codes, outermost first (Core 3.2.2.2), as log-safe words: a code
+    SAML defines is kept, any other is "other". Never the StatusMessage or StatusDetail."""
+    codes: list[str] = []
+    parent: Element | None = root.find(f"{{{SAMLP}}}Status")
+    while parent is not None and len(codes) < 5:
+        code = parent.find(f"{{{SAMLP}}}StatusCode")
+        if code is None:
+            break
+        codes.append(_status_word(code.get("Value") or ""))
+        parent = code
+    return codes
+
+
+def _status_word(value: str) -> str:
+    """A status code URI SAML defines (``urn:oasis:names:tc:SAML:2.0:status:Name``) as it is,
+    any other as "other": the IdP's own text stays out of the log."""
+    name = value.removeprefix(STATUS_PREFIX)
+    known = value.startswith(STATUS_PREFIX) and _STATUS_NAME.fullmatch(name)
+    return value if known else "other"
 
 
 def _idp_signing_keys(client: Saml2Client, idp: str) -> list[rsa.RSAPublicKey]:

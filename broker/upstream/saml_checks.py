@@ -8,7 +8,9 @@ what gets read, and refuse the shapes that attacks on SAML service providers rel
 - exactly one assertion (plain or encrypted), a direct child of the Response;
 - each ds:Signature a direct child of the Response or of the Assertion, referring to exactly
   its parent's ID, and no ID used twice (XML signature wrapping);
-- no SHA-1 signature or digest unless the connection allows it.
+- signature and digest algorithms from an allow-list: RSA or ECDSA with SHA-256, SHA-384 or
+  SHA-512; SHA-1 only when the connection allows it (``allow_sha1``); anything else (MD5,
+  SHA-224, RIPEMD-160, DSA, HMAC) refused.
 
 Follows SAML 2.0 Core (OASIS saml-core-2.0-os) and the XML Signature best practices (W3C
 xmldsig-bestpractices, sections on wrapping attacks).
@@ -16,7 +18,8 @@ xmldsig-bestpractices, sections on wrapping attacks).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from xml.etree.ElementTree import Element
 
 from defusedxml import DefusedXmlException
@@ -27,12 +30,41 @@ from broker.errors import InvalidResponse
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
-SHA1_ALGORITHMS = {
-    "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
-    "http://www.w3.org/2000/09/xmldsig#dsa-sha1",
-    "http://www.w3.org/2000/09/xmldsig#sha1",
-    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1",
-}
+_MORE = "http://www.w3.org/2001/04/xmldsig-more#"
+#: Signature methods accepted (RFC 6931): RSA PKCS#1 v1.5 and ECDSA, with SHA-2.
+SIGNATURE_METHODS = frozenset(
+    f"{_MORE}{name}"
+    for name in (
+        "rsa-sha256",
+        "rsa-sha384",
+        "rsa-sha512",
+        "ecdsa-sha256",
+        "ecdsa-sha384",
+        "ecdsa-sha512",
+    )
+)
+#: Digest methods accepted.
+DIGEST_METHODS = frozenset(
+    {
+        "http://www.w3.org/2001/04/xmlenc#sha256",
+        f"{_MORE}sha384",
+        "http://www.w3.org/2001/04/xmlenc#sha512",
+    }
+)
+#: Accepted only with the connection's ``allow_sha1``.
+SHA1_SIGNATURE_METHODS = frozenset({f"{DS}rsa-sha1", f"{_MORE}ecdsa-sha1"})
+SHA1_DIGEST_METHODS = frozenset({f"{DS}sha1"})
+SHA1_ALGORITHMS = SHA1_SIGNATURE_METHODS | SHA1_DIGEST_METHODS
+#: What the refusal of SHA-1 tells the operator (the log line's detail).
+SHA1_REFUSED = (
+    "signed with SHA-1, which this connection does not accept "
+    "(set allow_sha1 = true on the connection to accept it)"
+)
+# An algorithm URI is the message's own text: it is named in a log line only when it has the
+# shape of a W3C algorithm identifier (no room for an address or a name).
+_ALGORITHM_URI = re.compile(
+    r"http://www\.w3\.org/[0-9]{4}/[0-9]{2}/[A-Za-z0-9-]{1,40}#[A-Za-z0-9-]{1,40}"
+)
 
 
 Refuse = Callable[[str, str], InvalidResponse]
@@ -62,9 +94,13 @@ def parse_protocol_message(document: bytes, *, tag: str, refuse: Refuse) -> Elem
     return root
 
 
-def check_response_structure(document: bytes, *, allow_sha1: bool) -> Element:
-    """Refuse a hostile or malformed Response; return its parsed root."""
-    root = parse_protocol_message(document, tag="Response", refuse=refused)
+def check_response_structure(
+    document: bytes, *, allow_sha1: bool, root: Element | None = None
+) -> Element:
+    """Refuse a hostile or malformed Response; return its parsed root. ``root``: the document
+    as :func:`parse_protocol_message` already parsed it (``tag="Response"``)."""
+    if root is None:
+        root = parse_protocol_message(document, tag="Response", refuse=refused)
 
     assertions = root.findall(f".//{{{SAML}}}Assertion") + root.findall(
         f".//{{{SAML}}}EncryptedAssertion"
@@ -81,15 +117,55 @@ def check_response_structure(document: bytes, *, allow_sha1: bool) -> Element:
         references = signature.findall(f"./{{{DS}}}SignedInfo/{{{DS}}}Reference")
         if len(references) != 1 or references[0].get("URI") != f"#{parent.get('ID')}":
             raise refused("a signature that does not cover its own element", "wrapping")
-    if not allow_sha1:
-        # Signature algorithms only: RSA-OAEP key transport names SHA-1 too, harmlessly.
-        for signed_info in root.iter(f"{{{DS}}}SignedInfo"):
-            methods = signed_info.findall(f"./{{{DS}}}SignatureMethod") + signed_info.findall(
-                f"./{{{DS}}}Reference/{{{DS}}}DigestMethod"
-            )
-            if any(method.get("Algorithm") in SHA1_ALGORITHMS for method in methods):
-                raise refused("signed with SHA-1, which this connection does not accept", "sha1")
+    # Signature algorithms only: RSA-OAEP key transport names SHA-1 too, harmlessly.
+    for signed_info in root.iter(f"{{{DS}}}SignedInfo"):
+        check_signed_info(signed_info, allow_sha1=allow_sha1, refuse=refused)
     return root
+
+
+def check_signed_info(signed_info: Element, *, allow_sha1: bool, refuse: Refuse) -> None:
+    """The algorithms of one ``ds:SignedInfo``, by :func:`check_algorithms`."""
+    methods = signed_info.findall(f"./{{{DS}}}SignatureMethod")
+    digests = signed_info.findall(f"./{{{DS}}}Reference/{{{DS}}}DigestMethod")
+    check_algorithms(
+        methods[0].get("Algorithm") if len(methods) == 1 else None,
+        [digest.get("Algorithm") for digest in digests] or [None],
+        allow_sha1=allow_sha1,
+        refuse=refuse,
+    )
+
+
+def check_algorithms(
+    signature_method: str | None,
+    digest_methods: Iterable[str | None],
+    *,
+    allow_sha1: bool,
+    refuse: Refuse,
+) -> None:
+    """Refuse a signature whose method or a digest is not on the allow-list: RSA or ECDSA with
+    SHA-256/384/512 and SHA-256/384/512 digests, SHA-1 only with ``allow_sha1``. The refusal's
+    detail names the algorithm (when it looks like one) and, for SHA-1, the setting to change."""
+    checks = [("signature", signature_method, SIGNATURE_METHODS, SHA1_SIGNATURE_METHODS)]
+    checks += [("digest", d, DIGEST_METHODS, SHA1_DIGEST_METHODS) for d in digest_methods]
+    for what, algorithm, allowed, sha1 in checks:
+        if algorithm in allowed or (allow_sha1 and algorithm in sha1):
+            continue
+        if algorithm in sha1:
+            raise refuse(SHA1_REFUSED, "sha1")
+        raise refuse(
+            f"{what} method {describe_algorithm(algorithm)} is not accepted "
+            "(RSA or ECDSA with SHA-256, SHA-384 or SHA-512)",
+            "algorithm",
+        )
+
+
+def describe_algorithm(algorithm: str | None) -> str:
+    """An algorithm URI for a log line: itself when it has the shape of one, else a word."""
+    if algorithm is None:
+        return "(none)"
+    if _ALGORITHM_URI.fullmatch(algorithm):
+        return algorithm
+    return "(an unrecognised URI)"
 
 
 def refused(detail: str, kind: str) -> InvalidResponse:

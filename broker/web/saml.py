@@ -11,19 +11,20 @@ connection allows it) has no browser to match; its RelayState is an untrusted re
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 from flask import Blueprint, Response, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from broker.app import get_broker
-from broker.bigcommerce.login_token import safe_redirect_path
 from broker.config import SAMLConnection, StoreSettings
-from broker.errors import FlowExpired, InvalidResponse, NotFound, StateMismatch
+from broker.errors import BrokerError, FlowExpired, InvalidResponse, NotFound, StateMismatch
+from broker.events import log_event
 from broker.identity import Identity, UpstreamSession
 from broker.storage import BrokerSession
 from broker.upstream.saml import POST, REDIRECT, OutboundMessage
-from broker.web import flows
+from broker.web import flows, sessions
 from broker.web.signin import audit, finish_sign_in, link_to_signed_in_customer
 
 bp = Blueprint("saml", __name__)
@@ -101,7 +102,7 @@ def acs(store_key: str, conn_key: str) -> BaseResponse:
         session_index=assertion.session_index,
     )
     if pending is None:  # IdP-initiated: RelayState is at most a path on the store
-        redirect_to = safe_redirect_path(relay_state, store.default_redirect)
+        redirect_to = sessions.landing_redirect(store, relay_state)
         return finish_sign_in(store, conn, assertion.identity, redirect_to, upstream)
     key = secrets.token_urlsafe(32)
     broker.storage.save_pending(
@@ -176,21 +177,22 @@ def slo(store_key: str, conn_key: str) -> BaseResponse:
     query = request.query_string.decode() if request.method == "GET" else None
     now = int(broker.clock())
     if "SAMLResponse" in params:
-        relay_state = params.get("RelayState", "")
-        pending = (
-            broker.storage.take_pending(_logout_key(relay_state), now) if relay_state else None
-        )
-        if pending is None or (pending["store"], pending["connection"]) != (store.key, conn.key):
-            raise FlowExpired(
-                "This sign-out could not be confirmed. Finish signing out on the store.",
-                detail="saml logout relay state unknown, expired or used",
+        # The end of our own sign-out: the broker session ended before the browser went to the
+        # IdP, so whatever the IdP answers, the shopper goes on to the storefront's logout. A
+        # refused answer (unsigned, as SimpleSAMLphp sends by default; forged; stale) is only
+        # logged: it must not leave the shopper signed in to the storefront.
+        try:
+            _check_logout_response(store, conn, binding, params, query, now)
+        except BrokerError as error:
+            log_event(
+                "logout.idp_answer_refused",
+                level=logging.WARNING,
+                store=store.key,
+                connection=conn.key,
+                code=error.code,
+                detail=error.detail,
             )
-        provider.handle_logout_response(
-            binding=binding,
-            params=params,
-            expected_request_id=pending["request_id"],
-            query_string=query,
-        )
+            audit(store, "logout", "idp_answer_refused", conn=conn.key, detail=error.code)
         return redirect(f"{store.storefront_url}/login.php?action=logout", code=303)
     if "SAMLRequest" not in params:
         raise InvalidResponse("This is not a SAML logout message.", detail="no SAMLRequest")
@@ -201,7 +203,7 @@ def slo(store_key: str, conn_key: str) -> BaseResponse:
         raise InvalidResponse("This logout request was already used.", detail="replayed")
     ended = broker.storage.end_saml_sessions(
         store.key,
-        provider.idp_entity_id(),
+        conn.key,
         name_id=info.name_id,
         session_indexes=info.session_indexes,
         now=now,
@@ -209,6 +211,31 @@ def slo(store_key: str, conn_key: str) -> BaseResponse:
     audit(store, "logout", "saml_idp_initiated", conn=conn.key, detail=f"sessions ended: {ended}")
     return _send(
         provider.logout_response(in_response_to=info.request_id, relay_state=info.relay_state)
+    )
+
+
+def _check_logout_response(
+    store: StoreSettings,
+    conn: SAMLConnection,
+    binding: str,
+    params: dict[str, str],
+    query: str | None,
+    now: int,
+) -> None:
+    """The IdP's LogoutResponse answers the LogoutRequest this RelayState stands for."""
+    broker = get_broker()
+    relay_state = params.get("RelayState", "")
+    pending = broker.storage.take_pending(_logout_key(relay_state), now) if relay_state else None
+    if pending is None or (pending["store"], pending["connection"]) != (store.key, conn.key):
+        raise FlowExpired(
+            "This sign-out could not be confirmed.",
+            detail="saml logout relay state unknown, expired or used",
+        )
+    broker.saml(store.key, conn.key).handle_logout_response(
+        binding=binding,
+        params=params,
+        expected_request_id=pending["request_id"],
+        query_string=query,
     )
 
 

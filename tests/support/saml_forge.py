@@ -57,7 +57,11 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 
 RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+RSA_MD5 = "http://www.w3.org/2001/04/xmldsig-more#rsa-md5"
+RSA_SHA224 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha224"
 SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
+MD5 = "http://www.w3.org/2001/04/xmldsig-more#md5"
+SHA224 = "http://www.w3.org/2001/04/xmldsig-more#sha224"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
@@ -786,7 +790,7 @@ def with_changed(
     idp_key_pem: str,
     idp_cert_pem: str,
     *,
-    audience: str | None = None,
+    audience: str | _Remove | None = None,
     destination: str | _Remove | None = None,
     recipient: str | _Remove | None = None,
     issuer: str | None = None,
@@ -798,6 +802,7 @@ def with_changed(
     name_id: str | None = None,
     email: str | None = None,
     status: str | None = None,
+    status_message: str | None = None,
 ) -> str:
     """The response with the given fields changed and then signed again by the IdP (what was
     signed, same algorithms), so that only the check of that field can refuse it. ``None``
@@ -805,7 +810,8 @@ def with_changed(
     aware datetimes. With no change at all it is a faithful re-signing: the positive control
     that shows re-signing alone does not make the SP refuse.
 
-    - ``audience``: every ``<saml:Audience>``.
+    - ``audience``: every ``<saml:Audience>``; REMOVE removes every ``<saml:AudienceRestriction>``
+      (the assertion then names no audience at all).
     - ``destination``: ``Response/@Destination``.
     - ``recipient``: ``SubjectConfirmationData/@Recipient``.
     - ``issuer``: the ``<saml:Issuer>`` of the response and of the assertion.
@@ -817,6 +823,7 @@ def with_changed(
     - ``issue_instant``: ``@IssueInstant`` of the response and the assertion.
     - ``name_id``: the NameID's text; ``email``: the e-mail attribute values.
     - ``status``: the top-level ``StatusCode/@Value`` (e.g. ``...:status:Responder``).
+    - ``status_message``: the ``<samlp:StatusMessage>`` text (added if there is none).
     """
     doc = _parse(decode(resp))
     response = _response(doc)
@@ -840,6 +847,18 @@ def with_changed(
         if code is None:
             raise ValueError("the response has no samlp:Status/samlp:StatusCode")
         code.setAttribute("Value", status)
+    if status_message is not None:
+        status_element = _child(response, SAMLP, "Status")
+        if status_element is None:
+            raise ValueError("the response has no samlp:Status")
+        message = _child(status_element, SAMLP, "StatusMessage")
+        if message is None:
+            prefix = status_element.prefix
+            message = doc.createElementNS(
+                SAMLP, f"{prefix}:StatusMessage" if prefix else "StatusMessage"
+            )
+            _insert(status_element, message, _child(status_element, SAMLP, "StatusDetail"))
+        _set_text(message, status_message)
     for assertion in assertions:
         conditions = _child(assertion, SAML, "Conditions")
         for name, value in (("NotBefore", not_before), ("NotOnOrAfter", not_on_or_after)):
@@ -847,7 +866,16 @@ def with_changed(
                 if conditions is None:
                     raise ValueError("the assertion has no saml:Conditions")
                 _set_attribute(conditions, name, value if value is REMOVE else _instant(value))
-        if audience is not None:
+        if audience is REMOVE:
+            restrictions = _descendants(assertion, SAML, "AudienceRestriction")
+            if not restrictions:
+                raise ValueError("the assertion has no saml:AudienceRestriction")
+            for element in restrictions:
+                parent = element.parentNode
+                assert parent is not None
+                parent.removeChild(element)
+        elif audience is not None:
+            assert isinstance(audience, str)
             audiences = _descendants(assertion, SAML, "Audience")
             if not audiences:
                 raise ValueError("the assertion has no saml:Audience")
@@ -879,6 +907,42 @@ def sha1_signed(resp: str, idp_key_pem: str, idp_cert_pem: str) -> str:
     doc = _parse(decode(resp))
     plan = _signing_plan(doc, algorithms=_SHA1_ALGORITHMS)
     return encode(_serialize(_sign(doc, idp_key_pem, idp_cert_pem, plan)))
+
+
+def signed_with_algorithms(
+    resp: str, idp_key_pem: str, idp_cert_pem: str, *, signature: str, digest: str
+) -> str:
+    """The response as it was, signed again by the IdP with the ``signature`` method and
+    ``digest`` method URIs given (what was signed, or the assertion if nothing was), e.g.
+    ``RSA_MD5`` with ``MD5``, or ``RSA_SHA256`` with ``MD5``: an SP that only refuses SHA-1 by
+    name accepts them; one with an allow-list refuses them."""
+    doc = _parse(decode(resp))
+    plan = _signing_plan(doc, algorithms=_Algorithms(signature, digest))
+    return encode(_serialize(_sign(doc, idp_key_pem, idp_cert_pem, plan)))
+
+
+def asserted_by(
+    resp: str, key_pem: str, cert_pem: str, *, issuer: str, identity: str | None = None
+) -> str:
+    """Issuer confusion: the assertion's ``<saml:Issuer>`` becomes ``issuer`` (another entity
+    of the SP's metadata: a second IdP of a federation aggregate, an SP with a signing
+    certificate) and it is signed with that entity's key (``key_pem``, ``cert_pem`` in
+    KeyInfo); ``identity`` (optional) replaces the NameID and e-mail values. The Response is
+    left unsigned, its Issuer still the SP's configured IdP. An SP that verifies an assertion
+    with the keys of whatever entity it names, and checks only the Response's Issuer, accepts
+    it: any entity of the metadata signs in as anyone."""
+    doc = _parse(decode(resp))
+    response = _response(doc)
+    _strip_signature(response)
+    assertion = _assertion(doc)
+    issuer_element = _child(assertion, SAML, "Issuer")
+    if issuer_element is None:
+        raise ValueError("the assertion has no saml:Issuer")
+    _set_text(issuer_element, issuer)
+    if identity is not None:
+        _set_identity(assertion, identity)
+    algorithms = _algorithms(assertion) or _DEFAULT_ALGORITHMS
+    return encode(_serialize(_sign(doc, key_pem, cert_pem, [(assertion, algorithms)])))
 
 
 # -- 8: what the XML parser must refuse ----------------------------------------------------------
@@ -960,6 +1024,7 @@ __all__ = [
     "REMOVE",
     "RESPONSE_SIGNATURE",
     "KeyPair",
+    "asserted_by",
     "attacker_keypair",
     "comment_in_nameid",
     "decode",
@@ -969,6 +1034,7 @@ __all__ = [
     "sha1_signed",
     "signature_xpath",
     "signed_by_other_key",
+    "signed_with_algorithms",
     "two_assertions",
     "unsigned",
     "verified_references",
