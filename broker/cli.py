@@ -10,6 +10,7 @@ failed, 2 the configuration is invalid.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -94,7 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     # Migrate once here, before the workers start, and clear what expired meanwhile.
     storage = open_storage(settings.broker.database_url)
-    storage.gc(int(time.time()))
+    storage.gc(int(time.time()), audit_before=audit_cutoff(settings, time.time()))
     storage.close()
     from gunicorn.app.base import BaseApplication
 
@@ -151,12 +152,20 @@ def _migrate(path: str) -> int:
 
 def _gc(path: str) -> int:
     """Expired rows only cost space; run this from cron (broker serve runs it at start-up)."""
-    storage = open_storage(load_settings(path).broker.database_url)
+    settings = load_settings(path)
+    storage = open_storage(settings.broker.database_url)
     try:
-        print(f"ok: {storage.gc(int(time.time()))} expired row(s) deleted")
+        removed = storage.gc(int(time.time()), audit_before=audit_cutoff(settings, time.time()))
+        print(f"ok: {removed} expired row(s) deleted")
     finally:
         storage.close()
     return 0
+
+
+def audit_cutoff(settings: Settings, now: float) -> int | None:
+    """Audit rows older than this go (``audit_retention_days``; 0 keeps them)."""
+    days = settings.broker.audit_retention_days
+    return int(now) - days * 86400 if days else None
 
 
 def _audit(path: str, store_key: str, limit: int) -> int:
@@ -175,11 +184,21 @@ def _audit(path: str, store_key: str, limit: int) -> int:
                 "ip": entry.ip,
                 "detail": entry.detail,
             }
-            extra = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
-            print(f"{when} {entry.event} {entry.outcome} {extra}".rstrip())
+            extra = " ".join(f"{k}={_printable(v)}" for k, v in fields.items() if v is not None)
+            print(f"{when} {_printable(entry.event)} {_printable(entry.outcome)} {extra}".rstrip())
     finally:
         storage.close()
     return 0
+
+
+def _printable(value: object) -> str:
+    """An audit value as one safe token: anything but plain printable ASCII is written as a
+    JSON string (quoted, control characters and non-ASCII escaped), so a stored value can
+    neither forge a line nor send escape sequences to the terminal."""
+    text = str(value)
+    if text and text.isascii() and text.isprintable() and not any(c in text for c in ' "\\'):
+        return text
+    return json.dumps(text, ensure_ascii=True)
 
 
 #: The scopes the broker listens to: a deleted customer's links must go.
@@ -234,8 +253,9 @@ def _check(path: str) -> int:
 
 
 def _reach_everything(settings: Settings) -> list[str]:
-    from broker.app import open_provider
+    from broker.app import open_provider, shared_identity_providers
     from broker.bigcommerce.api import BigCommerceClient
+    from broker.upstream.saml import SAMLProvider
 
     problems: list[str] = []
     for store in settings.stores.values():
@@ -246,13 +266,20 @@ def _reach_everything(settings: Settings) -> list[str]:
             problems.append(f"stores.{store.key}: store API: {error.message} ({error.detail})")
         finally:
             client.close()
+        # Which IdP each connection declares: two connections of a store may not share one.
+        declared: dict[str, str] = {}
         for conn in store.connections.values():
             provider = open_provider(settings, store, conn)
+            if not isinstance(provider, SAMLProvider):
+                declared[conn.key] = provider.connection.issuer  # as configured, verbatim
             try:
                 provider.probe()
+                if isinstance(provider, SAMLProvider):
+                    declared[conn.key] = provider.idp_entity_id()
             except BrokerError as error:
                 name = f"stores.{store.key}.connections.{conn.key}"
                 problems.append(f"{name}: identity provider: {error.message} ({error.detail})")
+        problems.extend(shared_identity_providers(store.key, declared))
     return problems
 
 

@@ -47,10 +47,36 @@ class BrokerSettings:
     #: The SAML SP key pair shared by connections that have none of their own.
     saml_key_file: str | None = None
     saml_cert_file: str | None = None
+    #: Audit rows older than this are deleted by ``broker gc`` (0: kept for ever).
+    audit_retention_days: int = 180
 
     @property
     def cookie_secure(self) -> bool:
         return self.base_url.startswith("https://")
+
+
+@dataclass(frozen=True)
+class ConnectionB2B:
+    """B2B Edition for one connection (``[stores.X.connections.Y.b2b]``): the only companies
+    its users may be placed in, and their roles. The company comes from the claim (only an
+    id listed here), the e-mail domain or a group; nothing from the store-wide maps."""
+
+    #: A claim or SAML attribute carrying the B2B company id; honoured only for ``companies``.
+    company_claim: str | None = None
+    #: Every company this connection may place users in (with the two maps' ids).
+    companies: tuple[int, ...] = ()
+    companies_by_domain: Mapping[str, int] = field(default_factory=dict)
+    companies_by_group: Mapping[str, int] = field(default_factory=dict)
+    roles_by_group: Mapping[str, int] = field(default_factory=dict)
+    company_roles_by_group: Mapping[str, int] = field(default_factory=dict)
+    #: None: the store's ``default_role``.
+    default_role: int | None = None
+
+    @property
+    def allowed_companies(self) -> frozenset[int]:
+        return frozenset(
+            (*self.companies, *self.companies_by_domain.values(), *self.companies_by_group.values())
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,7 +87,7 @@ class ConnectionPolicy:
     key: str
     display_name: str
     jit: bool = True
-    link: LinkPolicy = "auto"
+    link: LinkPolicy = "confirm"
     allowed_domains: tuple[str, ...] = ()
     require_verified_email: bool = True
     #: IdP group -> BigCommerce customer group id, first match in this order wins.
@@ -71,6 +97,9 @@ class ConnectionPolicy:
     sync_email: bool = False
     #: Sign the shopper out of the IdP too when they sign out of the store.
     idp_logout: bool = False
+    #: B2B Edition companies and roles bound to this connection (None: the store's maps,
+    #: where they cannot cross connections).
+    b2b: ConnectionB2B | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,6 +247,7 @@ def _parse_broker(s: _Section) -> BrokerSettings | None:
             "flow_ttl_seconds",
             "saml_key_file",
             "saml_cert_file",
+            "audit_retention_days",
         }
     )
     base_url = s.url("base_url")
@@ -228,12 +258,14 @@ def _parse_broker(s: _Section) -> BrokerSettings | None:
     database_url = s.string("database_url", default="sqlite:///broker.db")
     trusted_proxies = s.integer("trusted_proxies", default=0, minimum=0, maximum=5)
     flow_ttl = s.integer("flow_ttl_seconds", default=600, minimum=60, maximum=3600)
+    retention = s.integer("audit_retention_days", default=180, minimum=0, maximum=3650)
     if (
         base_url is None
         or secret_key is None
         or database_url is None
         or trusted_proxies is None
         or flow_ttl is None
+        or retention is None
     ):
         return None
     return BrokerSettings(
@@ -244,6 +276,7 @@ def _parse_broker(s: _Section) -> BrokerSettings | None:
         flow_ttl_seconds=flow_ttl,
         saml_key_file=s.string("saml_key_file", default=None),
         saml_cert_file=s.string("saml_cert_file", default=None),
+        audit_retention_days=retention,
     )
 
 
@@ -271,7 +304,11 @@ def _parse_store(key: str, s: _Section, broker: BrokerSettings | None) -> StoreS
     if not KEY_PATTERN.match(key):
         s.problem("", "store keys are lower-case letters, digits, '-' and '_' (used in URLs)")
     s.reject_unknown(_STORE_KEYS)
-    b2b = _parse_b2b(s.section("b2b")) if "b2b" in s.data else None
+    conn_tables = s.data.get("connections")
+    per_connection = isinstance(conn_tables, Mapping) and any(
+        isinstance(c, Mapping) and "b2b" in c for c in conn_tables.values()
+    )
+    b2b = _parse_b2b(s.section("b2b"), per_connection=per_connection) if "b2b" in s.data else None
     values: dict[str, Any] = {
         "store_hash": s.string("store_hash", pattern=r"^[a-z0-9]{1,32}$"),
         "api_url": s.url("api_url", default="https://api.bigcommerce.com"),
@@ -306,6 +343,7 @@ def _parse_store(key: str, s: _Section, broker: BrokerSettings | None) -> StoreS
         conn = _parse_connection(conn_key, conn_section.section(conn_key), broker)
         if conn is not None:
             connections[conn_key] = conn
+    _check_b2b_bindings(s, b2b, connections, len(conn_section.data))
     if any(v is None for v in values.values()) or len(connections) != len(conn_section.data):
         return None
     return StoreSettings(
@@ -315,6 +353,27 @@ def _parse_store(key: str, s: _Section, broker: BrokerSettings | None) -> StoreS
         b2b=b2b,
         **values,
     )
+
+
+def _check_b2b_bindings(
+    s: _Section, b2b: B2BSettings | None, connections: Mapping[str, Connection], count: int
+) -> None:
+    """Store-wide company maps must not let one connection's IdP reach another's companies."""
+    for conn in connections.values():
+        if conn.b2b is not None and b2b is None:
+            s.problem(
+                f"connections.{conn.key}.b2b",
+                "needs the store's [b2b] table (access_token) to be enabled",
+            )
+    if b2b is None or count < 2:
+        return
+    for name in ("company_claim", "companies_by_group"):
+        if getattr(b2b, name) and any(c.b2b is None for c in connections.values()):
+            s.problem(
+                f"b2b.{name}",
+                "with several connections, any of them could assert another's company: move "
+                "it into [stores.X.connections.Y.b2b] of the connection it belongs to",
+            )
 
 
 _B2B_KEYS = {
@@ -332,7 +391,8 @@ _B2B_KEYS = {
 }
 
 
-def _parse_b2b(s: _Section) -> B2BSettings | None:
+def _parse_b2b(s: _Section, *, per_connection: bool) -> B2BSettings | None:
+    """The store's [b2b] table; ``per_connection``: some connection has a [b2b] of its own."""
     s.reject_unknown(_B2B_KEYS)
     if not s.boolean("enabled", default=True):
         return None
@@ -352,13 +412,16 @@ def _parse_b2b(s: _Section) -> B2BSettings | None:
         "default_role": default_role,
         "sync_role": s.boolean("sync_role", default=True),
     }
-    if not (
-        values["company_claim"] or values["companies_by_domain"] or values["companies_by_group"]
+    if (
+        not (
+            values["company_claim"] or values["companies_by_domain"] or values["companies_by_group"]
+        )
+        and not per_connection
     ):
         s.problem(
             "",
             "say how the company is found: company_claim, companies_by_domain "
-            "or companies_by_group",
+            "or companies_by_group (here, or per connection in [stores.X.connections.Y.b2b])",
         )
     if s.has_problems() or any(v is None for k, v in values.items() if k != "company_claim"):
         return None
@@ -375,6 +438,57 @@ def _parse_b2b(s: _Section) -> B2BSettings | None:
     return B2BSettings(**values)
 
 
+_CONNECTION_B2B_KEYS = {
+    "company_claim",
+    "companies",
+    "companies_by_domain",
+    "companies_by_group",
+    "roles_by_group",
+    "company_roles_by_group",
+    "default_role",
+}
+
+
+def _parse_connection_b2b(s: _Section) -> ConnectionB2B | None:
+    s.reject_unknown(_CONNECTION_B2B_KEYS)
+    roles = s.int_map("roles_by_group")
+    if roles is not None and any(r not in (0, 1, 2) for r in roles.values()):
+        s.problem("roles_by_group", "roles are 0 (admin), 1 (senior buyer) or 2 (junior buyer)")
+    companies = s.int_list("companies", default=[])
+    by_domain = s.int_map("companies_by_domain")
+    by_group = s.int_map("companies_by_group")
+    claim = s.string("company_claim", default=None)
+    values: dict[str, Any] = {
+        "company_claim": claim,
+        "companies": None if companies is None else tuple(companies),
+        "companies_by_domain": None
+        if by_domain is None
+        else MappingProxyType({k.lower().lstrip("@"): v for k, v in by_domain.items()}),
+        "companies_by_group": None if by_group is None else MappingProxyType(by_group),
+        "roles_by_group": None if roles is None else MappingProxyType(roles),
+        "company_roles_by_group": _frozen(s.int_map("company_roles_by_group")),
+        "default_role": s.integer("default_role", default=None, minimum=0, maximum=2),
+    }
+    if claim and not companies and not by_domain and not by_group:
+        s.problem(
+            "companies",
+            "list the companies company_claim may name for this connection, e.g. companies = [101]",
+        )
+    if not (claim or by_domain or by_group):
+        s.problem(
+            "", "say how the company is found: company_claim, companies_by_domain or _by_group"
+        )
+    if s.has_problems() or any(
+        v is None for k, v in values.items() if k not in ("company_claim", "default_role")
+    ):
+        return None
+    return ConnectionB2B(**values)
+
+
+def _frozen(mapping: dict[str, int] | None) -> Mapping[str, int] | None:
+    return None if mapping is None else MappingProxyType(mapping)
+
+
 _POLICY_KEYS = {
     "type",
     "display_name",
@@ -386,6 +500,7 @@ _POLICY_KEYS = {
     "clock_skew_seconds",
     "sync_email",
     "idp_logout",
+    "b2b",
 }
 _OIDC_KEYS = _POLICY_KEYS | {
     "issuer",
@@ -436,11 +551,11 @@ def _parse_oidc(key: str, s: _Section) -> OIDCConnection | None:
             s.problem("algorithms", f"{bad or 'empty'} not allowed; choose from {allowed}")
     values: dict[str, Any] = {
         **_parse_policy(key, s),
-        "issuer": s.url("issuer"),
+        "issuer": s.url("issuer", verbatim=True),
         "client_id": s.string("client_id"),
         "groups_claim": s.string("groups_claim", default="groups"),
     }
-    if s.has_problems() or any(v is None for v in values.values()):
+    if s.has_problems() or any(v is None for k, v in values.items() if k != "b2b"):
         return None
     return OIDCConnection(
         key=key,
@@ -456,10 +571,12 @@ def _parse_policy(key: str, s: _Section) -> dict[str, Any]:
     """The keys every connection type shares: its name and its account policy."""
     domains = s.string_list("allowed_domains", default=[])
     groups_map = s.int_map("customer_groups_by_group")
+    b2b = _parse_connection_b2b(s.section("b2b")) if "b2b" in s.data else None
     return {
+        "b2b": b2b,
         "display_name": s.string("display_name", default=key.replace("-", " ").title()),
         "jit": s.boolean("jit", default=True),
-        "link": s.choice("link", ("auto", "confirm", "deny"), default="auto"),
+        "link": s.choice("link", ("auto", "confirm", "deny"), default="confirm"),
         "require_verified_email": s.boolean("require_verified_email", default=True),
         "sync_email": s.boolean("sync_email", default=False),
         "idp_logout": s.boolean("idp_logout", default=False),
@@ -522,6 +639,14 @@ def _parse_saml(key: str, s: _Section, broker: BrokerSettings | None) -> SAMLCon
         if path and not Path(path).is_file():
             s.problem(name, f"no such file: {path}")
     name_id = s.choice("name_id_format", tuple(NAME_ID_FORMATS), default="emailAddress")
+    if s.data.get("link") == "auto" and "trust_email" not in s.data:
+        s.problem(
+            "link",
+            "'auto' links existing accounts on the e-mail the IdP asserts, and SAML has no "
+            "standard way to say it is verified: set trust_email = true if the IdP's e-mail "
+            "attribute is managed by the directory (users cannot change it), or use "
+            "link = 'confirm'",
+        )
     values: dict[str, Any] = {
         **_parse_policy(key, s),
         "idp_metadata_url": metadata_url,
@@ -542,6 +667,7 @@ def _parse_saml(key: str, s: _Section, broker: BrokerSettings | None) -> SAMLCon
         "groups_attribute": s.string("groups_attribute", default=None),
     }
     optional = {
+        "b2b",
         "idp_metadata_url",
         "idp_metadata_file",
         "idp_metadata_xml",
@@ -631,7 +757,9 @@ class _Section:
             return None
         return value
 
-    def url(self, key: str, default: Any = _MISSING) -> str | None:
+    def url(self, key: str, default: Any = _MISSING, *, verbatim: bool = False) -> str | None:
+        """An http(s) URL without query or fragment; a trailing ``/`` is dropped unless
+        ``verbatim`` (an OIDC issuer is an identifier: its trailing ``/`` is part of it)."""
         value = self.string(key, default)
         if value is None:
             return None
@@ -645,7 +773,7 @@ class _Section:
         if parts.query or parts.fragment:
             self.problem(key, "must not have a query or fragment")
             return None
-        return value.rstrip("/")
+        return value if verbatim else value.rstrip("/")
 
     def boolean(self, key: str, default: Any = _MISSING) -> bool | None:
         return self._typed(key, default, bool, "true or false")
@@ -697,6 +825,17 @@ class _Section:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             self.problem(key, "must be a list of non-empty strings")
+            return None
+        return value
+
+    def int_list(self, key: str, default: Any = _MISSING) -> list[int] | None:
+        value = self._raw(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+        ):
+            self.problem(key, "must be a list of ids, e.g. [101, 102]")
             return None
         return value
 

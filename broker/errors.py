@@ -11,11 +11,13 @@ answers.
     ├── FlowError                    the browser's sign-in flow itself is wrong
     │   ├── FlowExpired              state unknown, expired or already used (replay)
     │   ├── StateMismatch            the flow was started in another browser
-    │   └── InvalidStorefrontToken   a Current Customer JWT that does not verify
+    │   ├── InvalidStorefrontToken   a Current Customer JWT that does not verify
+    │   └── CrossSiteRequest         a state-changing request another site's page made
     ├── UpstreamError                the identity provider's side
     │   ├── IdPDeniedError           the IdP answered with an `error` parameter
     │   ├── InvalidResponse          a token, claim or answer failed a check
-    │   └── IdPUnavailable           the IdP could not be reached or answered garbage
+    │   ├── IdPUnavailable           the IdP could not be reached or answered garbage
+    │   └── UpstreamMisconfigured    the connection and the IdP disagree (entity, issuer)
     ├── PolicyDenied                 the identity is valid but may not sign in here
     │   ├── EmailNotAllowed          missing, unverified, or outside allowed_domains
     │   ├── NoCustomer               no customer and just-in-time creation is off
@@ -80,6 +82,15 @@ class InvalidStorefrontToken(FlowError):
     code = "invalid_storefront_token"
 
 
+class CrossSiteRequest(FlowError):
+    """The request came from a page of another site than the store's (its Origin or Referer
+    says so), or lacks the proof that this browser started it: refused before any effect."""
+
+    status = 403
+    title = "This request did not come from the store"
+    code = "cross_site_request"
+
+
 class UpstreamError(BrokerError):
     status = 400
     title = "Your identity provider's answer was not accepted"
@@ -100,6 +111,24 @@ class IdPUnavailable(UpstreamError):
     status = 502
     title = "Your identity provider is not answering"
     code = "idp_unavailable"
+
+
+class UpstreamMisconfigured(UpstreamError):
+    """The connection's configuration and what the IdP says do not match: an entity id not in
+    the metadata, no IdP role, another issuer, two connections of a store naming one IdP.
+    Trying again does not help; the store must fix it. ``detail`` says what differs."""
+
+    status = 502
+    title = "Sign-in with this identity provider is misconfigured"
+    code = "upstream_misconfigured"
+
+    def __init__(self, message: str | None = None, *, detail: str | None = None) -> None:
+        super().__init__(
+            message
+            or "Signing in with your organisation is not set up correctly for this store, so "
+            "trying again will not help. Please tell the store.",
+            detail=detail,
+        )
 
 
 class PolicyDenied(BrokerError):

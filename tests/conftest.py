@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,20 @@ def sandbox() -> Iterator[Sandbox]:
     app = create_sandbox_app()
     with serve_in_thread(app) as server:
         yield Sandbox(url=server.url, app=app)
+
+
+@pytest.fixture
+def make_dev_idp() -> Iterator[Callable[[], DevIdP]]:
+    """More development IdPs, for stores with several connections (each its own issuer)."""
+    with ExitStack() as stack:
+
+        def start() -> DevIdP:
+            app = create_idp_app(clients=())
+            server = stack.enter_context(serve_in_thread(app))
+            app.extensions["dev_idp"].issuer = server.url
+            return DevIdP(url=server.url, app=app)
+
+        yield start
 
 
 @pytest.fixture
@@ -163,6 +178,7 @@ def make_world(
         theme_script: bool = False,
         defer: dict[str, Any] | None = None,
         app_options: dict[str, Any] | None = None,
+        more_connections: dict[str, dict[str, Any]] | None = None,
     ) -> World:
         client_secret = secrets.token_urlsafe(24)
         created: list[SandboxStore] = []
@@ -181,9 +197,14 @@ def make_world(
                 "client_id": "broker",
                 "client_secret": client_secret,
                 "scopes": ["openid", "email", "profile", "groups"],
+                # Most tests are about what follows a link; the default (confirm) has its own.
+                "link": "auto",
                 **(connection or {}),
             }
             conn = {k: v for k, v in conn.items() if v is not None}  # None: leave the key out
+            connections = {"corp": conn, **(more_connections or {})}
+            if defer:
+                connections = {k: _company_ids(c, defer) for k, c in connections.items()}
             return {
                 "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
                 "stores": {
@@ -195,7 +216,7 @@ def make_world(
                         "client_secret": bc_store.client_secret,
                         "storefront_url": sandbox.storefront(bc_store.store_hash),
                         **store_settings,
-                        "connections": {"corp": conn},
+                        "connections": connections,
                     }
                 },
             }
@@ -235,6 +256,22 @@ def with_companies(
             b2b[name] = {k: ids.get(v, v) if isinstance(v, str) else v for k, v in value.items()}
     settings["b2b"] = b2b
     return settings
+
+
+def _company_ids(conn: dict[str, Any], defer: dict[str, Any]) -> dict[str, Any]:
+    """A connection's own [b2b] table with "ACME"/"OTHER" replaced by those companies' ids."""
+    if "b2b" not in conn:
+        return conn
+    ids = {"ACME": defer["acme"]["companyId"], "OTHER": defer["other"]["companyId"]}
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [swap(v) for v in value]
+        return ids.get(value, value) if isinstance(value, str) else value
+
+    return {**conn, "b2b": swap(conn["b2b"])}
 
 
 @pytest.fixture

@@ -337,3 +337,170 @@ def test_broker_gc_deletes_only_what_expired(tmp_path: Path) -> None:
     storage = open_storage(f"sqlite:///{database}")
     assert storage.take_pending("fresh", now=2) == {}
     storage.close()
+
+
+def test_the_link_policy_defaults_to_confirm(sp_keys: tuple[Path, Path]) -> None:
+    import tomllib
+
+    text = GOOD.replace('link = "auto"\n', "")
+    settings = parse_settings(tomllib.loads(text), ENV)
+    assert settings.stores["acme"].connections["okta"].link == "confirm"
+    saml = parse_settings(tomllib.loads(saml_text(sp_keys)), {})
+    assert saml.stores["acme"].connections["adfs"].link == "confirm"
+
+
+def test_saml_auto_linking_must_say_the_email_is_trusted(sp_keys: tuple[Path, Path]) -> None:
+    import tomllib
+
+    found = problems(saml_text(sp_keys, 'link = "auto"\n'), {})
+    assert any("adfs.link: 'auto' links existing accounts" in line for line in found), found
+    ok = parse_settings(
+        tomllib.loads(saml_text(sp_keys, 'link = "auto"\ntrust_email = true\n')), {}
+    )
+    assert ok.stores["acme"].connections["adfs"].link == "auto"
+
+
+CONNECTION_B2B = """
+[stores.acme.b2b]
+access_token = "env:ACME_B2B_TOKEN"
+
+[stores.acme.connections.okta.b2b]
+company_claim = "b2b_company_id"
+companies = [101]
+companies_by_domain = { "Acme.com" = 102 }
+roles_by_group = { "Purchasing Managers" = 1 }
+
+[stores.acme.connections.globex]
+type = "oidc"
+issuer = "https://globex.example"
+client_id = "g"
+
+[stores.acme.connections.globex.b2b]
+companies_by_group = { "Globex Buyers" = 201 }
+"""
+
+
+def test_b2b_companies_bound_per_connection() -> None:
+    import tomllib
+
+    env = {**ENV, "ACME_B2B_TOKEN": "b2b-token"}
+    text = GOOD.replace("[stores.beta]", CONNECTION_B2B + "\n[stores.beta]")
+    acme = parse_settings(tomllib.loads(text), env).stores["acme"]
+    okta = acme.connections["okta"].b2b
+    assert okta is not None
+    assert okta.allowed_companies == {101, 102}
+    assert dict(okta.companies_by_domain) == {"acme.com": 102}
+    globex = acme.connections["globex"].b2b
+    assert globex is not None
+    assert globex.allowed_companies == {201}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            (
+                'access_token = "env:ACME_B2B_TOKEN"',
+                'access_token = "env:ACME_B2B_TOKEN"\ncompanies_by_group = { "staff" = 9 }',
+            ),
+            "stores.acme.b2b.companies_by_group: with several connections",
+        ),
+        (
+            (
+                'access_token = "env:ACME_B2B_TOKEN"',
+                'access_token = "env:ACME_B2B_TOKEN"\ncompany_claim = "company"',
+            ),
+            "stores.acme.b2b.company_claim: with several connections",
+        ),
+        (
+            ('companies = [101]\ncompanies_by_domain = { "Acme.com" = 102 }\n', ""),
+            "okta.b2b.companies: list the companies company_claim",
+        ),
+        (("companies = [101]", 'companies = ["x"]'), "okta.b2b.companies: must be a list of ids"),
+        (("roles_by_group = {", "role_by_group = {"), "okta.b2b.role_by_group: unknown key"),
+    ],
+)
+def test_b2b_binding_problems(change: tuple[str, str], expected: str) -> None:
+    env = {**ENV, "ACME_B2B_TOKEN": "b2b-token"}
+    table = CONNECTION_B2B.replace(*change)
+    if "several connections" in expected:  # globex without a table of its own
+        table = table.replace(
+            "[stores.acme.connections.globex.b2b]\n"
+            'companies_by_group = { "Globex Buyers" = 201 }\n',
+            "",
+        )
+    found = problems(GOOD.replace("[stores.beta]", table + "\n[stores.beta]"), env)
+    assert any(expected in line for line in found), found
+
+
+def test_a_connection_b2b_table_needs_the_stores() -> None:
+    table = '[stores.acme.connections.okta.b2b]\ncompanies_by_domain = { "acme.com" = 1 }\n'
+    found = problems(GOOD.replace("[stores.beta]", table + "\n[stores.beta]"))
+    assert any("okta.b2b: needs the store's [b2b] table" in line for line in found), found
+
+
+def test_broker_audit_escapes_what_it_prints(tmp_path: Path) -> None:
+    from broker.storage import AuditEntry, open_storage
+
+    database = tmp_path / "broker.db"
+    text = GOOD.replace(
+        'secret_key = "env:BROKER_SECRET_KEY"',
+        f'secret_key = "env:BROKER_SECRET_KEY"\ndatabase_url = "sqlite:///{database}"',
+    )
+    storage = open_storage(f"sqlite:///{database}")
+    forged = "x\n2030-01-01T00:00:00Z signin ok customer=1\x1b[2J"
+    storage.record_audit(
+        AuditEntry(at=1, store="acme", event="refused", outcome="x", subject=forged)
+    )
+    storage.close()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "broker.cli",
+            "audit",
+            "--config",
+            str(write(tmp_path, text)),
+            "--store",
+            "acme",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": "", **ENV},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1  # one entry, one line
+    assert "\x1b" not in result.stdout
+    assert 'subject="x\\n2030-01-01T00:00:00Z signin ok customer=1\\u001b[2J"' in result.stdout
+
+
+def test_broker_gc_keeps_the_audit_log_for_its_retention(tmp_path: Path) -> None:
+    import time
+
+    from broker.storage import AuditEntry, open_storage
+
+    database = tmp_path / "broker.db"
+    text = GOOD.replace(
+        'secret_key = "env:BROKER_SECRET_KEY"',
+        f'secret_key = "env:BROKER_SECRET_KEY"\ndatabase_url = "sqlite:///{database}"\n'
+        "audit_retention_days = 30",
+    )
+    storage = open_storage(f"sqlite:///{database}")
+    now = int(time.time())
+    for age_days in (31, 29):
+        storage.record_audit(
+            AuditEntry(at=now - age_days * 86400, store="acme", event="signin", outcome="ok")
+        )
+    storage.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "broker.cli", "gc", "--config", str(write(tmp_path, text))],
+        capture_output=True,
+        text=True,
+        env={"PATH": "", **ENV},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    storage = open_storage(f"sqlite:///{database}")
+    assert [e.at for e in storage.recent_audit("acme")] == [now - 29 * 86400]
+    storage.close()

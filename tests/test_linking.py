@@ -61,9 +61,27 @@ def test_a_linked_shopper_signs_in_with_no_bigcommerce_request(
 # -- link = "confirm" -------------------------------------------------------------------------
 
 
+class Clock:
+    """The broker's clock, moved on by the test (password checks are paced per customer)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-def confirm_world(make_world: Callable[..., World]) -> World:
-    world = make_world(connection={"link": "confirm"})
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def confirm_world(make_world: Callable[..., World], clock: Clock) -> World:
+    world = make_world(connection={"link": "confirm"}, app_options={"clock": clock})
     world.sandbox.state.add_customer(
         world.store.store_hash,
         email="alice@example.com",
@@ -106,12 +124,13 @@ def test_confirm_links_after_the_right_password_and_never_asks_again(
 
 
 def test_confirm_wrong_password_then_lockout(
-    confirm_world: World, browser_http: httpx.Client
+    confirm_world: World, browser_http: httpx.Client, clock: Clock
 ) -> None:
     world = confirm_world
     page = _to_confirmation(world, browser_http)
     token = csrf_of(page.text)
     for left in (4, 3, 2, 1, 0):
+        clock.advance(31)  # past the pace: this is about the 15-minute budget
         wrong = browser_http.post(
             f"{world.broker.url}/acme/link/confirm", data={"password": "guess", "csrf_token": token}
         )
@@ -131,6 +150,36 @@ def test_confirm_wrong_password_then_lockout(
     assert validate_calls(world) == calls, "a locked account is not even checked"
     assert storage(world).links_for_customer("acme", world.customers()[0]["id"]) == []
     assert not [login for login in world.logins() if login["ok"]]
+
+
+def test_one_shoppers_guesses_leave_the_stores_checks_to_others(
+    confirm_world: World, browser_http: httpx.Client
+) -> None:
+    """validate-credentials has a store-wide limit (5 per 30 s in the sandbox): a burst of
+    one shopper's guesses is paced, so another shopper's right password still gets checked."""
+    world = confirm_world
+    world.sandbox.state.add_customer(
+        world.store.store_hash, email="bob@example.com", first_name="B", password="bobs secret"
+    )
+    page = _to_confirmation(world, browser_http)
+    token = csrf_of(page.text)
+    statuses = [
+        browser_http.post(
+            f"{world.broker.url}/acme/link/confirm", data={"password": "guess", "csrf_token": token}
+        ).status_code
+        for _ in range(5)
+    ]
+    assert statuses == [401, 401, 429, 429, 429]
+    assert validate_calls(world) == 2
+    with httpx.Client(follow_redirects=False, timeout=20) as bob:
+        outcome = sign_in(bob, world.broker.url, "bob@example.com")
+        assert outcome.location == "/acme/link/confirm"
+        bob_page = bob.get(world.broker.url + outcome.location)
+        answer = bob.post(
+            f"{world.broker.url}/acme/link/confirm",
+            data={"password": "bobs secret", "csrf_token": csrf_of(bob_page.text)},
+        )
+        assert answer.status_code == 302, answer.text
 
 
 def test_confirm_without_csrf_token_is_refused_before_any_check(
@@ -202,6 +251,37 @@ def current_customer_jwt(world: World, customer: dict[str, Any], **over: Any) ->
     return jwt.encode({"typ": "JWT", "alg": "HS256"}, claims, key)
 
 
+def link_nonce(world: World, http: httpx.Client) -> str:
+    """The script's first step: the broker binds a nonce to this browser and sends it back to
+    the storefront page in the fragment."""
+    back = http.get(f"{world.broker.url}/acme/link/nonce", params={"return": "/account.php"})
+    assert back.status_code == 303, back.text
+    page, _, fragment = back.headers["location"].partition("#sso-link-nonce=")
+    assert page == f"{world.storefront}/account.php"
+    return fragment
+
+
+def post_start(
+    world: World, http: httpx.Client, token: str, nonce: str | None, **headers: str
+) -> httpx.Response:
+    """The storefront page's POST to /link/start, with the Origin a browser sends."""
+    data = {"customer_jwt": token, **({"nonce": nonce} if nonce is not None else {})}
+    headers = {"Origin": world.sandbox.url, **headers}
+    return http.post(f"{world.broker.url}/acme/link/start", data=data, headers=headers)
+
+
+def open_link_page(world: World, http: httpx.Client, token: str) -> httpx.Response:
+    """The whole storefront side of "Manage company sign-in", up to the broker's page."""
+    started = post_start(world, http, token, link_nonce(world, http))
+    assert started.status_code == 303, started.text
+    finished = http.get(world.broker.url + started.headers["location"])
+    assert finished.status_code == 303, finished.text
+    assert finished.headers["location"] == "/acme/link"
+    page = http.get(world.broker.url + finished.headers["location"])
+    assert page.status_code == 200, page.text
+    return page
+
+
 @pytest.mark.parametrize(
     "tamper",
     [
@@ -218,9 +298,7 @@ def test_link_start_refuses_a_bad_current_customer_jwt(
     world = make_world()
     customer = world.sandbox.state.add_customer(world.store.store_hash, email="pat@shop.example")
     token = current_customer_jwt(world, customer, **tamper)
-    outcome = Outcome(
-        browser_http.post(f"{world.broker.url}/acme/link/start", data={"customer_jwt": token})
-    )
+    outcome = Outcome(post_start(world, browser_http, token, link_nonce(world, browser_http)))
     assert outcome.status == 400
     assert outcome.error_ref
     assert browser_http.get(f"{world.broker.url}/acme/link").status_code == 400
@@ -233,12 +311,7 @@ def test_link_from_the_storefront_then_sign_in_lands_in_that_account(
     customer = world.sandbox.state.add_customer(
         world.store.store_hash, email="pat@shop.example", first_name="Pat", last_name="Buyer"
     )
-    started = browser_http.post(
-        f"{world.broker.url}/acme/link/start",
-        data={"customer_jwt": current_customer_jwt(world, customer)},
-    )
-    assert started.status_code == 303
-    manage = browser_http.get(world.broker.url + started.headers["location"])
+    manage = open_link_page(world, browser_http, current_customer_jwt(world, customer))
     assert page_field(manage.text, "account-email") == "pat@shop.example"
 
     to_idp = browser_http.post(
@@ -283,11 +356,7 @@ def test_one_cannot_unlink_another_customers_link_or_skip_csrf(
 
     mallory = world.sandbox.state.add_customer(world.store.store_hash, email="mallory@shop.example")
     with httpx.Client() as attacker:
-        attacker.post(
-            f"{world.broker.url}/acme/link/start",
-            data={"customer_jwt": current_customer_jwt(world, mallory)},
-        )
-        page = attacker.get(f"{world.broker.url}/acme/link")
+        page = open_link_page(world, attacker, current_customer_jwt(world, mallory))
         token = csrf_of(page.text)
         not_theirs = attacker.post(
             f"{world.broker.url}/acme/link/unlink/{alice_link.id}", data={"csrf_token": token}
@@ -304,11 +373,7 @@ def test_an_identity_linked_to_one_customer_cannot_be_linked_to_another(
     world = make_world()
     assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
     other = world.sandbox.state.add_customer(world.store.store_hash, email="other@shop.example")
-    browser_http.post(
-        f"{world.broker.url}/acme/link/start",
-        data={"customer_jwt": current_customer_jwt(world, other)},
-    )
-    manage = browser_http.get(f"{world.broker.url}/acme/link")
+    manage = open_link_page(world, browser_http, current_customer_jwt(world, other))
     to_idp = browser_http.post(
         f"{world.broker.url}/acme/link/connect/corp", data={"csrf_token": csrf_of(manage.text)}
     )
@@ -320,6 +385,73 @@ def test_an_identity_linked_to_one_customer_cannot_be_linked_to_another(
     assert outcome.status == 403
     assert "already connected to another account" in outcome.error_message
     assert storage(world).links_for_customer("acme", other["id"]) == []
+
+
+# -- linking CSRF: only the storefront's pages, in this browser, start a link -------------------
+
+
+def nothing_planted(world: World, http: httpx.Client) -> None:
+    page = Outcome(http.get(f"{world.broker.url}/acme/link"))
+    assert page.status == 400, "no storefront customer in this browser's link session"
+    assert "mallory" not in page.response.text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        # No Origin (an older browser): the Referer says where the form was.
+        {"Origin": "", "Referer": "https://evil.example/win-a-prize"},
+        {"Sec-Fetch-Site": "none"},
+    ],
+)
+def test_a_link_start_posted_by_another_site_is_refused_and_plants_nothing(
+    make_world: Callable[..., World], browser_http: httpx.Client, headers: dict[str, str]
+) -> None:
+    # The attacker's auto-submitting form carries the attacker's own Current Customer JWT: the
+    # victim's next click would link the victim's company sign-in to the attacker's account.
+    world = make_world()
+    mallory = world.sandbox.state.add_customer(world.store.store_hash, email="mallory@evil.example")
+    nonce = link_nonce(world, browser_http)  # even with the victim's own nonce
+    response = post_start(
+        world, browser_http, current_customer_jwt(world, mallory), nonce, **headers
+    )
+    outcome = Outcome(response)
+    assert outcome.status == 403, outcome.response.text
+    assert outcome.error_ref
+    assert "another site" in outcome.error_message
+    nothing_planted(world, browser_http)
+
+
+def test_a_link_start_without_the_nonce_is_refused(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()
+    pat = world.sandbox.state.add_customer(world.store.store_hash, email="pat@shop.example")
+    outcome = Outcome(post_start(world, browser_http, current_customer_jwt(world, pat), None))
+    assert outcome.status == 403
+    assert outcome.error_ref
+    nothing_planted(world, browser_http)
+
+
+def test_a_link_started_elsewhere_cannot_be_finished_in_this_browser(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    # The attacker starts a link for their own account in their own client (any Origin header
+    # they like), then sends the victim's browser to the finishing URL.
+    world = make_world()
+    mallory = world.sandbox.state.add_customer(world.store.store_hash, email="mallory@evil.example")
+    with httpx.Client() as attacker:
+        started = post_start(
+            world, attacker, current_customer_jwt(world, mallory), link_nonce(world, attacker)
+        )
+        assert started.status_code == 303
+    link_nonce(world, browser_http)  # the victim even has a nonce of their own
+    outcome = Outcome(browser_http.get(world.broker.url + started.headers["location"]))
+    assert outcome.status == 403
+    assert outcome.error_ref
+    nothing_planted(world, browser_http)
 
 
 def test_the_storefront_script_is_cacheable_javascript(make_world: Callable[..., World]) -> None:
@@ -467,3 +599,41 @@ def test_audit_log_records_sign_ins_links_and_refusals(
     [refusal] = [line for line in lines if " refused " in line]
     assert "email_not_allowed" in refusal
     assert f"ref {refused.error_ref}" in refusal
+
+
+def test_a_flood_of_refusals_cannot_fill_the_audit_log(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    """Anyone can make the broker refuse: rows per address are capped, and none carries the
+    request's own text (an unknown connection's name, a forged callback's state)."""
+    world = make_world()
+    junk = "x" * 1500
+    for n in range(45):
+        answer = browser_http.get(f"{world.broker.url}/acme/oidc/corp/callback?state={junk}{n}")
+        assert answer.status_code == 400
+    answer = browser_http.get(f"{world.broker.url}/acme/login/{junk}")
+    assert answer.status_code == 404
+    refusals = [e for e in storage(world).recent_audit("acme", limit=500) if e.event == "refused"]
+    assert len(refusals) == 30
+    for entry in refusals:
+        assert junk not in f"{entry.connection} {entry.detail} {entry.subject}"
+
+
+def test_an_unlinked_sign_in_is_not_linked_again_by_the_next_sign_in(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world()  # link = "auto"
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    [alice] = world.customers()
+    listing = open_link_page(world, browser_http, current_customer_jwt(world, alice))
+    [link] = storage(world).links_for_customer("acme", alice["id"])
+    gone = browser_http.post(
+        f"{world.broker.url}/acme/link/unlink/{link.id}", data={"csrf_token": csrf_of(listing.text)}
+    )
+    assert gone.status_code == 303
+    # Her e-mail still matches the account, but she chose to disconnect this sign-in.
+    again = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert again.status == 403
+    assert "disconnected this sign-in" in again.error_message
+    assert storage(world).links_for_customer("acme", alice["id"]) == []
+    assert len(world.customers()) == 1

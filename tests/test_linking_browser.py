@@ -1,8 +1,9 @@
 """Linking from the storefront, in headless Chromium: the theme script, the broker's page, the IdP.
 
 A customer who signs in to the sandbox storefront with a password opens "Manage company
-sign-in" on their account page; the broker's script hands the storefront's Current Customer JWT
-to the broker; they link their company sign-in; from then on "Sign in with SSO" opens that
+sign-in" on their account page; the broker's script takes the browser to the broker for a
+nonce bound to it and back, then hands the storefront's Current Customer JWT and the nonce to
+the broker; they link their company sign-in; from then on "Sign in with SSO" opens that
 same account although the IdP's e-mail differs.
 """
 
@@ -13,8 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from tests.conftest import World
+from tests.support.servers import serve_in_thread
+from tests.test_linking import current_customer_jwt
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -79,3 +83,39 @@ def test_link_from_the_account_page_then_sign_in_with_sso(
         finally:
             browser.close()
     assert len(world.customers()) == 1
+
+
+def test_another_sites_auto_submitting_form_plants_nothing(
+    make_world: Callable[..., World],
+) -> None:
+    """Another site's page posts the attacker's Current Customer JWT to /link/start the moment
+    the victim opens it: refused (its Origin is not the storefront's), nothing planted."""
+    from playwright.sync_api import sync_playwright
+
+    world = make_world(theme_script=True)
+    mallory = world.sandbox.state.add_customer(world.store.store_hash, email="mallory@evil.example")
+    token = current_customer_jwt(world, mallory)
+    evil = Flask(__name__)
+
+    @evil.get("/")
+    def prize() -> str:
+        return (
+            f'<form id="f" method="post" action="{world.broker.url}/acme/link/start">'
+            f'<input type="hidden" name="customer_jwt" value="{token}">'
+            f'<input type="hidden" name="nonce" value="{"n" * 43}"></form>'
+            "<script>document.getElementById('f').submit()</script>"
+        )
+
+    with serve_in_thread(evil, host="localhost") as site, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(site.url + "/")
+            page.wait_for_url(f"{world.broker.url}/acme/link/start")
+            page.wait_for_selector("#error-title")
+            assert page.inner_text("#error-title") == "This request did not come from the store"
+            page.goto(f"{world.broker.url}/acme/link")
+            assert "mallory@evil.example" not in page.content()
+            assert page.inner_text("#error-title")  # no link session: a clear page
+        finally:
+            browser.close()

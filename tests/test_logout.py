@@ -7,6 +7,8 @@ development IdP's key, so only the check named in each case can refuse them.
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import time
 import uuid
@@ -16,14 +18,47 @@ from typing import Any
 
 import httpx
 import pytest
+from joserfc import jws
+from joserfc import jwt as joserfc_jwt
+from joserfc.jwk import OctKey
 
-from broker.sandbox.idp import DevIdPState, encode_hs256, encode_unsecured
-from tests.conftest import Sandbox, World
+from broker.sandbox.idp import DevIdPState, create_idp_app, encode_hs256, encode_unsecured
+from broker.sandbox.store import SandboxStore
+from tests.conftest import BrokerServer, DevIdP, Sandbox, World
 from tests.support.flows import Outcome, page_field, query, sign_in, start_login, visit_storefront
 from tests.support.oidc_provider import complete_login, complete_logout, start_oidc_provider
 from tests.support.serve import broker_serve, free_port
+from tests.support.servers import serve_in_thread
 
 BACKCHANNEL = "http://schemas.openid.net/event/backchannel-logout"
+
+
+def status_of(broker_url: str, token: str, customer_jwt: str | None = None) -> Any:
+    """What /session/status answers the storefront script: with the storefront's Current
+    Customer JWT (a POST) or without (the cheap GET)."""
+    url = f"{broker_url}/acme/session/status"
+    if customer_jwt is None:
+        return httpx.get(url, params={"s": token}).json()["active"]
+    return httpx.post(url, data={"s": token, "customer_jwt": customer_jwt}).json()["active"]
+
+
+def customer_jwt_for(store: SandboxStore, customer_id: int) -> str:
+    """The Current Customer JWT the storefront hands its scripts for this customer."""
+    now = int(time.time())
+    claims = {
+        "customer": {"id": customer_id, "email": "", "group_id": "0"},
+        "iss": "bc/apps",
+        "sub": store.store_hash,
+        "iat": now,
+        "exp": now + 900,
+        "version": 1,
+        "aud": store.client_id,
+        "application_id": "app",
+        "store_hash": store.store_hash,
+        "operation": "current_customer",
+    }
+    key = OctKey.import_key(store.client_secret)
+    return joserfc_jwt.encode({"typ": "JWT", "alg": "HS256"}, claims, key)
 
 
 def broker_state(world: World) -> Any:
@@ -62,6 +97,7 @@ def test_logout_ends_the_broker_session_and_the_storefront_session(
     status = httpx.get(f"{world.broker.url}/acme/session/status", params={"s": token})
     assert status.json() == {"active": True}
     assert status.headers["access-control-allow-origin"] == world.sandbox.url
+    [alice] = world.customers()
 
     out = browser_http.get(f"{world.broker.url}/acme/logout")
     assert out.status_code == 303
@@ -69,29 +105,140 @@ def test_logout_ends_the_broker_session_and_the_storefront_session(
     browser_http.get(out.headers["location"])
     account = browser_http.get(f"{world.storefront}/account.php")
     assert account.status_code == 302, "signed out of the storefront"
-    status = httpx.get(f"{world.broker.url}/acme/session/status", params={"s": token})
-    assert status.json() == {"active": False}
+    # Ended: "false" (the script's cue to sign the storefront out) only for alice herself.
+    assert status_of(world.broker.url, token) == "unknown"
+    assert status_of(world.broker.url, token, customer_jwt_for(world.store, alice["id"])) is False
     [session] = sessions_of(world)
     assert session.ended_at is not None
     assert "logout" in {e.event for e in broker_state(world).storage.recent_audit("acme")}
 
 
-def test_status_of_an_unknown_token_is_not_active(make_world: Callable[..., World]) -> None:
+def test_status_of_an_unknown_token_is_unknown(make_world: Callable[..., World]) -> None:
     world = make_world()
+    pat = world.sandbox.state.add_customer(world.store.store_hash, email="pat@shop.example")
     for token in ("", "forged", "x" * 500):
-        answer = httpx.get(f"{world.broker.url}/acme/session/status", params={"s": token})
-        assert answer.json() == {"active": False}
+        assert status_of(world.broker.url, token) == "unknown"
+        jwt = customer_jwt_for(world.store, pat["id"])
+        assert status_of(world.broker.url, token, jwt) == "unknown"
+
+
+# -- forced logout: another site cannot sign a shopper out -------------------------------------
+
+
+def signed_in_with_status(world: World, http: httpx.Client) -> str:
+    """Sign alice in through the broker; the landing URL's status token."""
+    outcome = sign_in(http, world.broker.url, "alice@example.com")
+    landing = visit_storefront(http, outcome.location)
+    return query(str(landing.url))["sso_session"]
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def still_signed_in(world: World, http: httpx.Client, token: str) -> None:
+    assert status_of(world.broker.url, token) is True, "the broker session is alive"
+    assert [s.ended_at for s in sessions_of(world)] == [None]
+    account = http.get(f"{world.storefront}/account.php")
+    assert account.status_code == 200, "still signed in to the storefront"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site", "Referer": "https://evil.example/prize"},
+        {"Sec-Fetch-Site": "cross-site"},  # a page with a no-referrer policy
+        {"Sec-Fetch-Site": "same-site", "Referer": "http://127.0.0.1:9/"},  # another origin
+        {"Referer": "https://evil.example/prize"},  # an older browser: no Sec-Fetch-Site
+    ],
+)
+def test_a_logout_another_site_sends_the_browser_to_asks_first(
+    make_world: Callable[..., World], browser_http: httpx.Client, headers: dict[str, str]
+) -> None:
+    world = make_world(store={"follow_idp_logout": True})
+    token = signed_in_with_status(world, browser_http)
+    page = browser_http.get(f"{world.broker.url}/acme/logout", headers=headers)
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Sign out of" in page.text
+    still_signed_in(world, browser_http, token)
+
+    # The shopper does mean it: the page's form signs them out.
+    out = browser_http.post(
+        f"{world.broker.url}/acme/logout", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert out.status_code == 303
+    assert out.headers["location"] == f"{world.storefront}/login.php?action=logout"
+    assert [s.ended_at is not None for s in sessions_of(world)] == [True]
+
+
+def test_a_logout_post_without_the_csrf_token_changes_nothing(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = make_world(store={"follow_idp_logout": True})
+    token = signed_in_with_status(world, browser_http)
+    outcome = Outcome(browser_http.post(f"{world.broker.url}/acme/logout", data={}))
+    assert outcome.status == 400
+    assert outcome.error_ref
+    still_signed_in(world, browser_http, token)
+
+
+@pytest.mark.parametrize("case", ["theme same-site", "theme cross-site", "typed in", "old browser"])
+def test_the_themes_sign_out_link_still_signs_out_at_once(
+    make_world: Callable[..., World], browser_http: httpx.Client, case: str
+) -> None:
+    world = make_world(store={"follow_idp_logout": True})
+    signed_in_with_status(world, browser_http)
+    headers = {
+        "theme same-site": {"Sec-Fetch-Site": "same-site", "Referer": world.storefront + "/"},
+        # The broker on another site than the store: the default referrer policy sends the
+        # storefront's origin.
+        "theme cross-site": {"Sec-Fetch-Site": "cross-site", "Referer": world.sandbox.url + "/"},
+        "typed in": {"Sec-Fetch-Site": "none"},
+        "old browser": {},
+    }[case]
+    out = browser_http.get(f"{world.broker.url}/acme/logout", headers=headers)
+    assert out.status_code == 303
+    assert out.headers["location"] == f"{world.storefront}/login.php?action=logout"
+    assert [s.ended_at is not None for s in sessions_of(world)] == [True]
+
+
+def test_a_status_token_planted_through_a_link_never_signs_out_another_shopper(
+    make_world: Callable[..., World],
+) -> None:
+    # Mallory signs in, keeps her landing URL's status token and signs out: her session has
+    # ended. She sends pat a storefront link carrying that token (?sso_session=...).
+    world = make_world(store={"follow_idp_logout": True})
+    with httpx.Client(follow_redirects=False) as mallory:
+        planted = signed_in_with_status(world, mallory)
+        mallory.get(f"{world.broker.url}/acme/logout")
+    [mallory_customer] = world.customers()
+    pat = world.sandbox.state.add_customer(world.store.store_hash, email="pat@shop.example")
+
+    assert status_of(world.broker.url, planted) == "unknown"
+    assert status_of(world.broker.url, planted, customer_jwt_for(world.store, pat["id"])) == (
+        "unknown"
+    ), "not pat's session: the script drops it"
+    mallory_jwt = customer_jwt_for(world.store, mallory_customer["id"])
+    assert status_of(world.broker.url, planted, mallory_jwt) is False
 
 
 # -- back-channel: refusals (tokens signed by the dev IdP's key) ---------------------------------
 
 
 def logout_claims(world: World, **over: Any) -> dict[str, Any]:
+    return logout_claims_of(world.idp.url, **over)
+
+
+def logout_claims_of(issuer: str, **over: Any) -> dict[str, Any]:
     now = int(time.time())
     claims = {
-        "iss": world.idp.url,
+        "iss": issuer,
         "aud": "broker",
         "iat": now,
+        "exp": now + 120,
         "jti": str(uuid.uuid4()),
         "sub": "dev-alice",
         "events": {BACKCHANNEL: {}},
@@ -117,6 +264,14 @@ CASES: dict[str, Callable[[World], str]] = {
     "neither sid nor sub": lambda w: _signed(w.idp.state, logout_claims(w, sub=None)),
     "no jti": lambda w: _signed(w.idp.state, logout_claims(w, jti=None)),
     "too old": lambda w: _signed(w.idp.state, logout_claims(w, iat=int(time.time()) - 3600)),
+    "no exp": lambda w: _signed(w.idp.state, logout_claims(w, exp=None)),
+    "expired": lambda w: _signed(
+        w.idp.state,
+        logout_claims(w, iat=int(time.time()) - 200, exp=int(time.time()) - 100),
+    ),
+    # An ID token (typ JWT) is not a logout token, whatever its claims say.
+    "typ JWT": lambda w: w.idp.state.sign({"typ": "JWT"}, logout_claims(w)),
+    "typ of another kind": lambda w: w.idp.state.sign({"typ": "at+jwt"}, logout_claims(w)),
 }
 
 
@@ -150,6 +305,74 @@ def test_a_good_logout_token_ends_the_sessions_once(
     assert ended == {"dev-alice": True, "dev-bob": False}
     replay = httpx.post(url, data={"logout_token": token})
     assert replay.status_code == 400
+
+
+def test_a_logout_token_without_typ_is_accepted(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    # typ is checked when present; Back-Channel Logout 1.0 does not require it.
+    world = make_world()
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    key = world.idp.state.private_key
+    header = {"alg": "RS256", "kid": key.kid}
+    token = jws.serialize_compact(header, json.dumps(logout_claims(world)).encode(), key)
+    answer = httpx.post(
+        f"{world.broker.url}/acme/oidc/corp/backchannel-logout", data={"logout_token": token}
+    )
+    assert answer.status_code == 200, answer.text
+    assert [s.ended_at is not None for s in sessions_of(world)] == [True]
+
+
+def test_a_jti_used_at_one_connection_does_not_block_another(
+    sandbox: Sandbox, dev_idp: DevIdP, make_broker: Callable[..., BrokerServer]
+) -> None:
+    # Two IdPs each pick their own jti values: the replay check is per connection.
+    second_app = create_idp_app(clients=())
+    with serve_in_thread(second_app) as second:
+        second_state: DevIdPState = second_app.extensions["dev_idp"]
+        second_state.issuer = second.url
+        store = sandbox.add_store("abc123")
+
+        def connection(issuer: str) -> dict[str, Any]:
+            return {
+                "type": "oidc",
+                "issuer": issuer,
+                "client_id": "broker",
+                "client_secret": secrets.token_urlsafe(24),
+            }
+
+        def document(base_url: str) -> dict[str, Any]:
+            return {
+                "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
+                "stores": {
+                    "acme": {
+                        "store_hash": store.store_hash,
+                        "api_url": sandbox.url,
+                        "access_token": store.access_token,
+                        "client_id": store.client_id,
+                        "client_secret": store.client_secret,
+                        "storefront_url": sandbox.storefront(store.store_hash),
+                        "connections": {
+                            "corp": connection(dev_idp.url),
+                            "partner": connection(second.url),
+                        },
+                    }
+                },
+            }
+
+        broker = make_broker(document)
+        jti = str(uuid.uuid4())
+        for conn, state, issuer in (
+            ("corp", dev_idp.state, dev_idp.url),
+            ("partner", second_state, second.url),
+        ):
+            token = _signed(state, logout_claims_of(issuer, jti=jti))
+            url = f"{broker.url}/acme/oidc/{conn}/backchannel-logout"
+            answer = httpx.post(url, data={"logout_token": token})
+            assert answer.status_code == 200, (conn, answer.text)
+            replay = httpx.post(url, data={"logout_token": token})
+            assert replay.status_code == 400
+            assert "already used" in replay.json()["error_description"]
 
 
 # -- against oidc-provider: RP-initiated and back-channel ---------------------------------------
@@ -234,19 +457,24 @@ def test_rp_initiated_logout_signs_out_of_the_idp_and_the_storefront(
     assert done.status_code == 303
     storefront = op_world["sandbox"].storefront("acme1")
     assert done.headers["location"] == f"{storefront}/login.php?action=logout"
-    status = httpx.get(f"{broker}/acme/session/status", params={"s": status_token})
-    assert status.json() == {"active": False}
+    [customer] = op_world["sandbox"].state.customers("acme1")
+    jwt = customer_jwt_for(op_world["store"], customer["id"])
+    assert status_of(broker, status_token, jwt) is False
     # The IdP session is gone too: a new sign-in in the same browser must show the IdP's
     # login form again (complete_login fails when the IdP skips it for a live session).
     assert _op_sign_in(op_world, browser_http)
 
 
-def test_rp_logout_return_with_a_forged_state_is_refused(
+def test_rp_logout_return_with_a_forged_state_still_ends_at_the_storefront(
     op_world: dict[str, Any], browser_http: httpx.Client
 ) -> None:
-    response = Outcome(browser_http.get(f"{op_world['broker']}/acme/logout/done?state=forged"))
-    assert response.status == 400
-    assert response.error_ref
+    # The broker session ended before the IdP: a bad state must not leave the shopper signed
+    # in to the storefront on an error page.
+    for state in ("forged", ""):
+        done = browser_http.get(f"{op_world['broker']}/acme/logout/done?state={state}")
+        assert done.status_code == 303
+        storefront = op_world["sandbox"].storefront("acme1")
+        assert done.headers["location"] == f"{storefront}/login.php?action=logout"
 
 
 def test_backchannel_logout_from_the_idp_ends_the_broker_session(
@@ -260,9 +488,7 @@ def test_backchannel_logout_from_the_idp_ends_the_broker_session(
     deadline = time.monotonic() + 10
     active = True
     while active and time.monotonic() < deadline:
-        active = httpx.get(f"{broker}/acme/session/status", params={"s": status_token}).json()[
-            "active"
-        ]
+        active = status_of(broker, status_token) is True
         time.sleep(0.1)
     assert active is False, "the IdP's logout token ended the broker session"
 
@@ -294,6 +520,8 @@ def test_the_storefront_follows_an_idp_side_logout_in_a_browser(
             page.get_by_role("button", name="Sign in").click()
             page.wait_for_selector("#customer-email")
             page.wait_for_function("() => !location.search.includes('sso_session')")
+            # Kept once the broker says it is this signed-in customer's session.
+            page.wait_for_function("() => localStorage.getItem('sso_session') !== null")
             assert page_field(page.content(), "customer-email") == "alice@example.com"
 
             # The company ends her session: a logout token from the IdP, back-channel.
@@ -311,5 +539,45 @@ def test_the_storefront_follows_an_idp_side_logout_in_a_browser(
             page.wait_for_url(world.storefront + "/", timeout=10_000)
             page.goto(world.storefront + "/account.php")
             assert "/login.php" in page.url
+        finally:
+            browser.close()
+
+
+def test_a_status_token_planted_in_a_storefront_link_does_not_sign_the_shopper_out(
+    make_world: Callable[..., World],
+) -> None:
+    """Someone else's ended status token in a link (``?sso_session=``) changes nothing for the
+    shopper who opens it: the script asks with the storefront's word on who is signed in."""
+    from playwright.sync_api import sync_playwright
+
+    world = make_world(theme_script=True, store={"follow_idp_logout": True})
+    with httpx.Client(follow_redirects=False) as mallory:
+        planted = signed_in_with_status(world, mallory)
+        mallory.get(f"{world.broker.url}/acme/logout")
+    world.sandbox.state.add_customer(
+        world.store.store_hash, email="pat@shop.example", password="s3cret-pass"
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run"],
+            headless=True,
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{world.storefront}/login.php")
+            page.fill("#login-email", "pat@shop.example")
+            page.fill("#login-password", "s3cret-pass")
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_selector("#customer-email")
+
+            with page.expect_response(lambda r: "/session/status" in r.url) as answer:
+                page.goto(f"{world.storefront}/account.php?sso_session={planted}")
+            assert answer.value.json() == {"active": "unknown"}
+            page.wait_for_load_state("networkidle")
+            assert page.evaluate("() => localStorage.getItem('sso_session')") is None
+            page.goto(f"{world.storefront}/account.php")
+            page.wait_for_load_state("networkidle")
+            assert page_field(page.content(), "customer-email") == "pat@shop.example"
         finally:
             browser.close()

@@ -18,7 +18,7 @@ import pytest
 from joserfc.jwk import RSAKey
 
 from broker.sandbox.idp import DevIdPState, DevUser, encode_hs256, encode_unsecured, flip_signature
-from tests.conftest import World
+from tests.conftest import DevIdP, World
 from tests.support.flows import (
     Outcome,
     dev_idp_sign_in,
@@ -176,6 +176,40 @@ def test_open_redirects_fall_back_to_the_account_page(
     redirect_to = world.logins()[0]["claims"]["redirect_to"]
     assert redirect_to in ("/account.php", "/%0a/evil.com")
     assert not redirect_to.startswith("//")
+
+
+@pytest.mark.parametrize(
+    ("store", "target", "kept"),
+    [
+        # With the status token added it would pass the login JWT's 2048-character limit.
+        ({"follow_idp_logout": True}, "/" + "a" * 2040, False),
+        # Short enough a path, but each "€" is three bytes in the JWT, four characters in
+        # base64: the landing URL would be past 8000 characters.
+        ({}, "/" + "€" * 2000, False),
+        ({"follow_idp_logout": True}, "/" + "a" * 1500, True),
+    ],
+)
+def test_a_redirect_to_too_long_for_the_landing_url_is_dropped_when_the_flow_starts(
+    make_world: Callable[..., World],
+    browser_http: httpx.Client,
+    store: dict[str, Any],
+    target: str,
+    kept: bool,
+) -> None:
+    world = make_world(store=store)
+    start = browser_http.get(f"{world.broker.url}/acme/login/corp", params={"redirect_to": target})
+    callback = dev_idp_sign_in(browser_http, start.headers["location"], "alice@example.com")
+    outcome = Outcome(browser_http.get(callback))
+    assert outcome.status == 302, outcome.error_message
+    assert len(outcome.location) <= 8000
+    landing = visit_storefront(browser_http, outcome.location)
+    [login] = world.logins()
+    assert login["ok"] is True
+    path = login["claims"]["redirect_to"].split("?")[0]
+    assert path == (target if kept else "/account.php")
+    if not kept:
+        assert page_field(landing.text, "customer-email") == "alice@example.com"
+    assert len(world.customers()) == 1
 
 
 def test_names_fall_back_and_groups_map_to_a_customer_group(
@@ -388,6 +422,95 @@ def test_token_endpoint_error_is_refused(
     world.idp.state.token_error = {"error": "invalid_grant"}
     outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
     assert_refused(outcome, 400, world, broker_log, says="refused")
+
+
+# -- the issuer is an identifier: kept verbatim --------------------------------------------------
+
+
+def test_an_issuer_with_a_trailing_slash_signs_in(
+    make_world: Callable[..., World], dev_idp: DevIdP, browser_http: httpx.Client
+) -> None:
+    # Auth0's issuers end in "/" (https://tenant.auth0.com/): discovery says so, tokens too.
+    dev_idp.state.issuer = dev_idp.url + "/"
+    world = make_world(connection={"issuer": dev_idp.url + "/"})
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert outcome.status == 302, outcome.error_message
+    page = visit_storefront(browser_http, outcome.location)
+    assert page_field(page.text, "customer-email") == "alice@example.com"
+
+
+def test_an_id_token_whose_iss_lacks_the_trailing_slash_is_refused(
+    make_world: Callable[..., World],
+    dev_idp: DevIdP,
+    browser_http: httpx.Client,
+    broker_log: LogLines,
+) -> None:
+    dev_idp.state.issuer = dev_idp.url + "/"
+    world = make_world(connection={"issuer": dev_idp.url + "/"})
+    tamper_with(world, _with(iss=dev_idp.url))
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert_refused(outcome, 400, world, broker_log)
+
+
+# -- refusals: where the IdP's discovery document points -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "url"),
+    [
+        ("jwks_uri", "http://169.254.169.254/latest/meta-data/"),  # a cloud metadata service
+        ("jwks_uri", "https://169.254.169.254/keys"),
+        ("token_endpoint", "https://10.0.0.5/token"),
+        ("token_endpoint", "https://0.0.0.0/token"),
+        ("userinfo_endpoint", "https://[::ffff:169.254.169.254]/userinfo"),
+        ("userinfo_endpoint", "https://[fd00::1]/userinfo"),
+        ("jwks_uri", "http://idp.example.net/jwks.json"),  # plain http, not on loopback
+        ("token_endpoint", "https://user:pw@idp.example.net/token"),
+        ("authorization_endpoint", "http://idp.example.net/authorize"),
+        ("end_session_endpoint", "javascript:alert(1)"),
+    ],
+)
+def test_discovery_pointing_an_endpoint_at_an_internal_or_plain_http_address_is_refused(
+    make_world: Callable[..., World],
+    browser_http: httpx.Client,
+    broker_log: LogLines,
+    endpoint: str,
+    url: str,
+) -> None:
+    world = make_world()
+    world.idp.state.discovery_override = lambda doc: {**doc, endpoint: url}
+    started = time.monotonic()
+    outcome = Outcome(browser_http.get(f"{world.broker.url}/acme/login/corp"))
+    assert time.monotonic() - started < 5, "refused at once, not after trying the address"
+    assert_refused(outcome, 502, world, broker_log, says=endpoint)
+    assert world.idp.state.authorize_requests == [], "the browser was not sent to the IdP"
+    line = next(line for line in broker_log.lines if line.get("ref") == outcome.error_ref)
+    assert endpoint in line["detail"]
+    assert url not in json.dumps(broker_log.lines), "the IdP's text stays out of the log"
+
+
+def test_an_issuer_on_a_private_address_is_never_contacted(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world(connection={"issuer": "https://10.255.255.1/realms/acme"})
+    started = time.monotonic()
+    outcome = Outcome(browser_http.get(f"{world.broker.url}/acme/login/corp"))
+    assert time.monotonic() - started < 5, "refused at once, not after a connect timeout"
+    assert_refused(outcome, 502, world, broker_log, says="issuer")
+
+
+def test_endpoints_on_other_public_hosts_than_the_issuer_are_not_refused_for_it(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    # Google's issuer is accounts.google.com, its token endpoint oauth2.googleapis.com: the
+    # policy is about addresses, not about the issuer's host. Only the browser visits the
+    # authorization endpoint, so it is not resolved here (no network needed).
+    world = make_world()
+    world.idp.state.discovery_override = lambda doc: {
+        **doc,
+        "end_session_endpoint": "https://idp.example.net/logout",
+    }
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
 
 
 # -- refusals: the flow -------------------------------------------------------------------------

@@ -19,6 +19,16 @@ from joserfc.jwk import OctKey
 
 #: Longest redirect path we pass on; longer ones fall back to the default.
 MAX_REDIRECT_LENGTH = 2048
+#: Longest landing URL (``<storefront>/login/token/<jwt>``) a browser is sent to. RFC 9112
+#: (section 3) asks every HTTP party to support request lines of at least 8000 octets; a CDN or
+#: proxy in front of a storefront may refuse longer ones, after the customer was created.
+MAX_LANDING_URL_LENGTH = 8000
+# The longest values the claims unknown before sign-in can take: a customer id up to 2**53
+# (JavaScript's safe integers), a uuid4 jti, a ten-digit iat, an IPv4-mapped IPv6 request_ip.
+_LONGEST_CUSTOMER_ID = 2**53
+_LONGEST_JTI = "00000000-0000-4000-8000-000000000000"
+_LONGEST_IAT = 9_999_999_999
+_LONGEST_IP = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
 # Browsers drop tabs and newlines from URLs and treat "\" as "/": "/\t/evil.com" and
 # "/\evil.com" both become "//evil.com". Anything of the kind disqualifies a path.
 _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
@@ -70,6 +80,26 @@ def mint_login_token(
         claims["request_ip"] = request_ip
     header = {"typ": "JWT", "alg": "HS256"}
     return jwt.encode(header, claims, OctKey.import_key(client_secret), algorithms=["HS256"])
+
+
+def longest_landing_url(
+    storefront_url: str, *, client_id: str, store_hash: str, channel_id: int, redirect_to: str
+) -> int:
+    """How long the landing URL carrying ``redirect_to`` can get, at most: the login JWT is
+    minted with the longest values the claims not known yet can take (the HMAC's length does
+    not depend on the key). ``redirect_to`` must be a safe path (:func:`safe_redirect_path`)."""
+    token = mint_login_token(
+        client_id=client_id,
+        client_secret="budget-" * 8,
+        store_hash=store_hash,
+        customer_id=_LONGEST_CUSTOMER_ID,
+        channel_id=channel_id,
+        redirect_to=redirect_to,
+        now=_LONGEST_IAT,
+        jti=_LONGEST_JTI,
+        request_ip=_LONGEST_IP,
+    )
+    return len(storefront_login_url(storefront_url, token))
 
 
 def storefront_login_url(storefront_url: str, token: str) -> str:

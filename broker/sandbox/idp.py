@@ -46,6 +46,7 @@ __all__ = [
     "DevClient",
     "DevIdPState",
     "DevUser",
+    "DiscoveryOverride",
     "IdTokenTamper",
     "UserinfoOverride",
     "create_idp_app",
@@ -157,6 +158,7 @@ DEFAULT_USERS: tuple[DevUser, ...] = (
 
 IdTokenTamper = Callable[[dict[str, Any], dict[str, Any], "DevIdPState"], str]
 UserinfoOverride = Callable[[dict[str, Any]], dict[str, Any]]
+DiscoveryOverride = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass
@@ -227,11 +229,16 @@ class DevIdPState:
     Test hooks (plain attributes, set them directly):
 
     - ``issuer``: None derives it from each request (``request.url_root`` without ``/``).
+      Kept verbatim: ``"http://127.0.0.1:5555/"`` (Auth0's style, a trailing ``/``) is served
+      as the discovery ``issuer`` and the ID tokens' ``iss``, the endpoints hanging off it
+      without a doubled ``/``.
     - ``id_token_claims_in_token``: False leaves only protocol claims in the ID token, so the
       relying party must call userinfo for e-mail, names and groups.
     - ``tamper``: ``tamper(header, claims, state) -> str`` replaces the normal ID token signing.
     - ``userinfo_override``: ``override(claims) -> claims`` transforms the userinfo answer.
     - ``token_error``: a dict makes the token endpoint answer 400 with it as the JSON body.
+    - ``discovery_override``: ``override(document) -> document`` transforms the discovery
+      document (an endpoint pointed elsewhere, say).
 
     Records: ``authorize_requests`` (one query dict per authorization request received),
     ``token_requests`` (form dicts without ``client_secret``), ``token_auth_methods`` (how each
@@ -254,11 +261,12 @@ class DevIdPState:
         self._access_tokens: dict[str, _AccessGrant] = {}
         self._key = _new_signing_key()
         self.clock = clock
-        self.issuer: str | None = issuer.rstrip("/") if issuer else None
+        self.issuer: str | None = issuer or None
         self.id_token_claims_in_token: bool = True
         self.tamper: IdTokenTamper | None = None
         self.userinfo_override: UserinfoOverride | None = None
         self.token_error: dict[str, Any] | None = None
+        self.discovery_override: DiscoveryOverride | None = None
         self.authorize_requests: list[dict[str, str]] = []
         self.token_requests: list[dict[str, str]] = []
         self.token_auth_methods: list[str] = []
@@ -643,30 +651,30 @@ def create_idp_app(
     @app.get("/.well-known/openid-configuration")
     def discovery() -> ResponseReturnValue:
         iss = _issuer(state)
-        response = jsonify(
-            {
-                "issuer": iss,
-                "authorization_endpoint": f"{iss}/authorize",
-                "token_endpoint": f"{iss}/token",
-                "userinfo_endpoint": f"{iss}/userinfo",
-                "jwks_uri": f"{iss}/jwks.json",
-                "end_session_endpoint": f"{iss}/end-session",
-                "response_types_supported": ["code"],
-                "response_modes_supported": ["query"],
-                "grant_types_supported": ["authorization_code"],
-                "subject_types_supported": ["public"],
-                # On purpose: the relying party must pin its own algorithms.
-                "id_token_signing_alg_values_supported": ["RS256", "HS256", "none"],
-                "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
-                "scopes_supported": list(SUPPORTED_SCOPES),
-                "claims_supported": [*PROTOCOL_CLAIMS, *USER_CLAIMS],
-                "claims_parameter_supported": False,
-                "request_parameter_supported": False,
-                "request_uri_parameter_supported": False,
-            }
-        )
-        return response
+        base = iss.rstrip("/")
+        document: dict[str, Any] = {
+            "issuer": iss,
+            "authorization_endpoint": f"{base}/authorize",
+            "token_endpoint": f"{base}/token",
+            "userinfo_endpoint": f"{base}/userinfo",
+            "jwks_uri": f"{base}/jwks.json",
+            "end_session_endpoint": f"{base}/end-session",
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["public"],
+            # On purpose: the relying party must pin its own algorithms.
+            "id_token_signing_alg_values_supported": ["RS256", "HS256", "none"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "scopes_supported": list(SUPPORTED_SCOPES),
+            "claims_supported": [*PROTOCOL_CLAIMS, *USER_CLAIMS],
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+        }
+        override = state.discovery_override
+        return jsonify(override(document) if override else document)
 
     @app.get("/jwks.json")
     def jwks() -> ResponseReturnValue:

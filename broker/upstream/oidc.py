@@ -8,6 +8,10 @@ The web layer owns state, nonce and the code verifier and hands them in (Dex's s
 module checks what it is given and returns an :class:`~broker.identity.Identity`. It imports
 neither Flask nor anything about BigCommerce or storage.
 
+Every endpoint the discovery document names passes the SSRF policy of
+:mod:`broker.upstream.egress` (https; the broker connects to public addresses only) before any
+request goes there.
+
 Signing algorithms are pinned by the connection's configuration. Authlib's Flask client takes
 the allowed list from the IdP's discovery document, which would let a hostile or broken
 document admit ``none`` or HS256; here the discovery list is never consulted.
@@ -21,7 +25,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from authlib.oidc.core import CodeIDToken
@@ -32,8 +36,14 @@ from joserfc.jws import JWSRegistry
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from broker.config import OIDCConnection
-from broker.errors import IdPDeniedError, IdPUnavailable, InvalidResponse
+from broker.errors import (
+    IdPDeniedError,
+    IdPUnavailable,
+    InvalidResponse,
+    UpstreamMisconfigured,
+)
 from broker.identity import Identity, UpstreamSession
+from broker.upstream.egress import GuardedTransport, endpoint_problem, is_loopback_host
 
 with warnings.catch_warnings():
     # Authlib 1.9 prefers the httpx2 fork and warns when it uses httpx, which this project
@@ -44,12 +54,18 @@ with warnings.catch_warnings():
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 #: A back-channel logout token older than this is refused (it should arrive at once).
 LOGOUT_TOKEN_MAX_AGE = 300
+#: A logout token's ``typ`` header, when it has one (compared without regard to case; RFC 7515
+#: 4.1.9 lets the "application/" prefix be left out).
+LOGOUT_TOKEN_TYPES = frozenset({"logout+jwt", "application/logout+jwt"})
 #: How long discovery and JWKS answers are trusted before they are fetched again.
 METADATA_TTL_SECONDS = 3600
 #: An unknown `kid` makes us fetch the JWKS again (keys rotate), but such forced fetches happen
 #: at most this often: a stream of forged tokens must not become a stream of requests to the IdP.
 JWKS_REFRESH_MIN_INTERVAL = 10.0
 _ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+#: Discovery's endpoints the browser is sent to, and those the broker itself requests.
+_BROWSER_ENDPOINTS = ("authorization_endpoint", "end_session_endpoint")
+_FETCHED_ENDPOINTS = ("token_endpoint", "jwks_uri", "userinfo_endpoint")
 
 
 class OIDCProvider:
@@ -66,8 +82,11 @@ class OIDCProvider:
         self.connection = connection
         self._clock = clock
         self._timeout = timeout
-        # One pool for every request to this IdP, shared by the short-lived token clients.
-        self._transport = transport or httpx.HTTPTransport(retries=1)
+        # Loopback IdPs are for tests and the demo: only then may the broker connect to one.
+        self._allow_loopback = is_loopback_host(urlsplit(connection.issuer).hostname)
+        # One pool for every request to this IdP, shared by the short-lived token clients; its
+        # connections go to public addresses only (see broker.upstream.egress).
+        self._transport = transport or GuardedTransport(allow_loopback=self._allow_loopback)
         self._http = httpx.Client(transport=self._transport, timeout=timeout)
         self._lock = threading.Lock()
         self._metadata: Mapping[str, Any] | None = None
@@ -87,11 +106,16 @@ class OIDCProvider:
             ):
                 return self._metadata
         issuer = self.connection.issuer
-        doc = self._get_json(f"{issuer}/.well-known/openid-configuration", "discovery document")
+        self._check_endpoint("issuer", discovery_url(issuer), fetched=True)
+        doc = self._get_json(discovery_url(issuer), "discovery document")
         if doc.get("issuer") != issuer:
-            raise IdPUnavailable(
-                "The identity provider's configuration does not match this connection.",
-                detail=f"discovery issuer {doc.get('issuer')!r} != configured {issuer!r}",
+            # Not the IdP failing: the configured issuer is not the one it names (compared
+            # verbatim, a trailing "/" included). Issuers are configuration, so both are logged.
+            raise UpstreamMisconfigured(
+                detail=(
+                    f"oidc discovery: the document's issuer {str(doc.get('issuer'))[:200]!r} "
+                    f"is not the configured issuer {issuer!r}"
+                ),
             )
         missing = [name for name in _ENDPOINTS if not isinstance(doc.get(name), str)]
         if missing:
@@ -99,10 +123,24 @@ class OIDCProvider:
                 "The identity provider's configuration is incomplete.",
                 detail=f"discovery lacks {', '.join(missing)}",
             )
+        for name in (*_BROWSER_ENDPOINTS, *_FETCHED_ENDPOINTS):
+            if name in doc:
+                self._check_endpoint(name, doc[name], fetched=name in _FETCHED_ENDPOINTS)
         with self._lock:
             self._metadata = MappingProxyType(doc)
             self._metadata_at = self._clock()
         return self._metadata
+
+    def _check_endpoint(self, name: str, url: object, *, fetched: bool) -> None:
+        """The SSRF policy (:mod:`broker.upstream.egress`), before any request goes there."""
+        problem = endpoint_problem(url, fetched=fetched, allow_loopback=self._allow_loopback)
+        if problem is not None:
+            raise UpstreamMisconfigured(
+                "Signing in with your organisation is not set up correctly for this store: "
+                f"its identity provider's {name} is not an address the sign-in service "
+                "contacts. Please tell the store.",
+                detail=f"oidc discovery: {name} refused: {problem}",
+            )
 
     def _key_set(self, *, refresh: bool = False) -> KeySet:
         with self._lock:
@@ -212,13 +250,22 @@ class OIDCProvider:
 
     def verify_logout_token(self, token: str) -> dict[str, Any]:
         """A back-channel logout token (OpenID Connect Back-Channel Logout 1.0, 2.4 and 2.6):
-        signature with the pinned algorithms, iss, aud, iat, the logout event, no nonce, a
-        sid or a sub, and a jti (the caller remembers it against replay)."""
-        claims = self._decode(token, what="logout token")
+        signature with the pinned algorithms, a ``typ`` header (when present) of
+        ``logout+jwt``, iss (verbatim), aud, iat, exp, the logout event, no nonce, a sid or a
+        sub, and a jti (the caller remembers it against replay)."""
+        decoded = self._decode_token(token, what="logout token")
+        typ = decoded.header.get("typ")
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in LOGOUT_TOKEN_TYPES):
+            # Explicit typing (2.4, RFC 8725 3.11): a JWT of another kind is not a logout token.
+            raise InvalidResponse(
+                "The logout token is not valid.", detail="logout token typ is not logout+jwt"
+            )
+        claims = dict(decoded.claims)
         options: dict[str, ClaimsOption] = {
             "iss": {"essential": True, "value": self.connection.issuer},
             "aud": {"essential": True, "value": self.connection.client_id},
             "iat": {"essential": True},
+            "exp": {"essential": True},
             "jti": {"essential": True},
         }
         try:
@@ -266,9 +313,6 @@ class OIDCProvider:
                 detail=f"id_token claim check failed: {name}: {exc}",
             ) from None
         return dict(claims)
-
-    def _decode(self, value: str, *, what: str) -> dict[str, Any]:
-        return dict(self._decode_token(value, what=what).claims)
 
     def _decode_token(self, value: str, *, what: str) -> jwt.Token:
         """Verify a JWT's signature by a key of the IdP with a pinned algorithm."""
@@ -359,6 +403,13 @@ class OIDCProvider:
             auth_time=auth_time if isinstance(auth_time, int) else None,
             claims=MappingProxyType(dict(claims)),
         )
+
+
+def discovery_url(issuer: str) -> str:
+    """Where an issuer's discovery document is (OpenID Connect Discovery 1.0, section 4): the
+    issuer with any trailing ``/`` removed, then ``/.well-known/openid-configuration``. Only the
+    URL drops the slash; the issuer itself is compared verbatim (``https://x.auth0.com/``)."""
+    return issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
 def _has_profile(claims: Mapping[str, Any]) -> bool:

@@ -19,6 +19,10 @@ from broker.errors import BrokerError
 from broker.events import log_event
 from broker.storage import AuditEntry
 
+#: Refusals written to a store's audit log per client address in the window (the rest: log only).
+REFUSALS_AUDITED_PER_IP = 30
+REFUSAL_WINDOW_SECONDS = 600
+
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(BrokerError, _broker_error)
@@ -47,21 +51,39 @@ def _broker_error(error: BrokerError) -> Response:
 
 def _audit_refusal(error: BrokerError, ref: str) -> None:
     """Refusals on a store's pages go to its audit log too (never at the cost of the page)."""
+    broker = get_broker()
     args = request.view_args or {}
-    store = get_broker().settings.store(args.get("store_key", ""))
+    store = broker.settings.store(args.get("store_key", ""))
     if store is None:
         return
-    entry = AuditEntry(
-        at=int(get_broker().clock()),
-        store=store.key,
-        event="refused",
-        outcome=error.code,
-        connection=args.get("conn_key"),
-        ip=request.remote_addr,
-        detail=f"ref {ref}",
-    )
+    # Only what the broker itself knows goes in: a configured connection key, the error code,
+    # the reference; never text from the request.
+    conn_key = args.get("conn_key")
+    now = int(broker.clock())
     try:
-        get_broker().storage.record_audit(entry)
+        # Anyone can cause refusals: at most REFUSALS_AUDITED_PER_IP rows per address in the
+        # window, so a flood cannot fill the audit log (the log line is still written).
+        if (
+            broker.storage.reserve_attempt(
+                f"audit-refusals:{store.key}:{request.remote_addr}",
+                limit=REFUSALS_AUDITED_PER_IP,
+                window=REFUSAL_WINDOW_SECONDS,
+                now=now,
+            )
+            is None
+        ):
+            return
+        broker.storage.record_audit(
+            AuditEntry(
+                at=now,
+                store=store.key,
+                event="refused",
+                outcome=error.code,
+                connection=conn_key if conn_key in store.connections else None,
+                ip=request.remote_addr,
+                detail=f"ref {ref}",
+            )
+        )
     except BrokerError:
         log_event("audit.failed", level=logging.ERROR, ref=ref)
 
@@ -117,4 +139,8 @@ def _security_headers(response: Response) -> Response:
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
         "frame-ancestors 'none'; base-uri 'none'",
     )
+    if get_broker().settings.broker.cookie_secure:
+        # A year, this host only: the broker's own name says nothing of its parent domain's
+        # other hosts, so no includeSubDomains (nor preload).
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response

@@ -1,11 +1,20 @@
 """Account linking pages under ``/{store}/link``.
 
 - ``script.js``: the storefront script (served by :mod:`broker.web.logout`, also at
-  ``/{store}/storefront.js``). On a click on any
-  ``[data-sso-link]`` element it fetches the storefront's Current Customer JWT (same origin)
-  and posts it to ``start``.
-- ``POST start``: verifies that JWT (HS256 with the client secret; aud, operation,
-  store_hash, exp) and remembers the customer for 15 minutes in the signed session.
+  ``/{store}/storefront.js``). A click on any ``[data-sso-link]`` element sends the browser to
+  ``nonce``; back on the storefront page, it fetches the storefront's Current Customer JWT
+  (same origin) and posts it, with the nonce, to ``start``.
+- ``GET nonce?return=<path>``: a top-level visit, so the broker's own (SameSite=Lax) session
+  cookie can be set whatever site the storefront is on: a random nonce goes in the session,
+  and the browser back to the storefront page with the nonce in the URL's fragment.
+- ``POST start``: only from the storefront's pages (``Origin``, else ``Referer``; see
+  :func:`broker.web.csrf.check_origin`) and with a nonce; verifies the JWT (HS256 with the
+  client secret; aud, operation, store_hash, exp) and answers with a redirect to ``finish``.
+  This POST is cross-site, so it carries no Lax cookie: the nonce is checked at ``finish``.
+- ``GET finish?t=<ticket>``: the ticket's nonce must be the one in this browser's session (so
+  another site cannot make this browser finish a start it made elsewhere); then the customer
+  may use the link pages for 15 minutes. The session cookie holds a random key only: the
+  customer's id and e-mail stay server-side (pending table).
 - ``GET /{store}/link``: the customer's linked sign-ins, with Link and Unlink buttons
   (POST, CSRF token). Linking runs an IdP sign-in whose result is tied to that customer.
 - ``GET|POST confirm``: the ``link = "confirm"`` policy's page, where a shopper whose e-mail
@@ -14,6 +23,8 @@
 
 from __future__ import annotations
 
+import hmac
+import secrets
 import time
 
 from flask import Blueprint, redirect, render_template, request, session
@@ -23,11 +34,12 @@ from broker.accounts import WrongPassword, confirm_ownership
 from broker.app import get_broker
 from broker.bigcommerce.api import Customer
 from broker.bigcommerce.current_customer import verify_current_customer
+from broker.bigcommerce.login_token import safe_redirect_path
 from broker.config import SAMLConnection, StoreSettings
-from broker.errors import FlowExpired, NotFound
+from broker.errors import CrossSiteRequest, FlowExpired, NotFound
 from broker.identity import Identity, UpstreamSession
-from broker.web import saml
-from broker.web.csrf import check_csrf
+from broker.web import flows, saml
+from broker.web.csrf import check_csrf, check_origin
 from broker.web.signin import (
     audit,
     pending_confirmation,
@@ -40,12 +52,40 @@ bp = Blueprint("link", __name__)
 
 #: How long a storefront customer may use the link pages after proving who they are.
 LINK_SESSION_SECONDS = 15 * 60
+#: How long the storefront page has to come back with the nonce, and to finish after start.
+LINK_NONCE_SECONDS = 5 * 60
+LINK_TICKET_SECONDS = 2 * 60
+#: The URL fragment that hands the nonce to the storefront script.
+NONCE_FRAGMENT = "sso-link-nonce"
+
+
+@bp.get("/<store_key>/link/nonce")
+def nonce(store_key: str) -> BaseResponse:
+    """Bind a new nonce to this browser (its session), and hand it to the storefront page."""
+    broker = get_broker()
+    store = broker.store(store_key)
+    value = secrets.token_urlsafe(32)
+    session["link_nonce"] = {
+        "store": store.key,
+        "digest": flows.digest(value),
+        "until": int(broker.clock()) + LINK_NONCE_SECONDS,
+    }
+    back = safe_redirect_path(request.args.get("return"), store.default_redirect)
+    return redirect(f"{store.storefront_url}{back}#{NONCE_FRAGMENT}={value}", code=303)
 
 
 @bp.post("/<store_key>/link/start")
 def start(store_key: str) -> BaseResponse:
     broker = get_broker()
     store = broker.store(store_key)
+    check_origin([store.storefront_url])
+    given = request.form.get("nonce", "")
+    if len(given) != 43:  # token_urlsafe(32)
+        raise CrossSiteRequest(
+            "This page was opened in an unexpected way, so nothing was done. Start again "
+            "from your account page on the store.",
+            detail="link start without a nonce",
+        )
     customer = verify_current_customer(
         request.form.get("customer_jwt", ""),
         client_id=store.client_id,
@@ -53,13 +93,52 @@ def start(store_key: str) -> BaseResponse:
         store_hash=store.store_hash,
         now=int(broker.clock()),
     )
+    ticket = secrets.token_urlsafe(32)
+    broker.storage.save_pending(
+        _ticket_key(ticket),
+        {
+            "store": store.key,
+            "customer_id": customer.id,
+            "email": customer.email,
+            "nonce": flows.digest(given),
+        },
+        expires_at=int(broker.clock()) + LINK_TICKET_SECONDS,
+    )
+    return redirect(f"/{store.key}/link/finish?t={ticket}", code=303)
+
+
+@bp.get("/<store_key>/link/finish")
+def finish(store_key: str) -> BaseResponse:
+    broker = get_broker()
+    store = broker.store(store_key)
+    now = int(broker.clock())
+    ticket = request.args.get("t", "")
+    record = broker.storage.take_pending(_ticket_key(ticket), now) if ticket else None
+    if record is None or record.get("store") != store.key:
+        raise FlowExpired(
+            "This page has expired. Start again from your account page on the store.",
+            detail="link ticket unknown, expired or used",
+        )
+    bound = session.pop("link_nonce", None)
+    if not (
+        isinstance(bound, dict)
+        and bound.get("store") == store.key
+        and bound.get("until", 0) >= now
+        and hmac.compare_digest(str(bound.get("digest", "")), str(record.get("nonce", "")))
+    ):
+        raise CrossSiteRequest(
+            "This page was not opened from the store in this browser, so nothing was done. "
+            "Start again from your account page on the store.",
+            detail="link finish: nonce not bound to this browser",
+        )
     session.clear()  # a new person: nothing of a previous session carries over
-    session["link"] = {
-        "store": store.key,
-        "customer_id": customer.id,
-        "email": customer.email,
-        "until": int(broker.clock()) + LINK_SESSION_SECONDS,
-    }
+    key = secrets.token_urlsafe(32)
+    broker.storage.save_pending(
+        _link_session_key(key),
+        {"store": store.key, "customer_id": record["customer_id"], "email": record["email"]},
+        expires_at=now + LINK_SESSION_SECONDS,
+    )
+    session["link"] = key
     return redirect(f"/{store.key}/link", code=303)
 
 
@@ -100,8 +179,15 @@ def unlink(store_key: str, link_id: int) -> BaseResponse:
     broker = get_broker()
     store = broker.store(store_key)
     customer_id, _ = _linking_customer(store)
-    if not broker.storage.delete_link(store.key, link_id, customer_id=customer_id):
+    link = next(
+        (x for x in broker.storage.links_for_customer(store.key, customer_id) if x.id == link_id),
+        None,
+    )
+    if link is None or not broker.storage.delete_link(store.key, link_id, customer_id=customer_id):
         raise NotFound("That sign-in is not linked to your account.", detail=f"link={link_id}")
+    # Remembered, so that the next automatic link does not undo the customer's choice.
+    now = int(broker.clock())
+    broker.storage.record_unlink(store.key, link.connection, link.subject, customer_id, now)
     audit(store, "unlink", "ok", customer_id=customer_id, detail=f"link {link_id}")
     return redirect(f"/{store.key}/link?unlinked=1", code=303)
 
@@ -160,10 +246,25 @@ def _confirm_page(store: StoreSettings, email: str, conn_key: str, error: int | 
     )
 
 
+def _ticket_key(ticket: str) -> str:
+    return "link-ticket:" + flows.digest(ticket)
+
+
+def _link_session_key(key: str) -> str:
+    return "link-session:" + flows.digest(key)
+
+
 def _linking_customer(store: StoreSettings) -> tuple[int, str]:
-    data = session.get("link")
-    now = int(get_broker().clock())
-    if not isinstance(data, dict) or data.get("store") != store.key or data.get("until", 0) < now:
+    """The storefront customer this browser proved to be (kept server-side, by a random key
+    in the session: no personal data in the cookie)."""
+    key = session.get("link")
+    broker = get_broker()
+    data = (
+        broker.storage.peek_pending(_link_session_key(key), int(broker.clock()))
+        if isinstance(key, str)
+        else None
+    )
+    if data is None or data.get("store") != store.key:
         raise FlowExpired(
             "Open this page from your account page on the store (you may need to sign in "
             "to the store again).",

@@ -1,6 +1,8 @@
 """Logout: the storefront, the broker's own record, and (per connection) the IdP.
 
-- ``GET /{store}/logout``: ends this browser's broker session; with the
+- ``GET /{store}/logout``: ends this browser's broker session (a visit another site's page
+  sent the browser on gets a "Sign out of ...?" page instead, whose form posts to
+  ``POST /{store}/logout`` with a CSRF token: no site can sign a shopper out); with the
   connection's ``idp_logout`` on, sends the browser to the IdP's logout (OIDC RP-initiated
   logout with ``id_token_hint``, ``post_logout_redirect_uri`` and a ``state`` checked on
   return; SAML single logout, answered at ``/{store}/saml/{conn}/slo``), and in every case
@@ -8,22 +10,28 @@
   (``/login.php?action=logout``), which BigCommerce offers no API for.
 - ``POST /{store}/oidc/{conn}/backchannel-logout``: an IdP ends a person's sessions (OpenID
   Connect Back-Channel Logout 1.0): 200, or 400 with an error body.
-- ``GET /{store}/session/status?s=<token>``: whether the storefront script's session is still
-  alive; the script signs the storefront out when it is not (an IdP-side logout).
+- ``GET|POST /{store}/session/status``: whether the storefront script's session is still
+  alive. ``false`` (on which the script signs the storefront out: an IdP-side logout) only
+  when the POST also carries the storefront's Current Customer JWT naming the session's own
+  customer; anything that cannot be told apart is ``"unknown"``, and the script drops it.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from broker.app import get_broker
+from broker.bigcommerce.current_customer import verify_current_customer
 from broker.config import OIDCConnection, SAMLConnection, StoreSettings
 from broker.errors import BrokerError, FlowExpired
 from broker.events import log_event
 from broker.web import flows, saml, sessions
+from broker.web.csrf import check_csrf, origin_of
+from broker.web.link import NONCE_FRAGMENT
 from broker.web.signin import audit
 
 bp = Blueprint("logout", __name__)
@@ -33,26 +41,47 @@ LOGOUT_TTL_SECONDS = 600
 
 
 @bp.get("/<store_key>/logout")
+@bp.post("/<store_key>/logout")
 def logout(store_key: str) -> BaseResponse:
     broker = get_broker()
     store = broker.store(store_key)
+    if request.method == "POST":
+        check_csrf()
+    elif _sent_by_another_site(store):
+        return Response(render_template("logout_confirm.html", store=store), mimetype="text/html")
     session = sessions.current(store)
     target: BaseResponse = redirect(storefront_logout_url(store), code=303)
     if session is not None:
         broker.storage.end_session(session.id, int(broker.clock()))
         audit(store, "logout", "ok", conn=session.connection, customer_id=session.customer_id)
         conn = store.connections.get(session.connection)
-        if conn is not None and conn.idp_logout and isinstance(conn, OIDCConnection):
-            target = _oidc_logout(store, conn, session.id_token) or target
-        elif conn is not None and conn.idp_logout and isinstance(conn, SAMLConnection):
-            target = saml.start_logout(store, conn, session) or target
+        try:
+            if conn is not None and conn.idp_logout and isinstance(conn, OIDCConnection):
+                target = _oidc_logout(store, conn, session.id_token) or target
+            elif conn is not None and conn.idp_logout and isinstance(conn, SAMLConnection):
+                target = saml.start_logout(store, conn, session) or target
+        except BrokerError as error:
+            # The IdP cannot be reached or its connection is misconfigured: the shopper is
+            # signed out of the broker already, and still goes to the storefront's logout.
+            log_event(
+                "logout.idp_skipped",
+                level=logging.WARNING,
+                store=store.key,
+                connection=session.connection,
+                code=error.code,
+                detail=error.detail,
+            )
     sessions.clear_cookie(target)
     return target
 
 
 @bp.get("/<store_key>/logout/done")
 def logout_done(store_key: str) -> BaseResponse:
-    """The IdP's way back: check ``state``, then sign out of the storefront."""
+    """The IdP's way back: check ``state``, then sign out of the storefront.
+
+    The broker session ended before the browser went to the IdP, so the storefront's logout
+    follows whatever the state says: an unknown, expired or used one is logged, and must not
+    leave the shopper signed in to the storefront (no error page)."""
     broker = get_broker()
     store = broker.store(store_key)
     state = request.args.get("state", "")
@@ -60,10 +89,14 @@ def logout_done(store_key: str) -> BaseResponse:
         broker.storage.take_pending(_logout_key(state), int(broker.clock())) if state else None
     )
     if pending is None or pending.get("store") != store.key:
-        raise FlowExpired(
-            "This sign-out could not be confirmed. Finish signing out on the store.",
-            detail="logout state unknown, expired or used",
+        log_event(
+            "logout.return_refused",
+            level=logging.WARNING,
+            store=store.key,
+            code=FlowExpired.code,
+            detail="logout state missing, unknown, expired or used",
         )
+        audit(store, "logout", "return_state_refused")
     return redirect(storefront_logout_url(store), code=303)
 
 
@@ -85,11 +118,14 @@ def backchannel_logout(store_key: str, conn_key: str) -> tuple[Response, int]:
         )
         return _logout_error("invalid_request", "the logout token is not valid", 400)
     now = int(broker.clock())
-    if not broker.storage.use_once(f"logout-jti:{store.key}:{claims['jti']}", now + 3600, now):
+    # Per connection: a jti is unique only at its issuer, and one connection's must not block
+    # another's.
+    jti_key = f"logout-jti:{store.key}:{conn.key}:{claims['jti']}"
+    if not broker.storage.use_once(jti_key, now + 3600, now):
         return _logout_error("invalid_request", "this logout token was already used", 400)
     ended = broker.storage.end_sessions(
         store.key,
-        str(claims["iss"]),
+        conn.key,
         subject=claims.get("sub") if isinstance(claims.get("sub"), str) else None,
         sid=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
         now=now,
@@ -101,16 +137,40 @@ def backchannel_logout(store_key: str, conn_key: str) -> tuple[Response, int]:
 
 
 @bp.get("/<store_key>/session/status")
+@bp.post("/<store_key>/session/status")
 def session_status(store_key: str) -> Response:
-    """Cheap on purpose: one indexed read. Unknown tokens count as ended (fail closed)."""
+    """Cheap on purpose: one indexed read (and, for a POST, an HMAC check).
+
+    ``{"active": true}`` for a live session of this store. ``{"active": false}`` only for an
+    ended one whose customer the POST's ``customer_jwt`` (the storefront's Current Customer
+    JWT) names: a token planted through a link (``?sso_session=`` of someone else's ended
+    session) must not sign this shopper out. Everything else, forged tokens included, is
+    ``{"active": "unknown"}``. A JWT naming another customer than a live session's is
+    ``"unknown"`` too, so the script never keeps another person's token."""
     broker = get_broker()
     store = broker.store(store_key)
-    token = request.args.get("s", "")
+    values = request.form if request.method == "POST" else request.args
+    token = values.get("s", "")
     session = broker.storage.session_by_status_key(flows.digest(token)) if token else None
-    active = (
-        session is not None and session.store == store.key and session.active(int(broker.clock()))
-    )
-    response = jsonify(active=active)
+    if session is not None and session.store != store.key:
+        session = None
+    alive = session is not None and session.active(int(broker.clock()))
+    answer: bool | str = True if alive else "unknown"
+    customer_jwt = request.form.get("customer_jwt", "") if request.method == "POST" else ""
+    if customer_jwt:
+        try:
+            customer = verify_current_customer(
+                customer_jwt,
+                client_id=store.client_id,
+                client_secret=store.client_secret,
+                store_hash=store.store_hash,
+                now=int(broker.clock()),
+            )
+        except BrokerError:
+            customer = None
+        same = customer is not None and session is not None and customer.id == session.customer_id
+        answer = alive if same else "unknown"
+    response = jsonify(active=answer)
     response.headers["Access-Control-Allow-Origin"] = _origin(store.storefront_url)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Vary"] = "Origin"
@@ -129,6 +189,8 @@ def storefront_script(store_key: str) -> Response:
         script_url=f"{base}/storefront.js",
         start_url=f"{base}/link/start",
         status_url=f"{base}/session/status",
+        nonce_url=f"{base}/link/nonce",
+        nonce_fragment=NONCE_FRAGMENT,
         storefront_url=store.storefront_url,
         client_id=store.client_id,
         status_parameter=sessions.STATUS_PARAMETER,
@@ -161,6 +223,21 @@ def _oidc_logout(
         expires_at=now + LOGOUT_TTL_SECONDS,
     )
     return redirect(url, code=303)
+
+
+def _sent_by_another_site(store: StoreSettings) -> bool:
+    """Whether this GET is a navigation another site's page started (logout CSRF): a
+    cross-site or same-site visit whose Referer (or Origin) is neither the storefront's nor
+    the broker's. A visit saying nothing of where it came from (older browsers, no
+    Sec-Fetch-Site and no Referer) is taken as the theme's link, as before."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site in ("same-origin", "none"):
+        return False  # the broker's own pages, or typed in / bookmarked
+    referer = request.headers.get("Origin") or request.headers.get("Referer")
+    if site is None and not referer:
+        return False
+    ours = {origin_of(store.storefront_url), origin_of(get_broker().settings.broker.base_url)}
+    return not referer or origin_of(referer) not in ours
 
 
 def _logout_key(state: str) -> str:

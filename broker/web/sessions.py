@@ -16,7 +16,13 @@ from flask import request
 from werkzeug.wrappers import Response
 
 from broker.app import get_broker
+from broker.bigcommerce.login_token import (
+    MAX_LANDING_URL_LENGTH,
+    longest_landing_url,
+    safe_redirect_path,
+)
 from broker.config import Connection, StoreSettings
+from broker.events import log_event
 from broker.identity import Identity, UpstreamSession
 from broker.storage import BrokerSession
 from broker.web import flows
@@ -25,6 +31,8 @@ from broker.web import flows
 SESSION_SECONDS = 7 * 24 * 3600
 #: The query parameter that carries the status token to the storefront script.
 STATUS_PARAMETER = "sso_session"
+#: Random bytes in a status token (32 characters in the landing URL).
+STATUS_TOKEN_BYTES = 24
 _COOKIE = "broker_sso"
 _SECURE_COOKIE = "__Host-broker_sso"
 
@@ -39,7 +47,7 @@ def start(
     """Record a new session; return the cookie value and the status token."""
     broker = get_broker()
     now = int(broker.clock())
-    cookie, status = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    cookie, status = secrets.token_urlsafe(32), secrets.token_urlsafe(STATUS_TOKEN_BYTES)
     broker.storage.create_session(
         BrokerSession(
             id=flows.digest(cookie),
@@ -90,6 +98,36 @@ def current(store: StoreSettings) -> BrokerSession | None:
     if session is None or session.store != store.key or not session.active(int(broker.clock())):
         return None
     return session
+
+
+def landing_redirect(store: StoreSettings, value: str | None) -> str:
+    """The ``redirect_to`` a sign-in starting now will land on: ``value`` when it is a path on
+    the store (:func:`safe_redirect_path`) that still fits once the status token and the login
+    JWT wrap it, else the store's ``default_redirect``.
+
+    Checked when the flow starts, so that a path too long for the landing URL is dropped
+    quietly (the shopper lands on the default page) instead of failing after the customer was
+    created and linked."""
+    path = safe_redirect_path(value, store.default_redirect)
+    if path == store.default_redirect:
+        return path
+    final = path
+    if store.follow_idp_logout:
+        final = with_status_token(path, secrets.token_urlsafe(STATUS_TOKEN_BYTES))
+    fits = safe_redirect_path(final, "") == final and (
+        longest_landing_url(
+            store.storefront_url,
+            client_id=store.client_id,
+            store_hash=store.store_hash,
+            channel_id=store.channel_id,
+            redirect_to=final,
+        )
+        <= MAX_LANDING_URL_LENGTH
+    )
+    if fits:
+        return path
+    log_event("signin.redirect_dropped", store=store.key, length=len(path))
+    return store.default_redirect
 
 
 def with_status_token(redirect_to: str, token: str) -> str:

@@ -9,9 +9,8 @@ from flask import Blueprint, render_template, request
 from werkzeug.wrappers import Response
 
 from broker.app import get_broker
-from broker.bigcommerce.login_token import safe_redirect_path
 from broker.config import OIDCConnection, SAMLConnection, StoreSettings
-from broker.web import flows, saml
+from broker.web import flows, saml, sessions
 from broker.web.signin import finish_sign_in, link_to_signed_in_customer
 
 bp = Blueprint("sso", __name__)
@@ -21,7 +20,7 @@ bp = Blueprint("sso", __name__)
 def choose(store_key: str) -> str:
     """A page listing the store's sign-in options, for themes that link one place."""
     store = get_broker().store(store_key)
-    redirect_to = safe_redirect_path(request.args.get("redirect_to"), store.default_redirect)
+    redirect_to = sessions.landing_redirect(store, request.args.get("redirect_to"))
     return render_template("choose.html", store=store, redirect_to=redirect_to)
 
 
@@ -29,7 +28,7 @@ def choose(store_key: str) -> str:
 def login(store_key: str, conn_key: str) -> Response:
     broker = get_broker()
     store, conn = broker.connection(store_key, conn_key)
-    redirect_to = safe_redirect_path(request.args.get("redirect_to"), store.default_redirect)
+    redirect_to = sessions.landing_redirect(store, request.args.get("redirect_to"))
     if isinstance(conn, SAMLConnection):
         return saml.start_sign_in(store, conn, redirect_to=redirect_to)
     return start_flow(store, conn, redirect_to=redirect_to)
