@@ -23,6 +23,8 @@ Verbs:
 - ``use_once(key, expires_at, now)``: True the first time a key is seen, False after, until it
   expires (replay protection for assertion ids and logout tokens, and claims: one creator per
   e-mail). ``seen_once`` asks without using; ``forget_once`` gives a claim back.
+- ``tenants_version`` / ``tenant_documents`` / ``put_tenant`` / ``delete_tenant``: stores held
+  in the database (installed as an app), behind one change counter every process reads.
 - ``gc(now, audit_before=)``: delete what has expired, and audit rows past their retention.
 
 The schema is versioned with Alembic (``broker/migrations``). :func:`migrate` brings a
@@ -186,6 +188,26 @@ sessions = Table(
     Index("ix_sessions_sid", "store", "connection", "sid"),
 )
 
+#: Stores held in the database (the app stage: installed stores), each a document shaped like
+#: a ``[stores.X]`` table of the file, with the version of its last change.
+tenant_stores = Table(
+    "tenant_stores",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+#: One row: a counter raised by every change of ``tenant_stores``, read cheaply by every
+#: worker and instance to notice a change.
+tenant_changes = Table(
+    "tenant_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
 # The hot path's statements, built once: SQLAlchemy then only binds values (the benchmark in
 # bench/ found statement building to be most of the storage's CPU per sign-in).
 _INSERT_PENDING = insert(pending_flows)
@@ -206,6 +228,13 @@ _TOUCH_LINK = (
 )
 _TOUCH_VERIFIED_LINK = _TOUCH_LINK.values(verified_at=bindparam("verified_at"))
 _INSERT_AUDIT = insert(audit_log)
+_TENANTS_VERSION = select(tenant_changes.c.version).where(tenant_changes.c.id == 1)
+_BUMP_TENANTS = (
+    update(tenant_changes)
+    .where(tenant_changes.c.id == 1)
+    .values(version=tenant_changes.c.version + 1)
+    .returning(tenant_changes.c.version)
+)
 #: Audit text columns and their sizes: longer values are cut, never refused.
 _AUDIT_TEXT_SIZES = {"connection": 64, "subject": 255, "ip": 64, "detail": 255}
 
@@ -242,6 +271,16 @@ class Creation:
     started_at: int
     expires_at: int
     customer_id: int | None = None
+
+
+@dataclass(frozen=True)
+class TenantDocument:
+    """A store held in the database: its ``[stores.X]`` table as data, and its version."""
+
+    key: str
+    document: Mapping[str, Any]
+    version: int
+    updated_at: int
 
 
 @dataclass(frozen=True)
@@ -341,6 +380,10 @@ class Storage(Protocol):
         now: int,
     ) -> int: ...
     def gc(self, now: int, *, audit_before: int | None = None) -> int: ...
+    def tenants_version(self) -> int: ...
+    def tenant_documents(self) -> dict[str, TenantDocument]: ...
+    def put_tenant(self, key: str, document: Mapping[str, Any], now: int) -> int: ...
+    def delete_tenant(self, key: str) -> bool: ...
     def ping(self) -> None: ...
 
 
@@ -715,6 +758,76 @@ class SQLStorage:
         if session_indexes:
             condition = and_(condition, sessions.c.session_index.in_(list(session_indexes)))
         return self._execute(update(sessions).where(condition).values(ended_at=now))
+
+    # -- stores held in the database ----------------------------------------------------
+
+    def tenants_version(self) -> int:
+        """The version of the last change to any stored store (0: none ever)."""
+        row = self._first(_TENANTS_VERSION)
+        return 0 if row is None else int(row[0])
+
+    def tenant_documents(self) -> dict[str, TenantDocument]:
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(tenant_stores)).all()
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from None
+        return {
+            row.key: TenantDocument(
+                key=row.key,
+                document=json.loads(row.document),
+                version=int(row.version),
+                updated_at=int(row.updated_at),
+            )
+            for row in rows
+        }
+
+    def put_tenant(self, key: str, document: Mapping[str, Any], now: int) -> int:
+        """Create or replace a stored store; returns its new version (every change raises the
+        shared counter in the same transaction, so readers see both or neither)."""
+        body = json.dumps(dict(document))
+        try:
+            with self.engine.begin() as conn:
+                version = self._bump_tenants(conn)
+                changed = conn.execute(
+                    update(tenant_stores)
+                    .where(tenant_stores.c.key == key)
+                    .values(document=body, version=version, updated_at=now)
+                ).rowcount
+                if not changed:
+                    conn.execute(
+                        insert(tenant_stores).values(
+                            key=key, document=body, version=version, updated_at=now
+                        )
+                    )
+        except IntegrityError:
+            return self.put_tenant(key, document, now)  # created meanwhile: replace it
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from None
+        return version
+
+    def delete_tenant(self, key: str) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                gone = conn.execute(delete(tenant_stores).where(tenant_stores.c.key == key))
+                if gone.rowcount:
+                    self._bump_tenants(conn)
+                return bool(gone.rowcount)
+        except SQLAlchemyError as exc:
+            raise _storage_error(exc) from None
+
+    @staticmethod
+    def _bump_tenants(conn: Any) -> int:
+        row = conn.execute(_BUMP_TENANTS).first()
+        if row is not None:
+            return int(row[0])
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(tenant_changes).values(id=1, version=1))
+            return 1
+        except IntegrityError:  # another writer made the row first: take the next number
+            row = conn.execute(_BUMP_TENANTS).first()
+            return int(row[0])
 
     # -- upkeep --------------------------------------------------------------------------
 

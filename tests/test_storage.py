@@ -108,7 +108,7 @@ def test_links_of_an_older_database_are_migrated_to_connections(database_url: st
     engine.dispose()
     storage = open_storage(database_url)
     try:
-        assert schema_revision(storage.engine) == "0004"
+        assert schema_revision(storage.engine) == "0005"
         kept = {
             (link.connection, link.subject): (link.customer_id, link.issuer)
             for customer in (7, 8, 9)
@@ -448,3 +448,39 @@ def test_audit_rows_are_bounded_and_expire_by_retention(storage: SQLStorage) -> 
     assert len(storage.recent_audit("acme")[1].detail or "") == 255
     assert storage.gc(now=6000, audit_before=2000) == 1
     assert [e.at for e in storage.recent_audit("acme")] == [5000]
+
+
+def test_stores_held_in_the_database_are_versioned(storage: SQLStorage) -> None:
+    assert storage.tenants_version() == 0
+    assert storage.tenant_documents() == {}
+    first = storage.put_tenant("abc123", {"store_hash": "abc123"}, now=1000)
+    second = storage.put_tenant("def456", {"store_hash": "def456"}, now=1001)
+    changed = storage.put_tenant("abc123", {"store_hash": "abc123", "channel_id": 2}, now=1002)
+    assert first < second < changed == storage.tenants_version()
+    documents = storage.tenant_documents()
+    assert documents["abc123"].document == {"store_hash": "abc123", "channel_id": 2}
+    assert documents["abc123"].version == changed
+    assert storage.delete_tenant("abc123") is True
+    assert storage.delete_tenant("abc123") is False
+    assert storage.tenants_version() == changed + 1
+    assert list(storage.tenant_documents()) == ["def456"]
+
+
+def test_concurrent_tenant_changes_each_get_their_own_version(storage: SQLStorage) -> None:
+    versions: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(10)
+
+    def put(n: int) -> None:
+        start.wait()
+        version = storage.put_tenant(f"store{n}", {"n": n}, now=1000)
+        with lock:
+            versions.append(version)
+
+    threads = [threading.Thread(target=put, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(versions) == list(range(1, 11))
+    assert storage.tenants_version() == 10
