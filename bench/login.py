@@ -975,8 +975,8 @@ def instrument(timings: Timings, app: Any, ports: dict[int, str]) -> None:
     patch_function("broker.accounts", "resolve_customer", "resolve_customer")
     patch_function("broker.bigcommerce.login_token", "mint_login_token", "mint_login_token")
     patch_function("broker.events", "log_event", "log_event")
-    for name, value in list(vars(SQLStorage).items()):
-        if callable(value) and not name.startswith("_"):
+    for name in dir(SQLStorage):  # its verbs come from one repository class per aggregate
+        if callable(getattr(SQLStorage, name)) and not name.startswith("_"):
             patch_method(SQLStorage, name, f"storage.{name}")
     for name, value in list(vars(BigCommerceClient).items()):
         if callable(value) and not name.startswith("_") and name != "close":

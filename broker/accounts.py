@@ -1,6 +1,6 @@
 """Account policy: from a verified Identity to the BigCommerce customer who signs in.
 
-The steps, in order (DESIGN.md, flow 3):
+The steps, in order (docs/design.md, flow 3):
 
 1. **A link** ``(store, connection, subject) -> customer`` decides at once, with no
    BigCommerce call. The connection is the one the identity came through, never the issuer
@@ -35,6 +35,11 @@ The steps, in order (DESIGN.md, flow 3):
    second create, and a customer found then or at a later sign-in is reconciled as ours.
 
 Every refusal is a typed :class:`~broker.errors.PolicyDenied`, shown as a 403 page.
+
+What it keeps goes through narrow storage Protocols (:mod:`broker.storage.model`), never the
+whole storage: :class:`AccountStore` (links, creations, the create claim, attempt counters)
+for :func:`resolve_customer`, :class:`ConfirmationStore` for :func:`confirm_ownership`; the
+keys come from :mod:`broker.storage.keys`.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import broker.storage.keys as keys
 from broker.bigcommerce.api import Customer, CustomerConflict, NewCustomer
 from broker.errors import (
     BigCommerceUnavailable,
@@ -54,7 +60,15 @@ from broker.errors import (
     TooManyAttempts,
 )
 from broker.identity import Identity
-from broker.storage import AlreadyExists, Creation, Link, Storage
+from broker.storage.model import (
+    AlreadyExists,
+    CounterStore,
+    Creation,
+    CreationStore,
+    Link,
+    LinkStore,
+    OnceStore,
+)
 
 #: BigCommerce requires a last name; an IdP that sends none gets this placeholder.
 MISSING_LAST_NAME = "-"
@@ -82,6 +96,15 @@ def email_key(email: str) -> str:
     case, nothing else changed. Unicode case folding would let ``K`` (KELVIN SIGN) match
     ``k``, so a non-ASCII address could take over an ASCII one's account."""
     return email.translate(_ASCII_LOWER)
+
+
+class AccountStore(LinkStore, CreationStore, OnceStore, CounterStore, Protocol):
+    """What account policy keeps: links and unlinks, creations, the create claim (one-time
+    keys) and the password-attempt counters. :class:`~broker.storage.SQLStorage` is one."""
+
+
+class ConfirmationStore(LinkStore, CounterStore, Protocol):
+    """What :func:`confirm_ownership` keeps: the attempt budgets, then the link."""
 
 
 class AccountPolicy(Protocol):
@@ -170,7 +193,7 @@ def check_identity(identity: Identity, policy: AccountPolicy) -> str:
             "Your identity provider does not confirm that your e-mail address is verified. "
             "Verify it with your organisation, then sign in again."
         )
-    _check_domain(identity, policy)
+    check_domain(identity, policy)
     return email
 
 
@@ -178,7 +201,7 @@ def resolve_customer(
     identity: Identity,
     *,
     directory: CustomerDirectory,
-    links: Storage,
+    links: AccountStore,
     store: StoreContext,
     policy: AccountPolicy,
     now: int,
@@ -188,7 +211,7 @@ def resolve_customer(
     events: list[str] = []
     link = links.get_link(store.key, identity.connection, identity.subject)
     if link is not None:
-        _check_domain(identity, policy)
+        check_domain(identity, policy)
         due = bool(store.verify_link_after_seconds) and (
             now - link.verified_at >= store.verify_link_after_seconds
         )
@@ -207,7 +230,7 @@ def resolve_customer(
                 "store does not create accounts on sign-in. Contact the store to be given access."
             )
         # One creator per e-mail across every worker and host: a claim in shared storage.
-        claim = f"create:{store.key}:{email_key(email)}"
+        claim = keys.create_claim(store.key, email_key(email))
         if links.use_once(claim, expires_at=now + CREATE_CLAIM_SECONDS, now=now):
             try:
                 # The same person's other sign-in may have created, linked and let go just
@@ -241,7 +264,7 @@ def _await_creation(
     email: str,
     claim: str,
     directory: CustomerDirectory,
-    links: Storage,
+    links: AccountStore,
     store: StoreContext,
     now: int,
     sleep: Callable[[float], None],
@@ -271,7 +294,7 @@ def confirm_ownership(
     password: str,
     client_ip: str | None,
     directory: CustomerDirectory,
-    links: Storage,
+    links: ConfirmationStore,
     store: StoreContext,
     now: int,
 ) -> SignIn:
@@ -286,11 +309,11 @@ def confirm_ownership(
     """
     budgets = [
         (attempts_key(store.key, customer.id), MAX_FAILURES_PER_CUSTOMER, FAILURE_WINDOW_SECONDS),
-        (f"confirm:{store.key}:pace:{customer.id}", CHECKS_PER_CUSTOMER_PACE, PACE_WINDOW_SECONDS),
+        (keys.confirm_pace(store.key, customer.id), CHECKS_PER_CUSTOMER_PACE, PACE_WINDOW_SECONDS),
     ]
     if client_ip:
         budgets.append(
-            (f"confirm:{store.key}:ip:{client_ip}", MAX_FAILURES_PER_IP, FAILURE_WINDOW_SECONDS)
+            (keys.confirm_ip(store.key, client_ip), MAX_FAILURES_PER_IP, FAILURE_WINDOW_SECONDS)
         )
     taken: list[tuple[str, int]] = []
     for key, limit, window in budgets:
@@ -325,10 +348,10 @@ def confirm_ownership(
 
 def attempts_key(store_key: str, customer_id: int) -> str:
     """The counter of a customer's password attempts on the confirmation page."""
-    return f"confirm:{store_key}:customer:{customer_id}"
+    return keys.confirm_attempts(store_key, customer_id)
 
 
-def attempts_left(links: Storage, store_key: str, customer_id: int, now: int) -> int:
+def attempts_left(links: CounterStore, store_key: str, customer_id: int, now: int) -> int:
     """How many password attempts the customer has left in the current window."""
     used = links.failures(attempts_key(store_key, customer_id), now)
     return max(0, MAX_FAILURES_PER_CUSTOMER - used)
@@ -353,7 +376,9 @@ def customer_group_for(groups: Sequence[str], mapping: Mapping[str, int]) -> int
     return next((group_id for name, group_id in mapping.items() if name in present), None)
 
 
-def _check_domain(identity: Identity, policy: AccountPolicy) -> None:
+def check_domain(identity: Identity, policy: AccountPolicy) -> None:
+    """Refuse an e-mail outside the connection's ``allowed_domains`` (at every sign-in, and when
+    an identity is linked from the storefront: one rule, one error)."""
     if policy.allowed_domains and identity.email_domain not in policy.allowed_domains:
         raise EmailNotAllowed(
             "Sign-in through this connection is limited to certain e-mail domains, "
@@ -365,7 +390,7 @@ def _follow_link(
     link: Link,
     identity: Identity,
     directory: CustomerDirectory,
-    links: Storage,
+    links: LinkStore,
     policy: AccountPolicy,
     now: int,
     *,
@@ -390,7 +415,7 @@ def _create(
     identity: Identity,
     email: str,
     directory: CustomerDirectory,
-    links: Storage,
+    links: CreationStore,
     store: StoreContext,
     policy: AccountPolicy,
     now: int,
@@ -443,7 +468,7 @@ def _same_identity(creation: Creation, identity: Identity) -> bool:
 def _admit_existing(
     customer: Customer,
     identity: Identity,
-    links: Storage,
+    links: AccountStore,
     store: StoreContext,
     policy: AccountPolicy,
     now: int,
@@ -498,7 +523,7 @@ def _taken_by_another_person() -> PolicyDenied:
 
 
 def _link(
-    identity: Identity, customer_id: int, links: Storage, store: StoreContext, now: int
+    identity: Identity, customer_id: int, links: LinkStore, store: StoreContext, now: int
 ) -> tuple[str, ...]:
     """Link the identity to the customer. The database holds one link per identity and one
     identity per connection per customer, so of two racing sign-ins one wins: the same person

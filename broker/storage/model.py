@@ -1,0 +1,252 @@
+"""What the broker stores, and the narrow Protocols through which it is stored.
+
+This module imports no SQLAlchemy: code that only needs a kind of record (accounts needs
+links, claims, creations and counters) depends on that record's Protocol, and a test can give
+it anything that offers those verbs. :class:`broker.storage.sql.SQLStorage` offers them all.
+
+Every verb is atomic on its own, so two workers racing over the same key see one winner.
+
+- :class:`PendingStore` — ``save_pending(key, data, expires_at)`` / ``take_pending(key,
+  now)``: a started sign-in (state, nonce, PKCE verifier...) kept server-side; taking it
+  deletes it, so a callback can be used once. Expired entries are never returned.
+  ``peek_pending`` reads without taking.
+- :class:`OnceStore` — ``use_once(key, expires_at, now)``: True the first time a key is seen,
+  False after, until it expires (replay protection for assertion ids and logout tokens, and
+  claims: one creator per e-mail). ``seen_once`` asks without using; ``forget_once`` gives a
+  claim back.
+- :class:`LinkStore` — links, ``(store, connection, subject) -> customer id``: ``get_link``,
+  ``create_link`` (raises AlreadyExists for an identity already linked, or a customer already
+  linked through that connection), ``touch_link``, ``links_for_customer``, ``delete_link``,
+  ``delete_links_for_customer``. An identity is the connection it came through and the
+  subject: never the issuer the IdP declares. ``record_unlink`` / ``was_unlinked`` /
+  ``clear_unlink``: identities a customer unlinked.
+- :class:`CreationStore` — ``begin_creation`` / ``finish_creation`` / ``forget_creation`` /
+  ``creation_for``: customers the broker set out to create, by e-mail, to reconcile an
+  uncertain create.
+- :class:`CounterStore` — ``reserve_attempt(key, limit, window, now)`` / ``release_attempt``:
+  attempt limits that hold under any concurrency (reserve, then act); ``count_failure`` /
+  ``failures`` / ``clear_failures``: counters that expire.
+- :class:`AuditStore` — ``record_audit(entry)`` / ``recent_audit(store, limit)``: the audit log.
+- :class:`SessionStore` — ``create_session`` / ``get_session`` / ``session_by_status_key`` /
+  ``end_session`` / ``end_sessions`` / ``end_saml_sessions``: the sign-ins the broker made,
+  for logout.
+- :class:`TenantStore` — ``tenants_version`` / ``tenant_documents`` / ``put_tenant`` /
+  ``delete_tenant``: stores held in the database (installed as an app), behind one change
+  counter every process reads.
+- :class:`Storage` — all of the above, and ``gc(now, audit_before=)`` (delete what has
+  expired, and audit rows past their retention) and ``ping()``.
+
+The keys of pending entries, one-time keys and counters are built in :mod:`broker.storage.keys`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from broker.errors import StorageError
+
+
+class AlreadyExists(StorageError):
+    code = "already_exists"
+
+
+@dataclass(frozen=True)
+class Link:
+    """An IdP identity tied to a BigCommerce customer of one store.
+
+    The identity is ``(store, connection, subject)``: the connection it came through, never
+    the issuer it declared (``issuer`` is kept as a record of who vouched)."""
+
+    id: int
+    store: str
+    issuer: str
+    subject: str
+    customer_id: int
+    connection: str
+    #: The e-mail the IdP gave at the last sign-in (the link does not depend on it).
+    email: str | None
+    created_at: int
+    last_login_at: int | None
+    #: When the customer was last seen to exist at BigCommerce.
+    verified_at: int
+
+
+@dataclass(frozen=True)
+class Creation:
+    """A customer the broker set out to create for one identity (``customer_id`` once known)."""
+
+    store: str
+    email_key: str
+    connection: str
+    subject: str
+    started_at: int
+    expires_at: int
+    customer_id: int | None = None
+
+
+@dataclass(frozen=True)
+class TenantDocument:
+    """A store held in the database: its ``[stores.X]`` table as data, and its version."""
+
+    key: str
+    document: Mapping[str, Any]
+    version: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: int
+    store: str
+    event: str
+    outcome: str
+    connection: str | None = None
+    subject: str | None = None
+    customer_id: int | None = None
+    ip: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class BrokerSession:
+    """A sign-in the broker made: what logout needs to end it here and at the IdP.
+
+    ``id`` and ``status_key`` are hashes of the browser's cookie and of the storefront
+    script's status token; the tokens themselves are never stored."""
+
+    id: str
+    status_key: str
+    store: str
+    connection: str
+    customer_id: int
+    issuer: str
+    subject: str
+    created_at: int
+    expires_at: int
+    sid: str | None = None
+    name_id: str | None = None
+    name_id_format: str | None = None
+    session_index: str | None = None
+    #: The OIDC ID token, for id_token_hint at RP-initiated logout. Never logged or shown.
+    id_token: str | None = field(default=None, repr=False)
+    ended_at: int | None = None
+
+    def active(self, now: int) -> bool:
+        return self.ended_at is None and now < self.expires_at
+
+
+class PendingStore(Protocol):
+    """Started flows kept server-side, each taken at most once (keys: :mod:`.keys`)."""
+
+    def save_pending(self, key: str, data: Mapping[str, Any], expires_at: int) -> None: ...
+    def take_pending(self, key: str, now: int) -> dict[str, Any] | None: ...
+    def peek_pending(self, key: str, now: int) -> dict[str, Any] | None: ...
+
+
+class OnceStore(Protocol):
+    """A one-time-use cache: replay protection, and claims held until given back or expired."""
+
+    def use_once(self, key: str, expires_at: int, now: int) -> bool: ...
+    def seen_once(self, key: str, now: int) -> bool: ...
+    def forget_once(self, key: str) -> None: ...
+
+
+class LinkStore(Protocol):
+    """Links ``(store, connection, subject) -> customer``, and the identities unlinked."""
+
+    def get_link(self, store: str, connection: str, subject: str) -> Link | None: ...
+    def create_link(
+        self,
+        *,
+        store: str,
+        connection: str,
+        subject: str,
+        issuer: str,
+        customer_id: int,
+        email: str | None,
+        now: int,
+    ) -> Link: ...
+    def touch_link(self, link_id: int, *, now: int, email: str | None, verified: bool) -> None: ...
+    def links_for_customer(self, store: str, customer_id: int) -> list[Link]: ...
+    def delete_link(self, store: str, link_id: int, *, customer_id: int | None = None) -> bool: ...
+    def delete_links_for_customer(self, store: str, customer_id: int) -> int: ...
+    def record_unlink(
+        self, store: str, connection: str, subject: str, customer_id: int, now: int
+    ) -> None: ...
+    def was_unlinked(self, store: str, connection: str, subject: str, customer_id: int) -> bool: ...
+    def clear_unlink(self, store: str, connection: str, subject: str) -> None: ...
+
+
+class CreationStore(Protocol):
+    """Customers the broker set out to create, by e-mail."""
+
+    def begin_creation(self, creation: Creation) -> None: ...
+    def finish_creation(self, store: str, email_key: str, customer_id: int) -> None: ...
+    def forget_creation(self, store: str, email_key: str) -> None: ...
+    def creation_for(self, store: str, email_key: str, now: int) -> Creation | None: ...
+
+
+class CounterStore(Protocol):
+    """Attempt limits (reserve, then act) and failure counters, each living a window."""
+
+    def reserve_attempt(self, key: str, *, limit: int, window: int, now: int) -> int | None: ...
+    def release_attempt(self, key: str, now: int) -> None: ...
+    def count_failure(self, key: str, *, window: int, now: int) -> int: ...
+    def failures(self, key: str, now: int) -> int: ...
+    def clear_failures(self, key: str) -> None: ...
+
+
+class AuditStore(Protocol):
+    """The audit log, per store."""
+
+    def record_audit(self, entry: AuditEntry) -> None: ...
+    def recent_audit(self, store: str, limit: int = 50) -> list[AuditEntry]: ...
+
+
+class SessionStore(Protocol):
+    """The sign-ins the broker made, and their ending (logout, here or at the IdP)."""
+
+    def create_session(self, session: BrokerSession) -> None: ...
+    def get_session(self, session_id: str) -> BrokerSession | None: ...
+    def session_by_status_key(self, status_key: str) -> BrokerSession | None: ...
+    def end_session(self, session_id: str, now: int) -> bool: ...
+    def end_sessions(
+        self, store: str, connection: str, *, subject: str | None, sid: str | None, now: int
+    ) -> int: ...
+    def end_saml_sessions(
+        self,
+        store: str,
+        connection: str,
+        *,
+        name_id: str,
+        session_indexes: Sequence[str],
+        now: int,
+    ) -> int: ...
+
+
+class TenantStore(Protocol):
+    """Stores held in the database, behind one change counter."""
+
+    def tenants_version(self) -> int: ...
+    def tenant_documents(self) -> dict[str, TenantDocument]: ...
+    def put_tenant(self, key: str, document: Mapping[str, Any], now: int) -> int: ...
+    def delete_tenant(self, key: str) -> bool: ...
+
+
+class Storage(
+    PendingStore,
+    OnceStore,
+    LinkStore,
+    CreationStore,
+    CounterStore,
+    AuditStore,
+    SessionStore,
+    TenantStore,
+    Protocol,
+):
+    """Every store in one object (what the app holds), with upkeep."""
+
+    def gc(self, now: int, *, audit_before: int | None = None) -> int: ...
+    def ping(self) -> None: ...

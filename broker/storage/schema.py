@@ -1,0 +1,150 @@
+"""The broker's tables, as SQLAlchemy Core ``Table`` objects on one ``metadata``.
+
+The Alembic migrations (``broker/migrations``) create and change them; ``env.py`` compares
+against this ``metadata``. Each table belongs to one aggregate of :mod:`broker.storage.sql`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+pending_flows = Table(
+    "pending_flows",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("data", Text, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+used_once = Table(
+    "used_once",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+
+links = Table(
+    "links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("store", String(64), nullable=False),
+    Column("issuer", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("connection", String(64), nullable=False),
+    Column("email", String(320)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_login_at", BigInteger),
+    Column("verified_at", BigInteger, nullable=False),
+    # An identity belongs to the connection it came through, never to the issuer it declares.
+    UniqueConstraint("store", "connection", "subject", name="uq_links_connection_subject"),
+    # One identity per connection per customer: two people of one IdP never share an account,
+    # even when their sign-ins race.
+    UniqueConstraint("store", "connection", "customer_id", name="uq_links_connection_customer"),
+    Index("ix_links_store_customer", "store", "customer_id"),
+)
+
+#: Identities a customer unlinked: the next automatic link must not undo their choice.
+unlinks = Table(
+    "unlinks",
+    metadata,
+    Column("store", String(64), primary_key=True),
+    Column("connection", String(64), primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("customer_id", BigInteger, primary_key=True),
+    Column("at", BigInteger, nullable=False),
+)
+
+#: Customers the broker set out to create, by e-mail: a customer found after an uncertain
+#: create (a timeout after the store committed) or a concurrent one is recognised as ours.
+creations = Table(
+    "creations",
+    metadata,
+    Column("store", String(64), primary_key=True),
+    Column("email_key", Text, primary_key=True),
+    Column("connection", String(64), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("customer_id", BigInteger),
+    Column("started_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("store", String(64), nullable=False),
+    Column("connection", String(64)),
+    Column("event", String(32), nullable=False),
+    Column("outcome", String(64), nullable=False),
+    Column("subject", String(255)),
+    Column("customer_id", BigInteger),
+    Column("ip", String(64)),
+    Column("detail", String(255)),
+    Index("ix_audit_log_store_at", "store", "at"),
+)
+
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("status_key", String(64), nullable=False, unique=True),
+    Column("store", String(64), nullable=False),
+    Column("connection", String(64), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("issuer", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("sid", Text),
+    Column("name_id", Text),
+    Column("name_id_format", Text),
+    Column("session_index", Text),
+    Column("id_token", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Index("ix_sessions_identity", "store", "connection", "subject"),
+    Index("ix_sessions_sid", "store", "connection", "sid"),
+)
+
+#: Stores held in the database (the app stage: installed stores), each a document shaped like
+#: a ``[stores.X]`` table of the file, with the version of its last change.
+tenant_stores = Table(
+    "tenant_stores",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+#: One row: a counter raised by every change of ``tenant_stores``, read cheaply by every
+#: worker and instance to notice a change.
+tenant_changes = Table(
+    "tenant_changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)

@@ -1,0 +1,41 @@
+"""The audit log on SQL (:class:`~broker.storage.model.AuditStore`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from broker.storage.model import AuditEntry
+from broker.storage.schema import audit_log
+from broker.storage.sql.base import SQLBase, storage_error
+
+# The hot path's statement, built once (see pending.py).
+_INSERT_AUDIT = insert(audit_log)
+#: Audit text columns and their sizes: longer values are cut, never refused.
+_AUDIT_TEXT_SIZES = {"connection": 64, "subject": 255, "ip": 64, "detail": 255}
+
+
+class SQLAuditStore(SQLBase):
+    def record_audit(self, entry: AuditEntry) -> None:
+        """Write one audit row; text fields are cut to their columns (never an error)."""
+        values = asdict(entry)
+        for name, size in _AUDIT_TEXT_SIZES.items():
+            value = values[name]
+            values[name] = value[:size] if value else None
+        self._execute(_INSERT_AUDIT, values)
+
+    def recent_audit(self, store: str, limit: int = 50) -> list[AuditEntry]:
+        columns = [audit_log.c[f.name] for f in fields(AuditEntry)]
+        query = (
+            select(*columns)
+            .where(audit_log.c.store == store)
+            .order_by(audit_log.c.id.desc())
+            .limit(limit)
+        )
+        try:
+            with self.engine.connect() as conn:
+                return [AuditEntry(**row._mapping) for row in conn.execute(query)]
+        except SQLAlchemyError as exc:
+            raise storage_error(exc) from None

@@ -1,0 +1,136 @@
+"""Links and unlinks on SQL (:class:`~broker.storage.model.LinkStore`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from broker.storage.model import AlreadyExists, Link
+from broker.storage.schema import links, unlinks
+from broker.storage.sql.base import SQLBase, storage_error
+
+# The hot path's statements, built once (see pending.py).
+_GET_LINK = select(links).where(
+    links.c.store == bindparam("store"),
+    links.c.connection == bindparam("connection"),
+    links.c.subject == bindparam("subject"),
+)
+_TOUCH_LINK = (
+    update(links)
+    .where(links.c.id == bindparam("link_id"))
+    .values(last_login_at=bindparam("now"), email=bindparam("email"))
+)
+_TOUCH_VERIFIED_LINK = _TOUCH_LINK.values(verified_at=bindparam("verified_at"))
+
+
+class SQLLinkStore(SQLBase):
+    def get_link(self, store: str, connection: str, subject: str) -> Link | None:
+        params = {"store": store, "connection": connection, "subject": subject}
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(_GET_LINK, params).first()
+        except SQLAlchemyError as exc:
+            raise storage_error(exc) from None
+        return None if row is None else Link(**row._mapping)
+
+    def create_link(
+        self,
+        *,
+        store: str,
+        connection: str,
+        subject: str,
+        issuer: str,
+        customer_id: int,
+        email: str | None,
+        now: int,
+    ) -> Link:
+        values = {
+            "store": store,
+            "issuer": issuer,
+            "subject": subject,
+            "customer_id": customer_id,
+            "connection": connection,
+            "email": email,
+            "created_at": now,
+            "last_login_at": now,
+            "verified_at": now,
+        }
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(insert(links).values(**values))
+                link_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        except IntegrityError:
+            raise AlreadyExists("this identity is already linked") from None
+        except SQLAlchemyError as exc:
+            raise storage_error(exc) from None
+        return Link(id=link_id, **values)  # type: ignore[arg-type]
+
+    def touch_link(self, link_id: int, *, now: int, email: str | None, verified: bool) -> None:
+        params: dict[str, Any] = {"link_id": link_id, "now": now, "email": email}
+        statement = _TOUCH_LINK
+        if verified:
+            statement, params["verified_at"] = _TOUCH_VERIFIED_LINK, now
+        self._execute(statement, params)
+
+    def links_for_customer(self, store: str, customer_id: int) -> list[Link]:
+        query = (
+            select(links)
+            .where(links.c.store == store, links.c.customer_id == customer_id)
+            .order_by(links.c.id)
+        )
+        try:
+            with self.engine.connect() as conn:
+                return [Link(**row._mapping) for row in conn.execute(query)]
+        except SQLAlchemyError as exc:
+            raise storage_error(exc) from None
+
+    def delete_link(self, store: str, link_id: int, *, customer_id: int | None = None) -> bool:
+        condition = and_(links.c.store == store, links.c.id == link_id)
+        if customer_id is not None:
+            condition = and_(condition, links.c.customer_id == customer_id)
+        return self._execute(delete(links).where(condition)) > 0
+
+    def delete_links_for_customer(self, store: str, customer_id: int) -> int:
+        return self._execute(
+            delete(links).where(links.c.store == store, links.c.customer_id == customer_id)
+        )
+
+    def record_unlink(
+        self, store: str, connection: str, subject: str, customer_id: int, now: int
+    ) -> None:
+        """Remember that the customer unlinked this identity (kept until they link it again)."""
+        row = {
+            "store": store,
+            "connection": connection,
+            "subject": subject,
+            "customer_id": customer_id,
+            "at": now,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(unlinks).values(**row))
+        except IntegrityError:
+            return  # already remembered
+        except SQLAlchemyError as exc:
+            raise storage_error(exc) from None
+
+    def was_unlinked(self, store: str, connection: str, subject: str, customer_id: int) -> bool:
+        query = select(unlinks.c.at).where(
+            unlinks.c.store == store,
+            unlinks.c.connection == connection,
+            unlinks.c.subject == subject,
+            unlinks.c.customer_id == customer_id,
+        )
+        return self._first(query) is not None
+
+    def clear_unlink(self, store: str, connection: str, subject: str) -> None:
+        """The customer linked this identity again, on purpose."""
+        self._execute(
+            delete(unlinks).where(
+                unlinks.c.store == store,
+                unlinks.c.connection == connection,
+                unlinks.c.subject == subject,
+            )
+        )
