@@ -1,13 +1,14 @@
 """B2B Edition's management API for the sandbox store: companies and company users.
 
 The real service lives at ``https://api-b2b.bigcommerce.com/api/v3/io``; the sandbox serves the
-same paths at ``<sandbox root>/api/v3/io`` (see :func:`broker.sandbox.store.create_sandbox_app`,
-which authenticates, applies the fault switches, logs the request and then calls
-:func:`handle`). This module does no IO and imports no web framework: it keeps one store's
-:class:`B2BBook` (companies and company users) and reaches the store's customers only through
-the :class:`CustomerDirectory` it is handed.
+same paths at ``<sandbox root>/api/v3/io`` (see :mod:`broker.sandbox.store.management`, which
+authenticates, applies the fault switches and B2B Edition's rate window and then calls
+:func:`handle`; :mod:`broker.sandbox.store.state` logs the request). This module does no IO
+and imports no web framework: it keeps one store's :class:`B2BBook` (companies and company
+users) and reaches the store's customers only through the :class:`CustomerDirectory` it is
+handed.
 
-Facts followed (``shared/bigcommerce-api.md``, "B2B Edition", and the B2B seed documents):
+Facts followed (``docs/bigcommerce-api.md``, "B2B Edition"):
 
 - every answer is the envelope ``{"code", "data", "meta": {"message", "pagination"}}``, with
   ``pagination`` = ``{"totalCount", "limit", "offset"}`` on lists; ``limit`` is 1-250 and

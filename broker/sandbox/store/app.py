@@ -1,0 +1,31 @@
+"""The sandbox store's Flask app: :func:`create_sandbox_app` and nothing else.
+
+One app serves any number of fake stores; its :class:`~broker.sandbox.store.state.SandboxState`
+is at ``app.extensions["sandbox"]``. The blueprints: the control API
+(:mod:`~broker.sandbox.store.control`), BigCommerce's management API and B2B Edition's
+(:mod:`~broker.sandbox.store.api`), and the storefront (:mod:`~broker.sandbox.store.storefront`).
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask
+
+from broker.sandbox.store.api import b2b_api, bigcommerce_api
+from broker.sandbox.store.control import control
+from broker.sandbox.store.model import Clock
+from broker.sandbox.store.state import SandboxState
+from broker.sandbox.store.storefront import storefront
+from broker.sandbox.store.web import EXTENSION
+
+
+def create_sandbox_app(*, clock: Clock = time.time) -> Flask:
+    """A sandbox BigCommerce serving any number of stores; state at extensions["sandbox"]."""
+    app = Flask("broker.sandbox.store")
+    app.extensions[EXTENSION] = SandboxState(clock)
+    app.register_blueprint(control)
+    app.register_blueprint(bigcommerce_api)
+    app.register_blueprint(b2b_api)
+    app.register_blueprint(storefront)
+    return app
