@@ -11,6 +11,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends xmlsec1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY broker ./broker
+COPY templates ./templates
 RUN pip install . && useradd --system --uid 10001 --home-dir /data broker \
     && mkdir -p /data && chown broker /data
 

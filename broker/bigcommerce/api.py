@@ -1,6 +1,6 @@
 """The one HTTP client for a store's BigCommerce management API (Customers V3, V2 time).
 
-Follows shared/bigcommerce-api.md: ``X-Auth-Token`` authentication, array bodies on create,
+Follows docs/bigcommerce-api.md: ``X-Auth-Token`` authentication, array bodies on create,
 no ``GET /customers/{id}``, 422 on a duplicate e-mail, and the ``X-Rate-Limit-*`` headers.
 This is the only place that knows rate limits and retries:
 
@@ -110,8 +110,8 @@ class BigCommerceClient:
             deadline_seconds=deadline_seconds,
         )
         self._request = self._http.request
-        # validate-credentials has a stricter limit of its own (bigcommerce-api docs,
-        # "Customers"): its 429s must not make every other request of the store wait.
+        # validate-credentials has a stricter limit of its own (docs/bigcommerce-api.md,
+        # "Customers V3"): its 429s must not make every other request of the store wait.
         self._credentials_http = StoreHTTP(
             base_url=store.api_base,
             headers={"X-Auth-Token": store.access_token},

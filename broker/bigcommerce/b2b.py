@@ -1,12 +1,11 @@
 """B2B Edition's management API: companies and company users (``/api/v3/io``).
 
-Follows shared/bigcommerce-api.md ("B2B Edition") and the B2B Edition API documents among the
-seeds: headers ``X-Auth-Token`` and ``X-Store-Hash``; every answer is an envelope
-``{"code", "data", "meta"}``; ``GET /users/customer/{customerId}`` is 404 for a customer who
-is no company user; ``POST /users`` creates the company user and, unless a customer with that
-e-mail exists, the BigCommerce customer too, answering ``{userId, bcId}``; 422 for an e-mail
-already a company user, and for other refusals. Rate limits and retries are
-:mod:`broker.bigcommerce.http`'s, as for the main API.
+Follows docs/bigcommerce-api.md, "B2B Edition": headers ``X-Auth-Token`` and ``X-Store-Hash``;
+every answer is an envelope ``{"code", "data", "meta"}``; ``GET /users/customer/{customerId}``
+is 404 for a customer who is no company user; ``POST /users`` creates the company user and,
+unless a customer with that e-mail exists, the BigCommerce customer too, answering
+``{userId, bcId}``; 422 for an e-mail already a company user, and for other refusals. Rate
+limits and retries are :mod:`broker.bigcommerce.http`'s, as for the main API.
 """
 
 from __future__ import annotations

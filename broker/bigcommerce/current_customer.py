@@ -1,6 +1,6 @@
 """The Current Customer JWT: the storefront's proof of who is signed in.
 
-Follows BigCommerce's "Current Customer API" as recorded in shared/bigcommerce-api.md:
+Follows BigCommerce's "Current Customer API" as recorded in docs/bigcommerce-api.md:
 storefront JavaScript fetches ``/customer/current.jwt?app_client_id=<client id>`` and hands the
 token to the app's server, which verifies it with the app's client secret: HS256 only, ``aud``
 the client id, ``operation`` ``current_customer``, ``store_hash`` this store's, ``exp`` in the

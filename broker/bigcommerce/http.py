@@ -1,6 +1,6 @@
 """The one place that knows BigCommerce's rate limits and retries (main API and B2B alike).
 
-Follows shared/bigcommerce-api.md, "Rate limits":
+Follows docs/bigcommerce-api.md, "Rate limits":
 
 - 429 with ``X-Rate-Limit-Time-Reset-Ms``: wait for the reset, then retry, as long as the
   request's deadline allows; past it, :class:`~broker.errors.RateLimited` (a "busy" page).

@@ -1,6 +1,6 @@
 """The Customer Login JWT that signs a shopper in to a BigCommerce storefront.
 
-Follows BigCommerce's "Customer Login API" as recorded in shared/bigcommerce-api.md: header
+Follows BigCommerce's "Customer Login API" as recorded in docs/bigcommerce-api.md: header
 exactly ``{"typ": "JWT", "alg": "HS256"}``, HMAC-SHA256 with the app's client secret, claims
 ``iss`` (client id), ``iat``, ``jti``, ``operation``, ``store_hash``, ``customer_id``, and the
 optional ``channel_id``, ``redirect_to`` (relative only), ``request_ip``. The token is valid
