@@ -253,8 +253,9 @@ def _check(path: str) -> int:
 
 
 def _reach_everything(settings: Settings) -> list[str]:
-    from broker.app import open_provider, shared_identity_providers
     from broker.bigcommerce.api import BigCommerceClient
+    from broker.upstream.claims import shared_identity_providers
+    from broker.upstream.registry import open_provider
     from broker.upstream.saml import SAMLProvider
 
     problems: list[str] = []
@@ -269,7 +270,7 @@ def _reach_everything(settings: Settings) -> list[str]:
         # Which IdP each connection declares: two connections of a store may not share one.
         declared: dict[str, str] = {}
         for conn in store.connections.values():
-            provider = open_provider(settings, store, conn)
+            provider = open_provider(conn, base_url=settings.broker.base_url, store_key=store.key)
             if not isinstance(provider, SAMLProvider):
                 declared[conn.key] = provider.connection.issuer  # as configured, verbatim
             try:

@@ -1,4 +1,4 @@
-"""B2B Edition policy: the company and role of a signed-in shopper (DESIGN.md, flow 7).
+"""B2B Edition policy: the company and role of a signed-in shopper (docs/design.md, flow 7).
 
 With B2B Edition on, a shopper must also be a *company user* of the right company, with the
 role the IdP says, or the Buyer Portal shows them nothing.
@@ -37,16 +37,37 @@ Then, after the customer is resolved (:mod:`broker.accounts`):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Protocol
 
 from broker.accounts import CustomerDirectory
 from broker.bigcommerce.api import Customer, CustomerConflict, NewCustomer
-from broker.bigcommerce.b2b import ROLE_NAMES, B2BClient, B2BRefused
+from broker.bigcommerce.b2b import ROLE_NAMES, B2BRefused, Company, CompanyUser
 from broker.config import B2BSettings, Connection
 from broker.errors import BigCommerceUnavailable, PolicyDenied
 from broker.identity import Identity
+
+
+class CompanyDirectory(Protocol):
+    """B2B Edition's companies and company users: in production CompanyDirectory, in unit tests an
+    in-memory double."""
+
+    def user_of_customer(self, customer_id: int) -> CompanyUser | None: ...
+    def company(self, company_id: int) -> Company | None: ...
+    def create_user(
+        self,
+        *,
+        email: str,
+        first_name: str,
+        last_name: str,
+        company_id: int,
+        role: int,
+        company_role_id: int | None,
+        channel_ids: Sequence[int],
+    ) -> tuple[int, int]: ...
+    def update_role(self, user_id: int, *, role: int, company_role_id: int | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -130,7 +151,7 @@ def refuse_without_company() -> PolicyDenied:
     )
 
 
-def check_company_open(b2b: B2BClient, plan: CompanyPlan) -> None:
+def check_company_open(b2b: CompanyDirectory, plan: CompanyPlan) -> None:
     company = b2b.company(plan.company_id)
     if company is None or not company.active:
         raise PolicyDenied(
@@ -143,7 +164,9 @@ def check_company_open(b2b: B2BClient, plan: CompanyPlan) -> None:
 class CompanyUserDirectory:
     """The store's customers, except that a new person is created as a company user."""
 
-    def __init__(self, directory: CustomerDirectory, b2b: B2BClient, plan: CompanyPlan) -> None:
+    def __init__(
+        self, directory: CustomerDirectory, b2b: CompanyDirectory, plan: CompanyPlan
+    ) -> None:
         self._directory = directory
         self._b2b = b2b
         self._plan = plan
@@ -187,7 +210,7 @@ class CompanyUserDirectory:
 
 
 def join_company(
-    b2b: B2BClient,
+    b2b: CompanyDirectory,
     *,
     customer_id: int,
     directory: CustomerDirectory,

@@ -1,6 +1,6 @@
 """Settings: the broker, its stores and each store's named connections, from a TOML file.
 
-The file's shape is a public interface (DESIGN.md, "Interfaces"): operators' files depend on
+The file's shape is a public interface (docs/design.md, "Interfaces"): operators' files depend on
 it. Any string value may be ``"env:NAME"`` to read it from the environment. Loading gathers
 every problem into one :class:`ConfigError`, one line per problem, each naming its key, so an
 operator fixes the file in one pass. Secrets have no defaults.
@@ -145,7 +145,7 @@ Connection = OIDCConnection | SAMLConnection
 
 @dataclass(frozen=True)
 class B2BSettings:
-    """B2B Edition: signed-in shoppers are also company users (DESIGN.md, flow 7)."""
+    """B2B Edition: signed-in shoppers are also company users (docs/design.md, flow 7)."""
 
     access_token: str = field(repr=False)
     api_url: str = "https://api-b2b.bigcommerce.com"
@@ -235,6 +235,23 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     if problems or broker is None:
         raise ConfigError(problems)
     return Settings(broker=broker, stores=MappingProxyType(stores))
+
+
+def parse_store_document(
+    key: str,
+    document: Mapping[str, Any],
+    broker: BrokerSettings,
+    env: Mapping[str, str] | None = None,
+) -> StoreSettings:
+    """Validate one store given as data (a store held in the database) by the very rules of a
+    ``[stores.X]`` table of the file; raise ConfigError listing every problem. Without ``env``,
+    ``env:`` values are refused (a stored store holds its values itself)."""
+    problems: list[str] = []
+    section = _Section(document, f"stores.{key}", problems, env or {})
+    store = _parse_store(key, section, broker)
+    if problems or store is None:
+        raise ConfigError(problems or [f"stores.{key}: not a valid store"])
+    return store
 
 
 def _parse_broker(s: _Section) -> BrokerSettings | None:

@@ -20,6 +20,9 @@ from flask import request, session
 
 from broker.errors import CrossSiteRequest, FlowExpired
 
+#: The URL fragment that hands the account-linking nonce to the storefront script.
+NONCE_FRAGMENT = "sso-link-nonce"
+
 FIELD = "csrf_token"
 
 

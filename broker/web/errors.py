@@ -14,10 +14,10 @@ import traceback
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from broker.app import get_broker
 from broker.errors import BrokerError
 from broker.events import log_event
-from broker.storage import AuditEntry
+from broker.storage import AuditEntry, keys
+from broker.web.context import runtime
 
 #: Refusals written to a store's audit log per client address in the window (the rest: log only).
 REFUSALS_AUDITED_PER_IP = 30
@@ -51,9 +51,9 @@ def _broker_error(error: BrokerError) -> Response:
 
 def _audit_refusal(error: BrokerError, ref: str) -> None:
     """Refusals on a store's pages go to its audit log too (never at the cost of the page)."""
-    broker = get_broker()
+    broker = runtime()
     args = request.view_args or {}
-    store = broker.settings.store(args.get("store_key", ""))
+    store = broker.find_store(args.get("store_key", ""))
     if store is None:
         return
     # Only what the broker itself knows goes in: a configured connection key, the error code,
@@ -65,7 +65,7 @@ def _audit_refusal(error: BrokerError, ref: str) -> None:
         # window, so a flood cannot fill the audit log (the log line is still written).
         if (
             broker.storage.reserve_attempt(
-                f"audit-refusals:{store.key}:{request.remote_addr}",
+                keys.audit_refusals(store.key, request.remote_addr),
                 limit=REFUSALS_AUDITED_PER_IP,
                 window=REFUSAL_WINDOW_SECONDS,
                 now=now,
@@ -117,7 +117,7 @@ def _unexpected_error(error: Exception) -> Response:
 
 def _page(status: int, title: str, message: str, ref: str) -> Response:
     store_key = (request.view_args or {}).get("store_key")
-    store = get_broker().settings.store(store_key) if store_key else None
+    store = runtime().find_store(store_key) if store_key else None
     body = render_template("error.html", title=title, message=message, ref=ref, store=store)
     return Response(body, status=status, mimetype="text/html")
 
@@ -139,7 +139,7 @@ def _security_headers(response: Response) -> Response:
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
         "frame-ancestors 'none'; base-uri 'none'",
     )
-    if get_broker().settings.broker.cookie_secure:
+    if runtime().broker_settings.cookie_secure:
         # A year, this host only: the broker's own name says nothing of its parent domain's
         # other hosts, so no includeSubDomains (nor preload).
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")

@@ -17,7 +17,7 @@ from flask import Request, redirect
 from werkzeug.wrappers import Response
 
 from broker.errors import FlowExpired, StateMismatch
-from broker.storage import Storage
+from broker.storage import Storage, keys
 
 _COOKIE = "broker_browser"
 _SECURE_COOKIE = "__Host-broker_browser"
@@ -63,7 +63,7 @@ def begin(
         browser=digest(browser),
         link_customer_id=link_customer_id,
     )
-    storage.save_pending(_key(state), asdict(flow), expires_at=now + ttl)
+    storage.save_pending(keys.oidc_flow(state), asdict(flow), expires_at=now + ttl)
     return state, flow, browser
 
 
@@ -96,7 +96,7 @@ def complete(
             "This sign-in link is incomplete. Please start signing in again.",
             detail="callback without state",
         )
-    data = storage.take_pending(_key(state), now)
+    data = storage.take_pending(keys.oidc_flow(state), now)
     if data is None:
         raise FlowExpired(
             "This sign-in has expired or was already used. Please start signing in again.",
@@ -127,10 +127,6 @@ def same_browser(request: Request, browser_digest: str, secure: bool) -> bool:
     """Whether this request comes from the browser whose id hashes to ``browser_digest``."""
     browser = request.cookies.get(cookie_name(secure), "")
     return bool(browser) and hmac.compare_digest(browser_digest, digest(browser))
-
-
-def _key(state: str) -> str:
-    return "oidc:" + digest(state)
 
 
 def digest(value: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from broker.app import get_broker
 from broker.errors import StorageError
+from broker.web.context import runtime
 
 bp = Blueprint("health", __name__)
 
@@ -17,9 +17,9 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    broker = get_broker()
+    broker = runtime()
     try:
         broker.storage.ping()
     except StorageError:
         return jsonify(status="unavailable", storage="unreachable"), 503
-    return jsonify(status="ok", storage="ok", stores=len(broker.settings.stores)), 200
+    return jsonify(status="ok", storage="ok", stores=len(broker.file_stores())), 200

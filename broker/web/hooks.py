@@ -13,7 +13,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from broker.app import get_broker
+from broker.storage import keys
+from broker.web.context import runtime
 from broker.web.signin import audit
 
 bp = Blueprint("hooks", __name__)
@@ -26,8 +27,8 @@ DEDUPLICATE_SECONDS = 72 * 3600
 
 @bp.post("/<store_key>/webhooks/bigcommerce")
 def bigcommerce(store_key: str) -> tuple[Response, int]:
-    broker = get_broker()
-    store = broker.settings.store(store_key)
+    broker = runtime()
+    store = broker.find_store(store_key)
     if store is None or not store.webhook_secret:
         return problem(404, "No webhooks here", "This store does not receive webhooks.")
     given = request.headers.get(AUTH_HEADER, "")
@@ -43,7 +44,7 @@ def bigcommerce(store_key: str) -> tuple[Response, int]:
         removed = broker.storage.delete_links_for_customer(store.key, customer_id)
     now = int(broker.clock())
     first = broker.storage.use_once(
-        f"webhook:{store.key}:{digest}", expires_at=now + DEDUPLICATE_SECONDS, now=now
+        keys.webhook(store.key, digest), expires_at=now + DEDUPLICATE_SECONDS, now=now
     )
     if first:
         audit(store, "webhook", scope, customer_id=customer_id, detail=f"links removed: {removed}")

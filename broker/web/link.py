@@ -30,23 +30,18 @@ import time
 from flask import Blueprint, redirect, render_template, request, session
 from werkzeug.wrappers import Response as BaseResponse
 
-from broker.accounts import WrongPassword, confirm_ownership
-from broker.app import get_broker
+from broker.accounts import WrongPassword
 from broker.bigcommerce.api import Customer
 from broker.bigcommerce.current_customer import verify_current_customer
 from broker.bigcommerce.login_token import safe_redirect_path
-from broker.config import SAMLConnection, StoreSettings
+from broker.config import StoreSettings
 from broker.errors import CrossSiteRequest, FlowExpired, NotFound
-from broker.identity import Identity, UpstreamSession
-from broker.web import flows, saml
-from broker.web.csrf import check_csrf, check_origin
-from broker.web.signin import (
-    audit,
-    pending_confirmation,
-    redirect_signed_in,
-    store_context,
-)
-from broker.web.sso import start_flow
+from broker.identity import Identity
+from broker.storage import keys
+from broker.web import flows, signin, starts
+from broker.web.context import runtime
+from broker.web.csrf import NONCE_FRAGMENT, check_csrf, check_origin
+from broker.web.signin import audit, pending_confirmation
 
 bp = Blueprint("link", __name__)
 
@@ -55,14 +50,12 @@ LINK_SESSION_SECONDS = 15 * 60
 #: How long the storefront page has to come back with the nonce, and to finish after start.
 LINK_NONCE_SECONDS = 5 * 60
 LINK_TICKET_SECONDS = 2 * 60
-#: The URL fragment that hands the nonce to the storefront script.
-NONCE_FRAGMENT = "sso-link-nonce"
 
 
 @bp.get("/<store_key>/link/nonce")
 def nonce(store_key: str) -> BaseResponse:
     """Bind a new nonce to this browser (its session), and hand it to the storefront page."""
-    broker = get_broker()
+    broker = runtime()
     store = broker.store(store_key)
     value = secrets.token_urlsafe(32)
     session["link_nonce"] = {
@@ -76,7 +69,7 @@ def nonce(store_key: str) -> BaseResponse:
 
 @bp.post("/<store_key>/link/start")
 def start(store_key: str) -> BaseResponse:
-    broker = get_broker()
+    broker = runtime()
     store = broker.store(store_key)
     check_origin([store.storefront_url])
     given = request.form.get("nonce", "")
@@ -95,7 +88,7 @@ def start(store_key: str) -> BaseResponse:
     )
     ticket = secrets.token_urlsafe(32)
     broker.storage.save_pending(
-        _ticket_key(ticket),
+        keys.link_ticket(ticket),
         {
             "store": store.key,
             "customer_id": customer.id,
@@ -109,11 +102,11 @@ def start(store_key: str) -> BaseResponse:
 
 @bp.get("/<store_key>/link/finish")
 def finish(store_key: str) -> BaseResponse:
-    broker = get_broker()
+    broker = runtime()
     store = broker.store(store_key)
     now = int(broker.clock())
     ticket = request.args.get("t", "")
-    record = broker.storage.take_pending(_ticket_key(ticket), now) if ticket else None
+    record = broker.storage.take_pending(keys.link_ticket(ticket), now) if ticket else None
     if record is None or record.get("store") != store.key:
         raise FlowExpired(
             "This page has expired. Start again from your account page on the store.",
@@ -134,7 +127,7 @@ def finish(store_key: str) -> BaseResponse:
     session.clear()  # a new person: nothing of a previous session carries over
     key = secrets.token_urlsafe(32)
     broker.storage.save_pending(
-        _link_session_key(key),
+        keys.link_session(key),
         {"store": store.key, "customer_id": record["customer_id"], "email": record["email"]},
         expires_at=now + LINK_SESSION_SECONDS,
     )
@@ -144,7 +137,7 @@ def finish(store_key: str) -> BaseResponse:
 
 @bp.get("/<store_key>/link")
 def manage(store_key: str) -> str:
-    broker = get_broker()
+    broker = runtime()
     store = broker.store(store_key)
     customer_id, email = _linking_customer(store)
     links = broker.storage.links_for_customer(store.key, customer_id)
@@ -164,19 +157,17 @@ def manage(store_key: str) -> str:
 @bp.post("/<store_key>/link/connect/<conn_key>")
 def connect(store_key: str, conn_key: str) -> BaseResponse:
     check_csrf()
-    store, conn = get_broker().connection(store_key, conn_key)
+    store, conn = runtime().connection(store_key, conn_key)
     customer_id, _ = _linking_customer(store)
-    if isinstance(conn, SAMLConnection):
-        return saml.start_sign_in(
-            store, conn, redirect_to=store.default_redirect, link_customer_id=customer_id
-        )
-    return start_flow(store, conn, redirect_to=store.default_redirect, link_customer_id=customer_id)
+    return starts.sign_in(
+        store, conn, redirect_to=store.default_redirect, link_customer_id=customer_id
+    )
 
 
 @bp.post("/<store_key>/link/unlink/<int:link_id>")
 def unlink(store_key: str, link_id: int) -> BaseResponse:
     check_csrf()
-    broker = get_broker()
+    broker = runtime()
     store = broker.store(store_key)
     customer_id, _ = _linking_customer(store)
     link = next(
@@ -194,7 +185,7 @@ def unlink(store_key: str, link_id: int) -> BaseResponse:
 
 @bp.get("/<store_key>/link/confirm")
 def confirm_form(store_key: str) -> str:
-    store = get_broker().store(store_key)
+    store = runtime().store(store_key)
     record = pending_confirmation(store)
     return _confirm_page(store, record["customer"]["email"], record["connection"])
 
@@ -202,23 +193,14 @@ def confirm_form(store_key: str) -> str:
 @bp.post("/<store_key>/link/confirm")
 def confirm(store_key: str) -> BaseResponse | tuple[str, int]:
     check_csrf()
-    broker = get_broker()
+    broker = runtime()
     store = broker.store(store_key)
     record = pending_confirmation(store)
     conn = store.connections[record["connection"]]
     identity = Identity.from_record(record["identity"])
     customer = Customer.from_api(record["customer"])
     try:
-        decision = confirm_ownership(
-            identity=identity,
-            customer=customer,
-            password=request.form.get("password", ""),
-            client_ip=request.remote_addr,
-            directory=broker.stores[store.key],
-            links=broker.storage,
-            store=store_context(store),
-            now=int(broker.clock()),
-        )
+        return signin.confirm(store, record, request.form.get("password", ""))
     except WrongPassword as wrong:
         audit(
             store,
@@ -230,10 +212,6 @@ def confirm(store_key: str) -> BaseResponse | tuple[str, int]:
         )
         page = _confirm_page(store, customer.email, conn.key, error=wrong.attempts_left)
         return page, wrong.status
-    pending_confirmation(store, take=True)  # single use
-    audit(store, "link", "confirmed", conn=conn.key, identity=identity, customer_id=customer.id)
-    upstream = UpstreamSession.from_record(record.get("upstream"))
-    return redirect_signed_in(store, conn, identity, decision, record["redirect_to"], upstream)
 
 
 def _confirm_page(store: StoreSettings, email: str, conn_key: str, error: int | None = None) -> str:
@@ -246,21 +224,13 @@ def _confirm_page(store: StoreSettings, email: str, conn_key: str, error: int | 
     )
 
 
-def _ticket_key(ticket: str) -> str:
-    return "link-ticket:" + flows.digest(ticket)
-
-
-def _link_session_key(key: str) -> str:
-    return "link-session:" + flows.digest(key)
-
-
 def _linking_customer(store: StoreSettings) -> tuple[int, str]:
     """The storefront customer this browser proved to be (kept server-side, by a random key
     in the session: no personal data in the cookie)."""
     key = session.get("link")
-    broker = get_broker()
+    broker = runtime()
     data = (
-        broker.storage.peek_pending(_link_session_key(key), int(broker.clock()))
+        broker.storage.peek_pending(keys.link_session(key), int(broker.clock()))
         if isinstance(key, str)
         else None
     )

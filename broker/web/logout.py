@@ -19,31 +19,27 @@
 from __future__ import annotations
 
 import logging
-import secrets
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from broker.app import get_broker
 from broker.bigcommerce.current_customer import verify_current_customer
-from broker.config import OIDCConnection, SAMLConnection, StoreSettings
+from broker.config import StoreSettings
 from broker.errors import BrokerError, FlowExpired
 from broker.events import log_event
-from broker.web import flows, saml, sessions
-from broker.web.csrf import check_csrf, origin_of
-from broker.web.link import NONCE_FRAGMENT
+from broker.storage import keys
+from broker.web import flows, sessions, starts
+from broker.web.context import runtime
+from broker.web.csrf import NONCE_FRAGMENT, check_csrf, origin_of
 from broker.web.signin import audit
 
 bp = Blueprint("logout", __name__)
-
-#: How long the IdP has to send the browser back from its logout page.
-LOGOUT_TTL_SECONDS = 600
 
 
 @bp.get("/<store_key>/logout")
 @bp.post("/<store_key>/logout")
 def logout(store_key: str) -> BaseResponse:
-    broker = get_broker()
+    broker = runtime()
     store = broker.store(store_key)
     if request.method == "POST":
         check_csrf()
@@ -56,10 +52,8 @@ def logout(store_key: str) -> BaseResponse:
         audit(store, "logout", "ok", conn=session.connection, customer_id=session.customer_id)
         conn = store.connections.get(session.connection)
         try:
-            if conn is not None and conn.idp_logout and isinstance(conn, OIDCConnection):
-                target = _oidc_logout(store, conn, session.id_token) or target
-            elif conn is not None and conn.idp_logout and isinstance(conn, SAMLConnection):
-                target = saml.start_logout(store, conn, session) or target
+            if conn is not None and conn.idp_logout:
+                target = starts.idp_logout(store, conn, session) or target
         except BrokerError as error:
             # The IdP cannot be reached or its connection is misconfigured: the shopper is
             # signed out of the broker already, and still goes to the storefront's logout.
@@ -82,11 +76,11 @@ def logout_done(store_key: str) -> BaseResponse:
     The broker session ended before the browser went to the IdP, so the storefront's logout
     follows whatever the state says: an unknown, expired or used one is logged, and must not
     leave the shopper signed in to the storefront (no error page)."""
-    broker = get_broker()
+    broker = runtime()
     store = broker.store(store_key)
     state = request.args.get("state", "")
     pending = (
-        broker.storage.take_pending(_logout_key(state), int(broker.clock())) if state else None
+        broker.storage.take_pending(keys.oidc_logout(state), int(broker.clock())) if state else None
     )
     if pending is None or pending.get("store") != store.key:
         log_event(
@@ -102,10 +96,10 @@ def logout_done(store_key: str) -> BaseResponse:
 
 @bp.post("/<store_key>/oidc/<conn_key>/backchannel-logout")
 def backchannel_logout(store_key: str, conn_key: str) -> tuple[Response, int]:
-    broker = get_broker()
-    store = broker.settings.store(store_key)
+    broker = runtime()
+    store = broker.find_store(store_key)
     conn = store.connections.get(conn_key) if store else None
-    if store is None or not isinstance(conn, OIDCConnection):
+    if store is None or conn is None or conn.type != "oidc":
         return _logout_error("invalid_request", "unknown store or connection", 400)
     token = request.form.get("logout_token", "")
     if not token:
@@ -120,7 +114,7 @@ def backchannel_logout(store_key: str, conn_key: str) -> tuple[Response, int]:
     now = int(broker.clock())
     # Per connection: a jti is unique only at its issuer, and one connection's must not block
     # another's.
-    jti_key = f"logout-jti:{store.key}:{conn.key}:{claims['jti']}"
+    jti_key = keys.logout_jti(store.key, conn.key, str(claims["jti"]))
     if not broker.storage.use_once(jti_key, now + 3600, now):
         return _logout_error("invalid_request", "this logout token was already used", 400)
     ended = broker.storage.end_sessions(
@@ -147,7 +141,7 @@ def session_status(store_key: str) -> Response:
     session) must not sign this shopper out. Everything else, forged tokens included, is
     ``{"active": "unknown"}``. A JWT naming another customer than a live session's is
     ``"unknown"`` too, so the script never keeps another person's token."""
-    broker = get_broker()
+    broker = runtime()
     store = broker.store(store_key)
     values = request.form if request.method == "POST" else request.args
     token = values.get("s", "")
@@ -181,9 +175,9 @@ def session_status(store_key: str) -> Response:
 @bp.get("/<store_key>/link/script.js")  # its first name, from the account-linking release
 def storefront_script(store_key: str) -> Response:
     """The script a theme includes: account linking buttons and following IdP-side logouts."""
-    broker = get_broker()
+    broker = runtime()
     store = broker.store(store_key)
-    base = f"{broker.settings.broker.base_url}/{store.key}"
+    base = f"{broker.broker_settings.base_url}/{store.key}"
     body = render_template(
         "storefront.js",
         script_url=f"{base}/storefront.js",
@@ -204,27 +198,6 @@ def storefront_logout_url(store: StoreSettings) -> str:
     return f"{store.storefront_url}/login.php?action=logout"
 
 
-def _oidc_logout(
-    store: StoreSettings, conn: OIDCConnection, id_token: str | None
-) -> BaseResponse | None:
-    broker = get_broker()
-    state = secrets.token_urlsafe(32)
-    url = broker.oidc(store.key, conn.key).end_session_url(
-        id_token_hint=id_token,
-        post_logout_redirect_uri=f"{broker.settings.broker.base_url}/{store.key}/logout/done",
-        state=state,
-    )
-    if url is None:
-        return None
-    now = int(broker.clock())
-    broker.storage.save_pending(
-        _logout_key(state),
-        {"store": store.key, "connection": conn.key},
-        expires_at=now + LOGOUT_TTL_SECONDS,
-    )
-    return redirect(url, code=303)
-
-
 def _sent_by_another_site(store: StoreSettings) -> bool:
     """Whether this GET is a navigation another site's page started (logout CSRF): a
     cross-site or same-site visit whose Referer (or Origin) is neither the storefront's nor
@@ -236,12 +209,8 @@ def _sent_by_another_site(store: StoreSettings) -> bool:
     referer = request.headers.get("Origin") or request.headers.get("Referer")
     if site is None and not referer:
         return False
-    ours = {origin_of(store.storefront_url), origin_of(get_broker().settings.broker.base_url)}
+    ours = {origin_of(store.storefront_url), origin_of(runtime().broker_settings.base_url)}
     return not referer or origin_of(referer) not in ours
-
-
-def _logout_key(state: str) -> str:
-    return "logout:" + flows.digest(state)
 
 
 def _logout_error(error: str, description: str, status: int) -> tuple[Response, int]:

@@ -1,0 +1,372 @@
+"""The one sequence every sign-in runs, OIDC and SAML alike (as Dex's ``finalizeLogin``).
+
+:meth:`SignInService.complete` takes what an upstream verified (an :class:`Identity`, the
+upstream session for logout) and the flow it belongs to, and runs, in this order:
+
+1. **a link from the storefront** (the flow says which signed-in customer asked): the identity
+   is linked to that customer, and that is all;
+2. **the company step** (B2B Edition): where the connection may place this identity, or a
+   refusal when it names no company of its own (``broker.companies``);
+3. **resolve the customer** (``broker.accounts``): a link, a lookup, a just-in-time create
+   (as a company user with B2B Edition), or a confirmation the shopper must give first;
+4. **join the company** with the planned role; a refusal here undoes a link this very sign-in
+   wrote, so a refused sign-in leaves nothing behind;
+5. **the broker session**, then **the login JWT** (last: it lives 30 seconds);
+6. **the audit** of what happened, refusals included.
+
+Steps are an explicit sequence, not a plugin chain: they are few, fixed and order-sensitive.
+Nothing here imports Flask; the web layer turns the outcome into a response.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from broker.accounts import (
+    ConfirmOwnership,
+    CustomerDirectory,
+    SignIn,
+    StoreContext,
+    check_domain,
+    confirm_ownership,
+    resolve_customer,
+)
+from broker.bigcommerce.api import Customer
+from broker.bigcommerce.login_token import mint_login_token, storefront_login_url
+from broker.companies import (
+    CompanyDirectory,
+    CompanyPlan,
+    CompanyUserDirectory,
+    binding_for,
+    join_company,
+    plan_for,
+    refuse_without_company,
+)
+from broker.config import Connection, StoreSettings
+from broker.errors import BrokerError, PolicyDenied
+from broker.events import log_event
+from broker.identity import Identity, UpstreamSession
+from broker.signin.sessions import start_session, with_status_token
+from broker.storage import AlreadyExists, AuditEntry, Storage, keys
+
+#: How long a shopper has to enter their password on the confirmation page.
+CONFIRM_TTL_SECONDS = 600
+
+
+class StoreClients(Protocol):
+    """The store-side clients the service needs (the runtime provides them)."""
+
+    def store_api(self, store_key: str) -> CustomerDirectory: ...
+    def b2b_api(self, store_key: str) -> CompanyDirectory: ...
+    def now_for_store(self, store: StoreSettings) -> int: ...
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """Send the browser to ``landing_url`` (the storefront's login-token URL) with the broker
+    session cookie ``session_cookie``."""
+
+    landing_url: str
+    session_cookie: str
+    customer_id: int
+    events: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConfirmFirst:
+    """Ask the shopper to confirm an existing account; ``key`` names the pending confirmation
+    (kept in the browser's session, never in a URL)."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A storefront customer linked this identity to their account."""
+
+    customer_id: int
+    connection: str
+
+
+Outcome = SignedIn | ConfirmFirst | Linked
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What the web layer hands over once an upstream has verified an identity."""
+
+    store: StoreSettings
+    conn: Connection
+    identity: Identity
+    redirect_to: str
+    upstream: UpstreamSession
+    client_ip: str | None
+    #: Set when a signed-in storefront customer links this IdP identity to their account.
+    link_customer_id: int | None = None
+
+
+class SignInService:
+    """Runs the steps; one per app (it holds nothing per request)."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        clients: StoreClients,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.storage = storage
+        self.clients = clients
+        self.clock = clock
+        self.sleep = sleep
+
+    # -- the sequence -----------------------------------------------------------------------
+
+    def complete(self, done: Completion) -> Outcome:
+        """Finish a sign-in (or a link from the storefront) whose identity was verified."""
+        try:
+            if done.link_customer_id is not None:
+                return self._link_from_storefront(done, done.link_customer_id)
+            plan = self.company_plan(done.store, done.conn, done.identity)
+            decision = self._resolve(done, plan)
+            if isinstance(decision, ConfirmOwnership):
+                return self._ask_confirmation(done, decision.customer)
+            return self._sign_in(done, decision, plan)
+        except BrokerError as refused:
+            self._audit(done.store, "signin", refused.code, done, detail=refused.detail)
+            raise
+
+    def confirm(
+        self, store: StoreSettings, record: Mapping[str, Any], password: str, client_ip: str | None
+    ) -> SignedIn:
+        """The shopper's password for the account a pending confirmation names: right, and the
+        identity is linked and signed in; wrong, :class:`~broker.accounts.WrongPassword`."""
+        conn = store.connections[record["connection"]]
+        done = Completion(
+            store=store,
+            conn=conn,
+            identity=Identity.from_record(record["identity"]),
+            redirect_to=record["redirect_to"],
+            upstream=UpstreamSession.from_record(record.get("upstream")),
+            client_ip=client_ip,
+        )
+        customer = Customer.from_api(record["customer"])
+        decision = confirm_ownership(
+            identity=done.identity,
+            customer=customer,
+            password=password,
+            client_ip=client_ip,
+            directory=self.clients.store_api(store.key),
+            links=self.storage,
+            store=store_context(store),
+            now=self._now(),
+        )
+        self._audit(store, "link", "confirmed", done, customer_id=customer.id)
+        return self._sign_in(done, decision, self.company_plan(store, conn, done.identity))
+
+    def company_plan(
+        self, store: StoreSettings, conn: Connection, identity: Identity
+    ) -> CompanyPlan | None:
+        """With B2B Edition on: the company and role within what this connection may reach,
+        or a refusal when none is found (``no_company = "refuse"``)."""
+        if store.b2b is None:
+            return None
+        binding = binding_for(store.b2b, conn, connections=len(store.connections))
+        plan = plan_for(identity, binding)
+        if plan is None and store.b2b.no_company == "refuse":
+            raise refuse_without_company()
+        return plan
+
+    # -- the steps --------------------------------------------------------------------------
+
+    def _resolve(self, done: Completion, plan: CompanyPlan | None) -> SignIn | ConfirmOwnership:
+        directory: CustomerDirectory = self.clients.store_api(done.store.key)
+        if plan is not None:
+            directory = CompanyUserDirectory(directory, self.clients.b2b_api(done.store.key), plan)
+        return resolve_customer(
+            done.identity,
+            directory=directory,
+            links=self.storage,
+            store=store_context(done.store),
+            policy=done.conn,
+            now=self._now(),
+            sleep=self.sleep,
+        )
+
+    def _sign_in(self, done: Completion, decision: SignIn, plan: CompanyPlan | None) -> SignedIn:
+        decision = self._join_company(done, decision, plan)
+        store = done.store
+        cookie, status_token = start_session(
+            self.storage,
+            store=store,
+            conn=done.conn,
+            identity=done.identity,
+            customer_id=decision.customer_id,
+            upstream=done.upstream,
+            now=self._now(),
+        )
+        redirect_to = done.redirect_to
+        if store.follow_idp_logout:
+            redirect_to = with_status_token(redirect_to, status_token)
+        token = mint_login_token(
+            client_id=store.client_id,
+            client_secret=store.client_secret,
+            store_hash=store.store_hash,
+            customer_id=decision.customer_id,
+            channel_id=store.channel_id,
+            redirect_to=redirect_to,
+            now=self.clients.now_for_store(store),
+            jti=str(uuid.uuid4()),
+            request_ip=done.client_ip if store.bind_request_ip else None,
+        )
+        self._audit(
+            store,
+            "signin",
+            "ok",
+            done,
+            customer_id=decision.customer_id,
+            detail=",".join(decision.events),
+        )
+        log_event(
+            "signin.ok",
+            store=store.key,
+            connection=done.conn.key,
+            customer_id=decision.customer_id,
+            created=decision.created,
+            events=list(decision.events),
+        )
+        return SignedIn(
+            landing_url=storefront_login_url(store.storefront_url, token),
+            session_cookie=cookie,
+            customer_id=decision.customer_id,
+            events=decision.events,
+        )
+
+    def _join_company(self, done: Completion, decision: SignIn, plan: CompanyPlan | None) -> SignIn:
+        """Make the signed-in customer the company user the IdP says (B2B Edition only). A
+        refusal undoes the link this sign-in wrote: nothing of a refused sign-in is kept."""
+        store = done.store
+        if plan is None or store.b2b is None:
+            return decision
+        try:
+            events = join_company(
+                self.clients.b2b_api(store.key),
+                customer_id=decision.customer_id,
+                directory=self.clients.store_api(store.key),
+                identity=done.identity,
+                plan=plan,
+                settings=store.b2b,
+                channel_ids=[store.channel_id],
+            )
+        except BrokerError:
+            if "linked" in decision.events:
+                self._unlink_new(done, decision.customer_id)
+            raise
+        if events:
+            self._audit(
+                store,
+                "company",
+                ",".join(events),
+                done,
+                customer_id=decision.customer_id,
+                detail=plan.describe(),
+            )
+        return SignIn(decision.customer_id, (*decision.events, *events))
+
+    def _unlink_new(self, done: Completion, customer_id: int) -> None:
+        link = self.storage.get_link(done.store.key, done.conn.key, done.identity.subject)
+        if link is not None and link.customer_id == customer_id:
+            self.storage.delete_link(done.store.key, link.id, customer_id=customer_id)
+
+    def _link_from_storefront(self, done: Completion, customer_id: int) -> Linked:
+        """Finish a link started from the storefront: this identity now signs in as that
+        customer. The connection's domain rule holds here as at any sign-in."""
+        store, conn, identity = done.store, done.conn, done.identity
+        check_domain(identity, conn)
+        existing = self.storage.get_link(store.key, conn.key, identity.subject)
+        if existing is not None and existing.customer_id != customer_id:
+            raise PolicyDenied(
+                "This sign-in is already connected to another account in this store. Unlink it "
+                "there first, or contact the store.",
+                detail="identity linked to another customer",
+            )
+        if existing is None:
+            try:
+                self.storage.create_link(
+                    store=store.key,
+                    connection=conn.key,
+                    subject=identity.subject,
+                    issuer=identity.issuer,
+                    customer_id=customer_id,
+                    email=identity.email,
+                    now=self._now(),
+                )
+            except AlreadyExists:
+                raise PolicyDenied(
+                    "Your account in this store is already connected to another sign-in of "
+                    "this identity provider. Unlink that one first.",
+                    detail="customer already linked through this connection",
+                ) from None
+            self.storage.clear_unlink(store.key, conn.key, identity.subject)
+            self._audit(store, "link", "linked_from_storefront", done, customer_id=customer_id)
+        return Linked(customer_id=customer_id, connection=conn.key)
+
+    def _ask_confirmation(self, done: Completion, customer: Customer) -> ConfirmFirst:
+        key = secrets.token_urlsafe(32)
+        record = {
+            "store": done.store.key,
+            "connection": done.conn.key,
+            "identity": done.identity.to_record(),
+            "upstream": done.upstream.to_record(),
+            "customer": customer.to_record(),
+            "redirect_to": done.redirect_to,
+        }
+        now = self._now()
+        self.storage.save_pending(
+            keys.confirmation(key), record, expires_at=now + CONFIRM_TTL_SECONDS
+        )
+        self._audit(done.store, "link", "confirm_required", done, customer_id=customer.id)
+        return ConfirmFirst(key=key)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    def _audit(
+        self,
+        store: StoreSettings,
+        event: str,
+        outcome: str,
+        done: Completion,
+        *,
+        customer_id: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.storage.record_audit(
+            AuditEntry(
+                at=self._now(),
+                store=store.key,
+                event=event,
+                outcome=outcome,
+                connection=done.conn.key,
+                subject=done.identity.subject,
+                customer_id=customer_id,
+                ip=done.client_ip,
+                detail=detail or None,
+            )
+        )
+
+
+def store_context(store: StoreSettings) -> StoreContext:
+    return StoreContext(
+        key=store.key,
+        channel_id=store.channel_id,
+        verify_link_after_seconds=store.verify_link_after_hours * 3600,
+    )

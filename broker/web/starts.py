@@ -1,0 +1,182 @@
+"""The first leg of each protocol, by the kind of provider a connection has (no blueprint).
+
+Starting a sign-in (OIDC: state, nonce and PKCE kept server-side, then the authorization
+request; SAML: an AuthnRequest remembered under an opaque RelayState) and starting an
+IdP-side logout (OIDC RP-initiated logout; SAML single logout) differ by protocol. The
+blueprints that start them (the login URL, linking from the storefront, logout) call
+:func:`sign_in` and :func:`idp_logout`, which pick the leg from a table keyed by the provider's
+class: no ``isinstance`` in the views, and no blueprint imports another.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+from flask import Response, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
+
+from broker.config import Connection, StoreSettings
+from broker.storage import BrokerSession, keys
+from broker.upstream.oidc import OIDCProvider
+from broker.upstream.registry import Provider
+from broker.upstream.saml import OutboundMessage, SAMLProvider
+from broker.web import flows
+from broker.web.context import runtime
+
+#: How long the IdP has to send the browser back from its logout page.
+LOGOUT_TTL_SECONDS = 600
+
+SignInStart = Callable[[StoreSettings, Connection, str, "int | None"], BaseResponse]
+LogoutStart = Callable[[StoreSettings, Connection, BrokerSession], "BaseResponse | None"]
+
+
+def sign_in(
+    store: StoreSettings,
+    conn: Connection,
+    *,
+    redirect_to: str,
+    link_customer_id: int | None = None,
+) -> BaseResponse:
+    """Send the browser to the connection's IdP to sign in (or to link, for a customer)."""
+    start = _SIGN_IN[type(_provider(store, conn))]
+    return start(store, conn, redirect_to, link_customer_id)
+
+
+def idp_logout(
+    store: StoreSettings, conn: Connection, session: BrokerSession
+) -> BaseResponse | None:
+    """Send the browser to the IdP's logout, or None when the IdP offers none."""
+    return _LOGOUT[type(_provider(store, conn))](store, conn, session)
+
+
+def callback_url(store_key: str, conn_key: str) -> str:
+    """The OIDC redirect URI to register at the IdP: from ``base_url``, never the request."""
+    return f"{runtime().broker_settings.base_url}/{store_key}/oidc/{conn_key}/callback"
+
+
+def send_saml(message: OutboundMessage) -> BaseResponse:
+    """A SAML message on its way to the IdP: a redirect, or an auto-submitting form."""
+    if message.url is not None:
+        return redirect(message.url, code=303)
+    response = Response(message.html or "", mimetype="text/html")
+    # The auto-submitting form posts to the IdP: allow exactly that script-free form.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; form-action *; script-src 'unsafe-inline'"
+    )
+    return response
+
+
+def _provider(store: StoreSettings, conn: Connection) -> Provider:
+    return runtime().provider(store.key, conn.key)
+
+
+def _oidc_sign_in(
+    store: StoreSettings, conn: Connection, redirect_to: str, link_customer_id: int | None
+) -> BaseResponse:
+    """Record a new flow and send the browser to the IdP's authorization endpoint."""
+    broker = runtime()
+    settings = broker.broker_settings
+    state, flow, browser = flows.begin(
+        broker.storage,
+        request,
+        store=store.key,
+        connection=conn.key,
+        redirect_to=redirect_to,
+        now=int(broker.clock()),
+        ttl=settings.flow_ttl_seconds,
+        secure=settings.cookie_secure,
+        link_customer_id=link_customer_id,
+    )
+    url = broker.oidc(store.key, conn.key).authorization_url(
+        redirect_uri=callback_url(store.key, conn.key),
+        state=state,
+        nonce=flow.nonce,
+        code_verifier=flow.code_verifier,
+    )
+    return flows.redirect_binding_browser(
+        url, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
+    )
+
+
+def _saml_sign_in(
+    store: StoreSettings, conn: Connection, redirect_to: str, link_customer_id: int | None
+) -> BaseResponse:
+    """An AuthnRequest over HTTP-Redirect, remembered under an opaque RelayState."""
+    broker = runtime()
+    settings = broker.broker_settings
+    relay_state = secrets.token_urlsafe(32)
+    request_id, url = broker.saml(store.key, conn.key).authn_request(relay_state=relay_state)
+    browser = flows.browser_id(request, settings.cookie_secure)
+    now = int(broker.clock())
+    broker.storage.save_pending(
+        keys.saml_relay(relay_state),
+        {
+            "store": store.key,
+            "connection": conn.key,
+            "request_id": request_id,
+            "redirect_to": redirect_to,
+            "browser": flows.digest(browser),
+            "link_customer_id": link_customer_id,
+        },
+        expires_at=now + settings.flow_ttl_seconds,
+    )
+    return flows.redirect_binding_browser(
+        url, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
+    )
+
+
+def _oidc_logout(
+    store: StoreSettings, conn: Connection, session: BrokerSession
+) -> BaseResponse | None:
+    """RP-initiated logout with id_token_hint, and a state checked on the way back."""
+    broker = runtime()
+    state = secrets.token_urlsafe(32)
+    url = broker.oidc(store.key, conn.key).end_session_url(
+        id_token_hint=session.id_token,
+        post_logout_redirect_uri=f"{broker.broker_settings.base_url}/{store.key}/logout/done",
+        state=state,
+    )
+    if url is None:
+        return None
+    now = int(broker.clock())
+    broker.storage.save_pending(
+        keys.oidc_logout(state),
+        {"store": store.key, "connection": conn.key},
+        expires_at=now + LOGOUT_TTL_SECONDS,
+    )
+    return redirect(url, code=303)
+
+
+def _saml_logout(
+    store: StoreSettings, conn: Connection, session: BrokerSession
+) -> BaseResponse | None:
+    """SP-initiated single logout: a signed LogoutRequest to the IdP (None: it has no SLO)."""
+    broker = runtime()
+    provider = broker.saml(store.key, conn.key)
+    if not session.name_id or not provider.has_single_logout():
+        return None
+    relay_state = secrets.token_urlsafe(32)
+    message = provider.logout_request(
+        name_id=session.name_id,
+        name_id_format=session.name_id_format,
+        session_index=session.session_index,
+        relay_state=relay_state,
+    )
+    now = int(broker.clock())
+    broker.storage.save_pending(
+        keys.saml_logout(relay_state),
+        {"store": store.key, "connection": conn.key, "request_id": message.request_id},
+        expires_at=now + broker.broker_settings.flow_ttl_seconds,
+    )
+    return send_saml(message)
+
+
+_SIGN_IN: dict[type[Provider], SignInStart] = {
+    OIDCProvider: _oidc_sign_in,
+    SAMLProvider: _saml_sign_in,
+}
+_LOGOUT: dict[type[Provider], LogoutStart] = {
+    OIDCProvider: _oidc_logout,
+    SAMLProvider: _saml_logout,
+}

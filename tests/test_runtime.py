@@ -1,0 +1,161 @@
+"""The runtime over real servers: stores held in the database, changed while the broker runs.
+
+Two `broker serve` instances (gunicorn, two workers each) share one PostgreSQL database, as
+two hosts behind a load balancer would; a store is added, its connection changed and the store
+removed through the storage layer (what the app install and the admin write), and both
+instances serve each change within seconds, with no restart.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from broker.sandbox.idp import DevClient
+from broker.storage import open_storage
+from tests.conftest import DevIdP, Sandbox
+from tests.support.flows import dev_idp_sign_in, start_login, visit_storefront
+from tests.support.serve import broker_serve, free_port
+
+POSTGRES_URL = os.environ.get("BROKER_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    if not POSTGRES_URL:
+        pytest.skip("set BROKER_TEST_POSTGRES_URL to run two instances on one PostgreSQL")
+    name = f"broker_runtime_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def wait_for(check: Callable[[], bool], what: str, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+def test_two_instances_serve_stores_changed_in_the_database(
+    sandbox: Sandbox,
+    dev_idp: DevIdP,
+    make_dev_idp: Callable[[], DevIdP],
+    postgres_url: str,
+    tmp_path: Path,
+) -> None:
+    file_store = sandbox.add_store("file01")
+    installed = sandbox.add_store("inst01", name="Installed Shop")
+    secret = secrets.token_urlsafe(24)
+    ports = [free_port(), free_port()]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    dev_idp.state.add_client(
+        DevClient(
+            "broker",
+            secret,
+            tuple(f"{url}/{key}/oidc/corp/callback" for url in urls for key in ("acme", "inst01")),
+        )
+    )
+    second_idp = make_dev_idp()
+    second_idp.state.add_client(
+        DevClient("broker", secret, tuple(f"{url}/inst01/oidc/second/callback" for url in urls))
+    )
+
+    def store_table(store: Any) -> dict[str, Any]:
+        return {
+            "store_hash": store.store_hash,
+            "api_url": sandbox.url,
+            "access_token": store.access_token,
+            "client_id": store.client_id,
+            "client_secret": store.client_secret,
+            "storefront_url": sandbox.storefront(store.store_hash),
+            "connections": {
+                "corp": {
+                    "type": "oidc",
+                    "display_name": "Corp SSO",
+                    "issuer": dev_idp.url,
+                    "client_id": "broker",
+                    "client_secret": secret,
+                    "link": "auto",
+                }
+            },
+        }
+
+    def document(base_url: str) -> dict[str, Any]:
+        return {
+            "broker": {
+                "base_url": base_url,
+                "secret_key": "k" * 40,
+                "database_url": postgres_url,
+            },
+            "stores": {"acme": store_table(file_store)},
+        }
+
+    with ExitStack() as stack:
+        for n, port in enumerate(ports):
+            workdir = tmp_path / f"instance{n}"
+            workdir.mkdir()
+            stack.enter_context(broker_serve(workdir, document, workers=2, threads=2, port=port))
+        storage = open_storage(postgres_url)
+        stack.callback(storage.close)
+        http = stack.enter_context(httpx.Client(follow_redirects=False, timeout=20))
+
+        def login_status(url: str, path: str) -> int:
+            return http.get(f"{url}{path}").status_code
+
+        def chooser(url: str) -> str:
+            return http.get(f"{url}/inst01/login").text
+
+        # Not there yet: 404 on both.
+        assert [login_status(url, "/inst01/login/corp") for url in urls] == [404, 404]
+
+        # Installed: both instances serve it, and a shopper signs in through instance 2.
+        storage.put_tenant("inst01", store_table(installed), now=int(time.time()))
+        for url in urls:
+            wait_for(lambda url=url: login_status(url, "/inst01/login/corp") == 302, url)
+        authorize = start_login(http, urls[1], "/inst01/login/corp")
+        callback = dev_idp_sign_in(http, authorize, "alice@example.com")
+        landed = http.get(callback)
+        assert landed.status_code == 302, landed.text
+        page = visit_storefront(http, landed.headers["location"])
+        assert ">alice@example.com<" in page.text
+        assert len(sandbox.state.customers(installed.store_hash)) == 1
+
+        # A connection changed and one added: both serve the change.
+        changed = store_table(installed)
+        changed["connections"]["corp"]["display_name"] = "Renamed SSO"
+        changed["connections"]["second"] = {
+            **changed["connections"]["corp"],
+            "display_name": "Second IdP",
+            "issuer": second_idp.url,  # its own IdP: two connections never share one
+        }
+        storage.put_tenant("inst01", changed, now=int(time.time()))
+        for url in urls:
+            wait_for(lambda url=url: "Renamed SSO" in chooser(url), f"{url}: renamed")
+            assert "Second IdP" in chooser(url)
+            assert login_status(url, "/inst01/login/second") == 302
+
+        # Removed: 404 everywhere, its sign-in URLs too; the file's store goes on.
+        assert storage.delete_tenant("inst01")
+        for url in urls:
+            wait_for(lambda url=url: login_status(url, "/inst01/login/corp") == 404, url)
+            assert login_status(url, "/inst01/login") == 404
+            assert login_status(url, "/acme/login/corp") == 302
