@@ -11,28 +11,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import asdict, dataclass
 
 from flask import Request, redirect
 from werkzeug.wrappers import Response
 
 from broker.errors import FlowExpired, StateMismatch
+from broker.signin.flows import PendingSignIn
 from broker.storage import Storage, keys
 
 _COOKIE = "broker_browser"
 _SECURE_COOKIE = "__Host-broker_browser"
-
-
-@dataclass(frozen=True)
-class PendingSignIn:
-    store: str
-    connection: str
-    nonce: str
-    code_verifier: str
-    redirect_to: str
-    browser: str  # sha256 of the browser cookie
-    #: Set when a signed-in storefront customer links this IdP identity to their account.
-    link_customer_id: int | None = None
 
 
 def cookie_name(secure: bool) -> str:
@@ -54,16 +42,14 @@ def begin(
     """Record a new flow; return its state, the flow, and the browser cookie value to set."""
     browser = browser_id(request, secure)
     state = secrets.token_urlsafe(32)
-    flow = PendingSignIn(
+    flow = PendingSignIn.for_oidc(
         store=store,
         connection=connection,
-        nonce=secrets.token_urlsafe(32),
-        code_verifier=secrets.token_urlsafe(64),
         redirect_to=redirect_to,
         browser=digest(browser),
         link_customer_id=link_customer_id,
     )
-    storage.save_pending(keys.oidc_flow(state), asdict(flow), expires_at=now + ttl)
+    storage.save_pending(keys.oidc_flow(state), flow.to_record(), expires_at=now + ttl)
     return state, flow, browser
 
 
@@ -102,11 +88,8 @@ def complete(
             "This sign-in has expired or was already used. Please start signing in again.",
             detail="state unknown, expired or used",
         )
-    flow = PendingSignIn(**data)
-    if not same_browser(request, flow.browser, secure) or (flow.store, flow.connection) != (
-        store,
-        connection,
-    ):
+    flow = PendingSignIn.from_record(data)
+    if not same_browser(request, flow.browser, secure) or not flow.belongs_to(store, connection):
         raise StateMismatch(
             "This sign-in was started in another browser or for another store. "
             "Please start signing in again from the store.",

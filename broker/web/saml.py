@@ -21,6 +21,7 @@ from broker.config import SAMLConnection, StoreSettings
 from broker.errors import BrokerError, FlowExpired, InvalidResponse, NotFound, StateMismatch
 from broker.events import log_event
 from broker.identity import Identity, UpstreamSession
+from broker.signin.flows import PendingSignIn
 from broker.storage import keys
 from broker.upstream.saml import POST, REDIRECT
 from broker.web import flows, sessions, starts
@@ -50,12 +51,11 @@ def acs(store_key: str, conn_key: str) -> BaseResponse:
     encoded = request.form.get("SAMLResponse", "")
     relay_state = request.form.get("RelayState", "")
     now = int(broker.clock())
-    pending = (
-        broker.storage.take_pending(keys.saml_relay(relay_state), now) if relay_state else None
-    )
-    if pending is not None and (pending["store"], pending["connection"]) != (store.key, conn.key):
+    record = broker.storage.take_pending(keys.saml_relay(relay_state), now) if relay_state else None
+    pending = None if record is None else PendingSignIn.from_record(record)
+    if pending is not None and not pending.belongs_to(store.key, conn.key):
         raise StateMismatch("This sign-in was started for another store.", detail="relay store")
-    expected = pending["request_id"] if pending is not None else None
+    expected = pending.request_id if pending is not None else None
     assertion = broker.saml(store.key, conn.key).handle_response(
         encoded, expected_request_id=expected
     )
@@ -79,7 +79,7 @@ def acs(store_key: str, conn_key: str) -> BaseResponse:
     broker.storage.save_pending(
         keys.saml_continue(key),
         {
-            **pending,
+            **pending.to_record(),
             "identity": assertion.identity.to_record(),
             "upstream": upstream.to_record(),
         },
@@ -95,25 +95,25 @@ def acs_continue(store_key: str, conn_key: str) -> BaseResponse:
     record = broker.storage.take_pending(
         keys.saml_continue(request.args.get("k", "")), int(broker.clock())
     )
-    if record is None or (record["store"], record["connection"]) != (store.key, conn.key):
+    pending = None if record is None else PendingSignIn.from_record(record)
+    if record is None or pending is None or not pending.belongs_to(store.key, conn.key):
         raise FlowExpired(
             "This sign-in has expired or was already used. Please start signing in again.",
             detail="no verified saml sign-in under that key",
         )
-    if not flows.same_browser(request, record["browser"], broker.broker_settings.cookie_secure):
+    if not flows.same_browser(request, pending.browser, broker.broker_settings.cookie_secure):
         raise StateMismatch(
             "This sign-in was started in another browser. Please start signing in again "
             "from the store.",
             detail="saml browser binding mismatch",
         )
-    linking = record.get("link_customer_id")
     return finish(
         store,
         conn,
         Identity.from_record(record["identity"]),
-        record["redirect_to"],
+        pending.redirect_to,
         UpstreamSession.from_record(record.get("upstream")),
-        link_customer_id=None if linking is None else int(linking),
+        link_customer_id=pending.link_customer_id,
     )
 
 

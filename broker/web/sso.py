@@ -43,11 +43,12 @@ def oidc_callback(store_key: str, conn_key: str) -> Response:
         now=int(broker.clock()),
         secure=broker.broker_settings.cookie_secure,
     )
+    nonce, code_verifier = flow.oidc_checks()
     identity, upstream = broker.oidc(store.key, conn.key).handle_callback(
         request.args,
         redirect_uri=starts.callback_url(store.key, conn.key),
-        nonce=flow.nonce,
-        code_verifier=flow.code_verifier,
+        nonce=nonce,
+        code_verifier=code_verifier,
     )
     return finish(
         store, conn, identity, flow.redirect_to, upstream, link_customer_id=flow.link_customer_id

@@ -17,6 +17,7 @@ from flask import Response, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from broker.config import Connection, StoreSettings
+from broker.signin.flows import PendingSignIn
 from broker.storage import BrokerSession, keys
 from broker.upstream.oidc import OIDCProvider
 from broker.upstream.registry import Provider
@@ -88,11 +89,12 @@ def _oidc_sign_in(
         secure=settings.cookie_secure,
         link_customer_id=link_customer_id,
     )
+    nonce, code_verifier = flow.oidc_checks()
     url = broker.oidc(store.key, conn.key).authorization_url(
         redirect_uri=callback_url(store.key, conn.key),
         state=state,
-        nonce=flow.nonce,
-        code_verifier=flow.code_verifier,
+        nonce=nonce,
+        code_verifier=code_verifier,
     )
     return flows.redirect_binding_browser(
         url, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
@@ -109,16 +111,17 @@ def _saml_sign_in(
     request_id, url = broker.saml(store.key, conn.key).authn_request(relay_state=relay_state)
     browser = flows.browser_id(request, settings.cookie_secure)
     now = int(broker.clock())
+    pending = PendingSignIn(
+        store=store.key,
+        connection=conn.key,
+        redirect_to=redirect_to,
+        browser=flows.digest(browser),
+        link_customer_id=link_customer_id,
+        request_id=request_id,
+    )
     broker.storage.save_pending(
         keys.saml_relay(relay_state),
-        {
-            "store": store.key,
-            "connection": conn.key,
-            "request_id": request_id,
-            "redirect_to": redirect_to,
-            "browser": flows.digest(browser),
-            "link_customer_id": link_customer_id,
-        },
+        pending.to_record(),
         expires_at=now + settings.flow_ttl_seconds,
     )
     return flows.redirect_binding_browser(

@@ -1,0 +1,70 @@
+"""One record for every sign-in in progress, OIDC and SAML alike: :class:`PendingSignIn`.
+
+A sign-in is started by the web layer and kept server-side (never in a cookie) until its
+answer comes back: the store and connection, where the shopper goes afterwards, the hash of
+the browser's id cookie (so the answer is accepted only in the browser that started it), the
+customer linking from the storefront if any, and what the protocol must check on the way
+back: OIDC's nonce and PKCE verifier, SAML's AuthnRequest id (InResponseTo).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from broker.errors import StateMismatch
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    store: str
+    connection: str
+    redirect_to: str
+    #: sha256 of the browser's id cookie.
+    browser: str
+    #: Set when a signed-in storefront customer links this IdP identity to their account.
+    link_customer_id: int | None = None
+    #: OpenID Connect: the nonce and the PKCE code verifier of the authorization request.
+    nonce: str | None = None
+    code_verifier: str | None = None
+    #: SAML: the AuthnRequest's ID, which the Response's InResponseTo must name.
+    request_id: str | None = None
+
+    @classmethod
+    def for_oidc(
+        cls, *, store: str, connection: str, redirect_to: str, browser: str, **more: Any
+    ) -> PendingSignIn:
+        """A new OIDC sign-in, with a fresh nonce and PKCE verifier."""
+        return cls(
+            store=store,
+            connection=connection,
+            redirect_to=redirect_to,
+            browser=browser,
+            nonce=secrets.token_urlsafe(32),
+            code_verifier=secrets.token_urlsafe(64),
+            **more,
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> PendingSignIn:
+        """From storage; a record may carry more (a verified identity waiting), or be one a
+        broker before this type wrote (either protocol's fields alone)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in names})
+
+    def belongs_to(self, store: str, connection: str) -> bool:
+        return (self.store, self.connection) == (store, connection)
+
+    def oidc_checks(self) -> tuple[str, str]:
+        """The nonce and PKCE verifier an OIDC answer is checked against."""
+        if self.nonce is None or self.code_verifier is None:
+            raise StateMismatch(
+                "This sign-in was started for another kind of sign-in. Please start again.",
+                detail="not an OpenID Connect flow",
+            )
+        return self.nonce, self.code_verifier
