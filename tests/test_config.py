@@ -102,7 +102,8 @@ def test_every_problem_is_reported_once_naming_its_key() -> None:
     assert problems(text, env) == [
         "broker.base_url: 'ftp://x' is not an http(s) URL",
         "stores.acme.channel_id: must be an integer",
-        "stores.acme.connections.okta.group_claim: unknown key (check the spelling)",
+        "stores.acme.connections.okta.group_claim: unknown key (check the spelling), "
+        "did you mean 'groups_claim'?",
         "stores.acme.connections.okta.client_secret: environment variable OKTA_CLIENT_SECRET "
         "is not set",
         "stores.acme.connections.okta.link: must be one of auto, confirm, deny, not 'sometimes'",

@@ -1,0 +1,383 @@
+"""One schema for every place a setting is written: each key once, with its type, default,
+bounds and one-line documentation.
+
+One pydantic model per table of the file (``[broker]``, ``[stores.X]``, its ``[b2b]``, each
+``[stores.X.connections.Y]`` and its ``[b2b]``). The TOML file is read through them now
+(:mod:`broker.settings.file`); database rows, admin forms and admin API bodies are next, and
+``Model.model_json_schema()`` gives them the keys, defaults and bounds. Sub-tables
+(``connections``, ``b2b``) are validated as tables of their own, so one bad table hides no other.
+
+Each type's validator raises our own wording (``must be an integer``), so the lines an operator
+reads do not change with pydantic's; :mod:`broker.settings.problems` turns the rest (missing,
+unknown, out of bounds) into lines. Values are checked as the file gives them: a string from the
+environment may stand for an integer or a boolean. Rules across keys (a secret needed by a token
+method, exactly one SAML metadata source, files that exist, ...) are in
+:mod:`broker.settings.file`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from broker.settings.values import DEFAULT_ID_TOKEN_ALGORITHMS
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: The error type of every problem worded here (its message is the line's text).
+PROBLEM = "config"
+
+
+def _problem(text: str) -> PydanticCustomError:
+    return PydanticCustomError(PROBLEM, text)  # no context: the text is not formatted
+
+
+def as_string(value: Any) -> Any:
+    """A string, and not a blank one (None passes: the type says whether it may be)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _problem("must be a string")
+    if not value.strip():
+        raise _problem("must not be empty")
+    return value
+
+
+def _matching(pattern: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        value = as_string(value)
+        if isinstance(value, str) and not re.match(pattern, value):
+            raise _problem(f"{value!r} does not look right (expected {pattern})")
+        return value
+
+    return check
+
+
+def _url(*, verbatim: bool) -> Callable[[Any], Any]:
+    """An http(s) URL without query or fragment; a trailing ``/`` is dropped unless
+    ``verbatim`` (an OIDC issuer is an identifier: its trailing ``/`` is part of it)."""
+
+    def check(value: Any) -> Any:
+        value = as_string(value)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _problem(f"{value!r} is not an http(s) URL")
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise _problem("must use https (http is allowed only on 127.0.0.1/localhost)")
+        if parts.query or parts.fragment:
+            raise _problem("must not have a query or fragment")
+        return value if verbatim else value.rstrip("/")
+
+    return check
+
+
+def _choice(*allowed: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        value = as_string(value)
+        if value is not None and value not in allowed:
+            raise _problem(f"must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+
+    return check
+
+
+def _boolean(value: Any) -> Any:
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"  # from the environment
+    if value is not None and not isinstance(value, bool):
+        raise _problem("must be true or false")
+    return value
+
+
+def _integer(value: Any) -> Any:
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        with contextlib.suppress(ValueError):  # "²" is a digit, yet no int
+            value = int(value)  # from the environment
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise _problem("must be an integer")
+    return value
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)  # from the environment
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _problem("must be a number")
+    return float(value)
+
+
+def _string_list(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise _problem("must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _id_list(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not all(_id(v) and v > 0 for v in value):
+        raise _problem("must be a list of ids, e.g. [101, 102]")
+    return tuple(value)
+
+
+def _id_map(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(_id(v) and v >= 0 for v in value.values()):
+        raise _problem('must be a table of name = id, e.g. { "wholesale" = 2 }')
+    return dict(value)
+
+
+Str = Annotated[str, BeforeValidator(as_string)]
+OptStr = Annotated[str | None, BeforeValidator(as_string)]
+Url = Annotated[str, BeforeValidator(_url(verbatim=False))]
+OptUrl = Annotated[str | None, BeforeValidator(_url(verbatim=False))]
+Issuer = Annotated[str, BeforeValidator(_url(verbatim=True))]
+Bool = Annotated[bool, BeforeValidator(_boolean)]
+OptBool = Annotated[bool | None, BeforeValidator(_boolean)]
+Int = Annotated[int, BeforeValidator(_integer)]
+OptInt = Annotated[int | None, BeforeValidator(_integer)]
+Number = Annotated[float, BeforeValidator(_number)]
+StrList = Annotated[tuple[str, ...], BeforeValidator(_string_list)]
+IdList = Annotated[tuple[int, ...], BeforeValidator(_id_list)]
+IdMap = Annotated[dict[str, int], BeforeValidator(_id_map)]
+StoreHash = Annotated[str, BeforeValidator(_matching(r"^[a-z0-9]{1,32}$"))]
+Link = Annotated[
+    Literal["auto", "confirm", "deny"], BeforeValidator(_choice("auto", "confirm", "deny"))
+]
+TokenMethod = Annotated[
+    Literal["client_secret_basic", "client_secret_post", "none"] | None,
+    BeforeValidator(_choice("client_secret_basic", "client_secret_post", "none")),
+]
+NoCompany = Annotated[Literal["refuse", "customer"], BeforeValidator(_choice("refuse", "customer"))]
+NameIdFormat = Annotated[
+    Literal["emailAddress", "persistent", "unspecified"],
+    BeforeValidator(_choice("emailAddress", "persistent", "unspecified")),
+]
+
+
+class Table(BaseModel):
+    """A table of the file: unknown keys are problems, defaults are not re-validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class BrokerTable(Table):
+    """``[broker]``: the broker itself."""
+
+    base_url: Url = Field(
+        description="Public URL of the broker (https; http only on localhost)",
+    )
+    secret_key: Str = Field(repr=False, description="32+ random characters")
+    database_url: Str = Field(
+        "sqlite:///broker.db",
+        description="Or postgresql+psycopg://user@host/db for several instances",
+    )
+    trusted_proxies: Int = Field(
+        0, ge=0, le=5, description="Reverse proxies in front that set X-Forwarded-*"
+    )
+    flow_ttl_seconds: Int = Field(
+        600, ge=60, le=3600, description="How long a started sign-in may take"
+    )
+    saml_key_file: OptStr = Field(None, description="SP key shared by SAML connections without one")
+    saml_cert_file: OptStr = Field(
+        None, description="SP certificate shared by SAML connections without one"
+    )
+    audit_retention_days: Int = Field(
+        180, ge=0, le=3650, description="broker gc deletes older audit rows (0 keeps them)"
+    )
+
+
+class StoreTable(Table):
+    """``[stores.X]``: one BigCommerce store (its ``connections`` and ``b2b`` are tables)."""
+
+    store_hash: StoreHash = Field(description="The part after /stores/ in the store's API path")
+    api_url: Url = Field("https://api.bigcommerce.com", description="BigCommerce's API")
+    access_token: Str = Field(repr=False, description="The store-level API account's token")
+    client_id: Str = Field(description="The store-level API account's client ID")
+    client_secret: Str = Field(
+        repr=False, description="The API account's client secret (signs the login JWTs)"
+    )
+    storefront_url: Url = Field(description="The channel's storefront domain")
+    channel_id: Int = Field(1, ge=1, description="The storefront's channel")
+    default_redirect: Str = Field(
+        "/account.php", description="Where shoppers land when no redirect_to is given"
+    )
+    bind_request_ip: Bool = Field(
+        False, description="Put the browser's IP in the login JWT (request_ip)"
+    )
+    use_store_clock: Bool = Field(
+        False, description="Take iat from the store's clock (GET /v2/time)"
+    )
+    api_timeout_seconds: Number = Field(
+        10.0, ge=1, le=60, description="How long a store API request may take"
+    )
+    webhook_secret: OptStr = Field(
+        None, repr=False, description="24+ random characters; enables webhooks"
+    )
+    verify_link_after_hours: Int = Field(
+        24, ge=0, le=24 * 365, description="Re-check a linked customer exists this often (0: never)"
+    )
+    follow_idp_logout: Bool = Field(
+        False, description="The storefront follows an IdP-side logout (a status token)"
+    )
+
+
+class _B2BMaps(Table):
+    company_claim: OptStr = Field(
+        None, description="A claim or SAML attribute carrying the B2B company id"
+    )
+    companies_by_domain: IdMap = Field(
+        default_factory=dict, description="E-mail domain -> company id"
+    )
+    companies_by_group: IdMap = Field(
+        default_factory=dict, description="IdP group -> company id (first match, file order)"
+    )
+    roles_by_group: IdMap = Field(
+        default_factory=dict,
+        description="IdP group -> role: 0 admin, 1 senior buyer, 2 junior buyer (first match)",
+    )
+    company_roles_by_group: IdMap = Field(
+        default_factory=dict, description="IdP group -> a custom company role id (wins)"
+    )
+
+
+class B2BTable(_B2BMaps):
+    """``[stores.X.b2b]``: B2B Edition for the store."""
+
+    enabled: Bool = Field(True, description="false: the table is ignored")
+    api_url: Url = Field("https://api-b2b.bigcommerce.com", description="B2B Edition's API")
+    access_token: Str = Field(repr=False, description="A B2B Edition management API token")
+    no_company: NoCompany = Field(
+        "refuse", description="No company found: refuse, or customer (a plain customer)"
+    )
+    default_role: Int = Field(2, ge=0, le=2, description="The role when no group names one")
+    sync_role: Bool = Field(True, description="Bring the role in line with the IdP at each sign-in")
+
+
+class ConnectionB2BTable(_B2BMaps):
+    """``[stores.X.connections.Y.b2b]``: the only companies a connection may place users in."""
+
+    companies: IdList = Field(
+        (), description="Every company this connection may place users in (company_claim's ids)"
+    )
+    default_role: OptInt = Field(
+        None, ge=0, le=2, description="The role when no group names one (else the store's)"
+    )
+
+
+class _ConnectionTable(Table):
+    """What every connection type has: its name and its account policy."""
+
+    display_name: OptStr = Field(
+        None, description='Shown as "Sign in with ..." (default: the key, title-cased)'
+    )
+    jit: Bool = Field(True, description="Create a customer who does not exist yet")
+    link: Link = Field(
+        "confirm",
+        description="An e-mail that matches an unlinked customer: confirm | auto | deny",
+    )
+    allowed_domains: StrList = Field((), description="Only these e-mail domains (empty: any)")
+    require_verified_email: Bool = Field(
+        True, description="Refuse an e-mail the IdP does not assert verified"
+    )
+    customer_groups_by_group: IdMap = Field(
+        default_factory=dict, description="IdP group -> customer group, first match"
+    )
+    clock_skew_seconds: Int = Field(
+        60, ge=0, le=300, description="Clock difference tolerated with the IdP"
+    )
+    sync_email: Bool = Field(
+        False, description="Let an IdP e-mail change rewrite the BigCommerce e-mail"
+    )
+    idp_logout: Bool = Field(False, description="Sign out of the IdP too at a store logout")
+
+
+class OIDCTable(_ConnectionTable):
+    """``[stores.X.connections.Y]`` with ``type = "oidc"``."""
+
+    type: Literal["oidc"] = Field(description="oidc or saml")
+    issuer: Issuer = Field(
+        description="Discovery: issuer + /.well-known/openid-configuration (kept verbatim)"
+    )
+    client_id: Str = Field(description="The client registered at the IdP")
+    client_secret: OptStr = Field(
+        None, repr=False, description="Omit for a public client (PKCE only)"
+    )
+    token_endpoint_auth_method: TokenMethod = Field(
+        None,
+        description="client_secret_basic (with a secret), client_secret_post, or none (without)",
+    )
+    scopes: StrList = Field(("openid", "email", "profile"), description="Must include openid")
+    algorithms: StrList = Field(
+        DEFAULT_ID_TOKEN_ALGORITHMS,
+        description="ID token algorithms accepted; never HS*/none",
+    )
+    groups_claim: Str = Field("groups", description="The claim carrying the IdP's groups")
+
+
+class SAMLTable(_ConnectionTable):
+    """``[stores.X.connections.Y]`` with ``type = "saml"``."""
+
+    type: Literal["saml"] = Field(description="oidc or saml")
+    idp_metadata_url: OptUrl = Field(
+        None, description="The IdP's metadata (or idp_metadata_file, or idp_metadata_xml)"
+    )
+    idp_metadata_file: OptStr = Field(None, description="The IdP's metadata in a file")
+    idp_metadata_xml: OptStr = Field(None, repr=False, description="The IdP's metadata itself")
+    idp_entity_id: OptStr = Field(
+        None, description="Which IdP in the metadata, when it describes several"
+    )
+    metadata_refresh_hours: Int = Field(
+        24, ge=1, le=24 * 30, description="The last good copy is kept when a refresh fails"
+    )
+    allow_idp_initiated: Bool = Field(
+        False, description="Accept sign-ins started from the IdP's portal"
+    )
+    require_signed_assertion: Bool = Field(
+        True, description="false: a signed Response alone is enough"
+    )
+    sign_authn_requests: OptBool = Field(
+        None, description="Sign AuthnRequests (default: when the IdP's metadata asks)"
+    )
+    allow_sha1: Bool = Field(False, description="Accept SHA-1 signatures")
+    name_id_format: NameIdFormat = Field(
+        "emailAddress", description="emailAddress, persistent or unspecified"
+    )
+    sp_key_file: OptStr = Field(None, description="SP key (default: [broker] saml_key_file)")
+    sp_cert_file: OptStr = Field(
+        None, description="SP certificate (default: [broker] saml_cert_file)"
+    )
+    trust_email: Bool = Field(
+        True, description="The IdP's e-mails count as verified (link = auto reads it)"
+    )
+    email_attribute: OptStr = Field(
+        None, description="Else the NameID, else the usual attribute names"
+    )
+    first_name_attribute: OptStr = Field(None, description="Else the usual attribute names")
+    last_name_attribute: OptStr = Field(None, description="Else the usual attribute names")
+    groups_attribute: OptStr = Field(None, description="Else the usual attribute names")
+
+
+#: The keys of each table that are tables of their own.
+SUBTABLES: dict[type[Table], tuple[str, ...]] = {
+    StoreTable: ("connections", "b2b"),
+    OIDCTable: ("b2b",),
+    SAMLTable: ("b2b",),
+}

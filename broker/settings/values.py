@@ -1,0 +1,195 @@
+"""The settings consumers read: frozen dataclasses built from the validated tables.
+
+Every consumer reads these attributes (``broker.config`` re-exports them); the keys, their types,
+defaults and bounds are declared once, in :mod:`broker.settings.schema`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+LinkPolicy = Literal["auto", "confirm", "deny"]
+TokenAuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
+#: Asymmetric JWS algorithms an ID token may use. HS* and "none" are never accepted: an
+#: HMAC "signature" keyed with a public key proves nothing.
+ALLOWED_ID_TOKEN_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+DEFAULT_ID_TOKEN_ALGORITHMS = ("RS256", "PS256", "ES256")
+NAME_ID_FORMATS = {
+    "emailAddress": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+    "persistent": "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+    "unspecified": "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+}
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    base_url: str
+    secret_key: str = field(repr=False)
+    database_url: str = "sqlite:///broker.db"
+    #: How many reverse proxies in front of the broker set X-Forwarded-For/-Proto/-Host.
+    trusted_proxies: int = 0
+    #: How long a started sign-in may take before its state expires.
+    flow_ttl_seconds: int = 600
+    #: The SAML SP key pair shared by connections that have none of their own.
+    saml_key_file: str | None = None
+    saml_cert_file: str | None = None
+    #: Audit rows older than this are deleted by ``broker gc`` (0: kept for ever).
+    audit_retention_days: int = 180
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.base_url.startswith("https://")
+
+
+@dataclass(frozen=True)
+class ConnectionB2B:
+    """B2B Edition for one connection (``[stores.X.connections.Y.b2b]``): the only companies
+    its users may be placed in, and their roles. The company comes from the claim (only an
+    id listed here), the e-mail domain or a group; nothing from the store-wide maps."""
+
+    #: A claim or SAML attribute carrying the B2B company id; honoured only for ``companies``.
+    company_claim: str | None = None
+    #: Every company this connection may place users in (with the two maps' ids).
+    companies: tuple[int, ...] = ()
+    companies_by_domain: Mapping[str, int] = field(default_factory=dict)
+    companies_by_group: Mapping[str, int] = field(default_factory=dict)
+    roles_by_group: Mapping[str, int] = field(default_factory=dict)
+    company_roles_by_group: Mapping[str, int] = field(default_factory=dict)
+    #: None: the store's ``default_role``.
+    default_role: int | None = None
+
+    @property
+    def allowed_companies(self) -> frozenset[int]:
+        return frozenset(
+            (*self.companies, *self.companies_by_domain.values(), *self.companies_by_group.values())
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionPolicy:
+    """What every connection type has: its key and name, and its account policy (the
+    fields :class:`broker.accounts.AccountPolicy` reads)."""
+
+    key: str
+    display_name: str
+    jit: bool = True
+    link: LinkPolicy = "confirm"
+    allowed_domains: tuple[str, ...] = ()
+    require_verified_email: bool = True
+    #: IdP group -> BigCommerce customer group id, first match in this order wins.
+    customer_groups_by_group: Mapping[str, int] = field(default_factory=dict)
+    clock_skew_seconds: int = 60
+    #: Bring the BigCommerce e-mail in line when the IdP's changes (off: the link alone counts).
+    sync_email: bool = False
+    #: Sign the shopper out of the IdP too when they sign out of the store.
+    idp_logout: bool = False
+    #: B2B Edition companies and roles bound to this connection (None: the store's maps,
+    #: where they cannot cross connections).
+    b2b: ConnectionB2B | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OIDCConnection(ConnectionPolicy):
+    issuer: str
+    client_id: str
+    client_secret: str | None = field(repr=False)
+    token_endpoint_auth_method: TokenAuthMethod
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    algorithms: tuple[str, ...] = DEFAULT_ID_TOKEN_ALGORITHMS
+    groups_claim: str = "groups"
+    type: Literal["oidc"] = "oidc"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SAMLConnection(ConnectionPolicy):
+    sp_key_file: str
+    sp_cert_file: str
+    idp_metadata_url: str | None = None
+    idp_metadata_file: str | None = None
+    idp_metadata_xml: str | None = field(default=None, repr=False)
+    #: Which IdP in the metadata, when it describes several (else the only one).
+    idp_entity_id: str | None = None
+    metadata_refresh_hours: int = 24
+    allow_idp_initiated: bool = False
+    #: Require the assertion itself signed (else a signed response is enough).
+    require_signed_assertion: bool = True
+    #: None: sign AuthnRequests when the IdP's metadata asks for it.
+    sign_authn_requests: bool | None = None
+    allow_sha1: bool = False
+    name_id_format: str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+    #: Corporate IdPs assert directory e-mails: treat them as verified (the link policy reads it).
+    trust_email: bool = True
+    email_attribute: str | None = None
+    first_name_attribute: str | None = None
+    last_name_attribute: str | None = None
+    groups_attribute: str | None = None
+    type: Literal["saml"] = "saml"
+
+
+Connection = OIDCConnection | SAMLConnection
+
+
+@dataclass(frozen=True)
+class B2BSettings:
+    """B2B Edition: signed-in shoppers are also company users (docs/design.md, flow 7)."""
+
+    access_token: str = field(repr=False)
+    api_url: str = "https://api-b2b.bigcommerce.com"
+    #: A claim or SAML attribute carrying the B2B company id.
+    company_claim: str | None = None
+    companies_by_domain: Mapping[str, int] = field(default_factory=dict)
+    companies_by_group: Mapping[str, int] = field(default_factory=dict)
+    #: No company found: "refuse" with a page, or "customer" (sign in as a plain customer).
+    no_company: Literal["refuse", "customer"] = "refuse"
+    #: IdP group -> role (0 admin, 1 senior buyer, 2 junior buyer), first match in this order.
+    roles_by_group: Mapping[str, int] = field(default_factory=dict)
+    #: IdP group -> a custom company role id (wins over roles_by_group).
+    company_roles_by_group: Mapping[str, int] = field(default_factory=dict)
+    default_role: int = 2
+    #: Bring an existing company user's role in line with the IdP at each sign-in.
+    sync_role: bool = True
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    key: str
+    store_hash: str
+    api_url: str
+    access_token: str = field(repr=False)
+    client_id: str
+    client_secret: str = field(repr=False)
+    storefront_url: str
+    connections: Mapping[str, Connection]
+    channel_id: int = 1
+    default_redirect: str = "/account.php"
+    #: Put the browser's IP in the login JWT (`request_ip`): BigCommerce then refuses the
+    #: token from any other address. Needs `trusted_proxies` right behind a proxy.
+    bind_request_ip: bool = False
+    #: Take `iat` from the store's clock (GET /v2/time) instead of ours.
+    use_store_clock: bool = False
+    api_timeout_seconds: float = 10.0
+    #: The secret header value BigCommerce webhook deliveries must carry (None: no webhooks).
+    webhook_secret: str | None = field(default=None, repr=False)
+    #: Check a linked customer still exists when the last check is older than this (0: never).
+    verify_link_after_hours: int = 24
+    #: B2B Edition, when the store runs it and the file enables it.
+    b2b: B2BSettings | None = None
+    #: Hand the storefront script a status token so the storefront follows an IdP-side logout.
+    follow_idp_logout: bool = False
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.api_url.rstrip('/')}/stores/{self.store_hash}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: BrokerSettings
+    stores: Mapping[str, StoreSettings]
+
+    def store(self, key: str) -> StoreSettings | None:
+        return self.stores.get(key)
