@@ -3,8 +3,8 @@
 Each function takes the base64 ``SAMLResponse`` of a GOOD response (from the samlify IdP of
 ``tests/support/saml_idp.py``: ``complete_sso`` or ``idp_initiated``) and returns the base64 of a
 forgery, built so that a naive SP would accept it: where a signature is meant to hold, it holds
-for ``xmlsec1 --verify`` (``tests/test_saml_forge.py`` proves each one). POST the result to the
-SP's ACS with the original ``RelayState`` and check that it is refused::
+for ``xmlsec1 --verify`` (``tests/doubles/test_saml_forge.py`` proves each one). POST the
+result to the SP's ACS with the original ``RelayState`` and check that it is refused::
 
     with start_saml_idp(sp=..., users=..., idp={"expose_key_for_tests": True}) as idp:
         acs, form = complete_sso(http, redirect_to_idp, "alice")

@@ -15,6 +15,7 @@ import pytest
 
 from broker.sandbox.store import SandboxError, SandboxNotFound, SandboxState, SandboxStore
 from broker.sandbox.store import create_sandbox_app as create_app
+from tests.support.clock import Clock
 from tests.support.servers import serve_in_thread
 
 HASH = "b2bshop"
@@ -33,14 +34,6 @@ STORE = SandboxStore(
 HEADERS = {"X-Auth-Token": B2B_TOKEN, "X-Store-Hash": HASH}
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class SwappableApp:
     def __init__(self) -> None:
         self.app: Any = None
@@ -53,7 +46,7 @@ class SwappableApp:
 class Shop:
     url: str
     state: SandboxState
-    clock: FakeClock
+    clock: Clock
     b2b: httpx.Client  # base_url = <sandbox>/api/v3/io, B2B headers set
     api: httpx.Client  # BigCommerce's own API of the store
     control: httpx.Client  # the sandbox root, no headers
@@ -69,7 +62,7 @@ def sandbox_server() -> Iterator[tuple[str, SwappableApp]]:
 @pytest.fixture
 def shop(sandbox_server: tuple[str, SwappableApp]) -> Iterator[Shop]:
     url, target = sandbox_server
-    clock = FakeClock()
+    clock = Clock(START)
     app = create_app(clock=clock)
     state: SandboxState = app.extensions["sandbox"]
     state.add_store(STORE)

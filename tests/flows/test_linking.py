@@ -20,6 +20,7 @@ from joserfc.jwk import OctKey
 
 from broker.sandbox.idp import DevUser
 from tests.conftest import World
+from tests.support.clock import Clock
 from tests.support.flows import Outcome, page_field, sign_in, visit_storefront
 
 
@@ -59,19 +60,6 @@ def test_a_linked_shopper_signs_in_with_no_bigcommerce_request(
 
 
 # -- link = "confirm" -------------------------------------------------------------------------
-
-
-class Clock:
-    """The broker's clock, moved on by the test (password checks are paced per customer)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

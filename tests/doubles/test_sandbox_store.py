@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 import uuid
@@ -33,6 +32,8 @@ from broker.sandbox.store import (
     SandboxStore,
     create_sandbox_app,
 )
+from tests.support.clock import Clock
+from tests.support.serve import free_port
 from tests.support.servers import serve_in_thread
 
 HASH = "abc123"
@@ -51,19 +52,11 @@ STORE = SandboxStore(
 )
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Shop:
     url: str
     state: SandboxState
-    clock: FakeClock
+    clock: Clock
     api: httpx.Client  # authenticated, base_url = the store's API root
     browser: httpx.Client  # no redirects followed, keeps cookies
 
@@ -91,7 +84,7 @@ def sandbox_server() -> Iterator[tuple[str, SwappableApp]]:
 @pytest.fixture
 def shop(sandbox_server: tuple[str, SwappableApp]) -> Iterator[Shop]:
     url, target = sandbox_server
-    clock = FakeClock()
+    clock = Clock(START)
     app = create_sandbox_app(clock=clock)
     state: SandboxState = app.extensions["sandbox"]
     state.add_store(STORE)
@@ -971,12 +964,6 @@ def test_a_slow_receiver_never_holds_up_the_api(shop: Shop, receiver: Receiver) 
     receiver.release.set()
     [done] = shop.state.wait_for_deliveries(HASH, 1)
     assert (done["done"], done["status"]) == (True, 200)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_failed_deliveries_are_logged_with_the_status_or_error(

@@ -27,6 +27,7 @@ from broker.sandbox.idp import (
     encode_unsecured,
     flip_signature,
 )
+from tests.support.clock import Clock
 from tests.support.servers import RunningServer, serve_in_thread
 
 CLIENT_ID = "broker-test"
@@ -36,19 +37,11 @@ PUBLIC_ID = "spa"
 PUBLIC_REDIRECT = "http://rp.test/spa/callback"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class IdP:
     server: RunningServer
     state: DevIdPState
-    clock: FakeClock
+    clock: Clock
 
     @property
     def url(self) -> str:
@@ -56,8 +49,8 @@ class IdP:
 
 
 @pytest.fixture(scope="module")
-def _idp_server() -> Iterator[tuple[RunningServer, DevIdPState, FakeClock]]:
-    clock = FakeClock()
+def _idp_server() -> Iterator[tuple[RunningServer, DevIdPState, Clock]]:
+    clock = Clock(1_700_000_000.0)
     app = create_idp_app(
         clients=[
             DevClient(CLIENT_ID, CLIENT_SECRET, (REDIRECT_URI,)),
@@ -71,7 +64,7 @@ def _idp_server() -> Iterator[tuple[RunningServer, DevIdPState, FakeClock]]:
 
 
 @pytest.fixture
-def idp(_idp_server: tuple[RunningServer, DevIdPState, FakeClock]) -> Iterator[IdP]:
+def idp(_idp_server: tuple[RunningServer, DevIdPState, Clock]) -> Iterator[IdP]:
     server, state, clock = _idp_server
     yield IdP(server, state, clock)
     # Undo the hooks a test may have set; the server (and its key) is shared.

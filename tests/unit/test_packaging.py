@@ -19,7 +19,7 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: What the Dockerfile copies before ``pip install .``.
 BUILD_INPUTS = ("pyproject.toml", "README.md", "broker", "templates")
 

@@ -17,8 +17,8 @@ import pytest
 from flask import Flask
 
 from tests.conftest import World
+from tests.flows.test_linking import current_customer_jwt
 from tests.support.servers import serve_in_thread
-from tests.test_linking import current_customer_jwt
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
