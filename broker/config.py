@@ -12,44 +12,5 @@ consumer imports.
 
 from __future__ import annotations
 
-from broker.settings import (
-    ALLOWED_ID_TOKEN_ALGORITHMS,
-    DEFAULT_ID_TOKEN_ALGORITHMS,
-    KEY_PATTERN,
-    NAME_ID_FORMATS,
-    B2BSettings,
-    BrokerSettings,
-    Connection,
-    ConnectionB2B,
-    ConnectionPolicy,
-    LinkPolicy,
-    OIDCConnection,
-    SAMLConnection,
-    Settings,
-    StoreSettings,
-    TokenAuthMethod,
-    load_settings,
-    parse_settings,
-    parse_store_document,
-)
-
-__all__ = [
-    "ALLOWED_ID_TOKEN_ALGORITHMS",
-    "DEFAULT_ID_TOKEN_ALGORITHMS",
-    "KEY_PATTERN",
-    "NAME_ID_FORMATS",
-    "B2BSettings",
-    "BrokerSettings",
-    "Connection",
-    "ConnectionB2B",
-    "ConnectionPolicy",
-    "LinkPolicy",
-    "OIDCConnection",
-    "SAMLConnection",
-    "Settings",
-    "StoreSettings",
-    "TokenAuthMethod",
-    "load_settings",
-    "parse_settings",
-    "parse_store_document",
-]
+from broker.settings import *  # noqa: F403 - the same public names, under their old module
+from broker.settings import __all__ as __all__

@@ -8,10 +8,8 @@ instances serve each change within seconds, with no restart.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,31 +17,21 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
 from broker.sandbox.idp import DevClient
 from broker.storage import open_storage
 from tests.conftest import DevIdP, Sandbox
+from tests.support.databases import POSTGRES_URL, new_postgres_database
 from tests.support.flows import dev_idp_sign_in, start_login, visit_storefront
 from tests.support.serve import broker_serve, free_port
-
-POSTGRES_URL = os.environ.get("BROKER_TEST_POSTGRES_URL")
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     if not POSTGRES_URL:
         pytest.skip("set BROKER_TEST_POSTGRES_URL to run two instances on one PostgreSQL")
-    name = f"broker_runtime_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with new_postgres_database(POSTGRES_URL) as url:
+        yield url
 
 
 def wait_for(check: Callable[[], bool], what: str, seconds: float = 15.0) -> None:

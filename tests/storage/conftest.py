@@ -6,17 +6,13 @@ local server); without it those cases are skipped with the reason shown.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
 from broker.storage import SQLStorage, open_storage
-
-POSTGRES_URL = os.environ.get("BROKER_TEST_POSTGRES_URL")
+from tests.support.databases import POSTGRES_URL, new_postgres_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -27,16 +23,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     if not POSTGRES_URL:
         pytest.skip("set BROKER_TEST_POSTGRES_URL to run the storage suite on PostgreSQL")
-    name = f"broker_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with new_postgres_database(POSTGRES_URL) as url:
+        yield url
 
 
 @pytest.fixture
