@@ -351,12 +351,6 @@ def attempts_key(store_key: str, customer_id: int) -> str:
     return keys.confirm_attempts(store_key, customer_id)
 
 
-def attempts_left(links: CounterStore, store_key: str, customer_id: int, now: int) -> int:
-    """How many password attempts the customer has left in the current window."""
-    used = links.failures(attempts_key(store_key, customer_id), now)
-    return max(0, MAX_FAILURES_PER_CUSTOMER - used)
-
-
 def find_customer(directory: CustomerDirectory, email: str, channel_id: int) -> Customer | None:
     """The customer with this e-mail whom the channel admits, if any."""
     wanted = email_key(email)

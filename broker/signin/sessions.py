@@ -7,13 +7,13 @@ hashes of both are stored (:func:`digest`); the web layer sets the cookie.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from broker.config import Connection, StoreSettings
 from broker.identity import Identity, UpstreamSession
 from broker.storage import BrokerSession, Storage
+from broker.storage.keys import digest
 
 #: How long a broker session is remembered (a storefront session rarely outlives it).
 SESSION_SECONDS = 7 * 24 * 3600
@@ -61,7 +61,3 @@ def with_status_token(redirect_to: str, token: str) -> str:
     parts = urlsplit(redirect_to)
     query = [*parse_qsl(parts.query, keep_blank_values=True), (STATUS_PARAMETER, token)]
     return urlunsplit(("", "", parts.path, urlencode(query), parts.fragment))
-
-
-def digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()

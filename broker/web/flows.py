@@ -8,7 +8,6 @@ another browser (login CSRF) is refused, across every broker process sharing the
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 
@@ -18,6 +17,7 @@ from werkzeug.wrappers import Response
 from broker.errors import FlowExpired, StateMismatch
 from broker.signin.flows import PendingSignIn
 from broker.storage import Storage, keys
+from broker.storage.keys import digest as digest
 
 _COOKIE = "broker_browser"
 _SECURE_COOKIE = "__Host-broker_browser"
@@ -110,7 +110,3 @@ def same_browser(request: Request, browser_digest: str, secure: bool) -> bool:
     """Whether this request comes from the browser whose id hashes to ``browser_digest``."""
     browser = request.cookies.get(cookie_name(secure), "")
     return bool(browser) and hmac.compare_digest(browser_digest, digest(browser))
-
-
-def digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
