@@ -38,7 +38,7 @@ Then, after the customer is resolved (:mod:`broker.accounts`):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Protocol
 
@@ -97,23 +97,27 @@ def binding_for(b2b: B2BSettings, conn: Connection, *, connections: int) -> Comp
             company_roles_by_group=own.company_roles_by_group or b2b.company_roles_by_group,
             default_role=b2b.default_role if own.default_role is None else own.default_role,
         )
-    roles = {
-        "roles_by_group": b2b.roles_by_group,
-        "company_roles_by_group": b2b.company_roles_by_group,
-        "default_role": b2b.default_role,
-    }
-    if connections == 1:
-        return CompanyBinding(
-            company_claim=b2b.company_claim,
-            claimable=None,
-            companies_by_domain=b2b.companies_by_domain,
-            companies_by_group=b2b.companies_by_group,
-            **roles,  # type: ignore[arg-type]
-        )
-    domains = MappingProxyType(
-        {d: cid for d, cid in b2b.companies_by_domain.items() if d in conn.allowed_domains}
+    store_wide = CompanyBinding(
+        company_claim=b2b.company_claim,
+        claimable=None,
+        companies_by_domain=b2b.companies_by_domain,
+        companies_by_group=b2b.companies_by_group,
+        roles_by_group=b2b.roles_by_group,
+        company_roles_by_group=b2b.company_roles_by_group,
+        default_role=b2b.default_role,
     )
-    return CompanyBinding(companies_by_domain=domains, **roles)  # type: ignore[arg-type]
+    if connections == 1:
+        return store_wide
+    # Several connections: only the domains inside this one's allowed_domains are its own.
+    return replace(
+        store_wide,
+        company_claim=None,
+        claimable=frozenset(),
+        companies_by_group=MappingProxyType({}),
+        companies_by_domain=MappingProxyType(
+            {d: cid for d, cid in b2b.companies_by_domain.items() if d in conn.allowed_domains}
+        ),
+    )
 
 
 @dataclass(frozen=True)
