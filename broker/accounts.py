@@ -61,6 +61,7 @@ from broker.errors import (
 )
 from broker.identity import Identity
 from broker.storage.model import (
+    DEFAULT_CHANNEL,
     AlreadyExists,
     CounterStore,
     Creation,
@@ -138,11 +139,33 @@ class CustomerDirectory(Protocol):
 
 @dataclass(frozen=True)
 class StoreContext:
-    """Where a sign-in happens: the store's key and channel, and how often links are checked."""
+    """Where a sign-in happens: the store's key and channel, and how often links are checked.
+
+    ``default_channel_id`` is the store's default channel (None: ``channel_id`` is it). Links,
+    the create claim and the record of a create are per channel, since e-mails are: the
+    default channel's keep the shapes they had before channels (a link's channel
+    :data:`~broker.storage.model.DEFAULT_CHANNEL`, the bare e-mail key), so nothing stored
+    before changes meaning."""
 
     key: str
     channel_id: int
     verify_link_after_seconds: int = 24 * 3600
+    default_channel_id: int | None = None
+
+    @property
+    def on_default_channel(self) -> bool:
+        return self.default_channel_id is None or self.channel_id == self.default_channel_id
+
+    @property
+    def link_channel(self) -> int:
+        """The ``channel_id`` of this channel's links."""
+        return DEFAULT_CHANNEL if self.on_default_channel else self.channel_id
+
+    def email_scope(self, email: str) -> str:
+        """The key of an e-mail's create claim and create record on this channel. Another
+        channel's never meets the default's: an e-mail has no whitespace (check_identity)."""
+        key = email_key(email)
+        return key if self.on_default_channel else f"channel {self.channel_id} {key}"
 
 
 @dataclass(frozen=True)
@@ -209,7 +232,7 @@ def resolve_customer(
 ) -> Decision:
     """Decide who signs in (call nothing else first: this applies every rule)."""
     events: list[str] = []
-    link = links.get_link(store.key, identity.connection, identity.subject)
+    link = links.get_link(store.key, identity.connection, identity.subject, store.link_channel)
     if link is not None:
         check_domain(identity, policy)
         due = bool(store.verify_link_after_seconds) and (
@@ -230,12 +253,14 @@ def resolve_customer(
                 "store does not create accounts on sign-in. Contact the store to be given access."
             )
         # One creator per e-mail across every worker and host: a claim in shared storage.
-        claim = keys.create_claim(store.key, email_key(email))
+        claim = keys.create_claim(store.key, store.email_scope(email))
         if links.use_once(claim, expires_at=now + CREATE_CLAIM_SECONDS, now=now):
             try:
                 # The same person's other sign-in may have created, linked and let go just
                 # after our lookup: its link says so without a second create.
-                raced = links.get_link(store.key, identity.connection, identity.subject)
+                raced = links.get_link(
+                    store.key, identity.connection, identity.subject, store.link_channel
+                )
                 if raced is not None:
                     return SignIn(raced.customer_id, ("link", "waited"))
                 created = _create(identity, email, directory, links, store, policy, now)
@@ -276,7 +301,7 @@ def _await_creation(
     for delay in CREATE_WAIT_STEPS:
         sleep(delay)
         waited += delay
-        link = links.get_link(store.key, identity.connection, identity.subject)
+        link = links.get_link(store.key, identity.connection, identity.subject, store.link_channel)
         if link is not None:
             return SignIn(link.customer_id, ("link", "waited"))
         if not links.seen_once(claim, now + int(waited)):
@@ -418,7 +443,7 @@ def _create(
 
     The attempt is recorded first, so that a customer the store made but whose answer was
     lost is recognised as ours when it is found (now or at a later sign-in)."""
-    key = email_key(email)
+    key = store.email_scope(email)
     earlier = links.creation_for(store.key, key, now)
     ours_before = earlier is not None and _same_identity(earlier, identity)
     if not ours_before:
@@ -471,13 +496,22 @@ def _admit_existing(
     # The customer's own choice comes first: an identity they unlinked is not linked again
     # without their password, whoever created the account.
     unlinked = links.was_unlinked(store.key, identity.connection, identity.subject, customer.id)
-    creation = links.creation_for(store.key, email_key(customer.email), now)
+    creation = links.creation_for(store.key, store.email_scope(customer.email), now)
     if creation is not None and _same_identity(creation, identity) and not unlinked:
         # The broker made this customer for this identity (its answer was lost, or a
         # concurrent sign-in of the same person made it): ours under every link policy.
         linked = _link(identity, customer.id, links, store, now)
         links.finish_creation(store.key, creation.email_key, customer.id)
         return SignIn(customer.id, (*events, "created_reconciled", *linked))
+    customer_links = links.links_for_customer(store.key, customer.id)
+    if not unlinked and any(
+        link.connection == identity.connection and link.subject == identity.subject
+        for link in customer_links
+    ):
+        # This very identity signs in as this customer on another channel (a customer
+        # allowed on several): the same person, under every link policy.
+        linked = _link(identity, customer.id, links, store, now)
+        return SignIn(customer.id, (*events, "linked_on_another_channel", *linked))
     if policy.link == "deny":
         raise PolicyDenied(
             "An account with your e-mail address already exists in this store, and this store "
@@ -499,7 +533,7 @@ def _admit_existing(
         )
     same_connection = [
         link
-        for link in links.links_for_customer(store.key, customer.id)
+        for link in customer_links
         if link.connection == identity.connection and link.subject != identity.subject
     ]
     if same_connection:
@@ -531,9 +565,10 @@ def _link(
             customer_id=customer_id,
             email=identity.email,
             now=now,
+            channel_id=store.link_channel,
         )
     except AlreadyExists:
-        mine = links.get_link(store.key, identity.connection, identity.subject)
+        mine = links.get_link(store.key, identity.connection, identity.subject, store.link_channel)
         if mine is not None and mine.customer_id == customer_id:
             return ()  # a concurrent sign-in of the same person linked it first
         if mine is not None:

@@ -69,7 +69,19 @@ def create_app(
         raise ConfigError(problems)
     app.extensions["broker"] = runtime
 
-    from broker.web import csrf, errors, health, hooks, link, logout, saml, sso
+    from broker.web import (
+        admin_api,
+        admin_pages,
+        app_callbacks,
+        csrf,
+        errors,
+        health,
+        hooks,
+        link,
+        logout,
+        saml,
+        sso,
+    )
 
     errors.init_app(app)
     app.jinja_env.globals["csrf_token"] = csrf.csrf_token
@@ -79,6 +91,10 @@ def create_app(
     app.register_blueprint(hooks.bp)
     app.register_blueprint(saml.bp)
     app.register_blueprint(logout.bp)
+    app.register_blueprint(admin_api.bp)
+    app.register_blueprint(admin_pages.bp)
+    if settings.app is not None:
+        app.register_blueprint(app_callbacks.bp)
     return app
 
 

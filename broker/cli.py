@@ -61,6 +61,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     register.add_argument("--config", required=True, help="the broker's TOML file")
     register.add_argument("--store", required=True, help="the store's key in the config")
 
+    admin = commands.add_parser("admin", help="the admin API of a store")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    token = admin_commands.add_parser(
+        "token", help="print a new admin API token (shown once; stored hashed)"
+    )
+    token.add_argument("--config", required=True, help="the broker's TOML file")
+    token.add_argument("--store", required=True, help="a store's key, or an installed store's hash")
+    token.add_argument("--label", default="broker admin token", help="what the token is for")
+    token.add_argument("--revoke", action="store_true", help="revoke every token of the store")
+
+    rotate = commands.add_parser(
+        "rotate-keys", help="re-encrypt stored secrets with the first [app].encryption_key"
+    )
+    rotate.add_argument("--config", required=True, help="the broker's TOML file")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
@@ -80,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keys(args)
         if args.command == "webhooks":
             return _register_webhooks(args.config, args.store)
+        if args.command == "admin":
+            return _admin_token(args.config, args.store, label=args.label, revoke=args.revoke)
+        if args.command == "rotate-keys":
+            return _rotate_keys(args.config)
         return _check(args.config)
     except ConfigError as error:
         for problem in error.problems:
@@ -237,6 +256,61 @@ def _register_webhooks(path: str, store_key: str) -> int:
         return 1
     finally:
         client.close()
+    return 0
+
+
+def _admin_token(path: str, store_key: str, *, label: str, revoke: bool) -> int:
+    """A new admin API token alone on stdout (for scripts), or every token revoked. Safe
+    while ``broker serve`` uses the same database: one row written in one transaction."""
+    from broker.admin.tokens import issue_token
+
+    settings = load_settings(path)
+    storage = open_storage(settings.broker.database_url)
+    try:
+        known = settings.store(store_key) is not None or store_key in storage.tenant_documents()
+        if not known:
+            print(f"no store {store_key!r} in {path} or installed", file=sys.stderr)
+            return 2
+        now = int(time.time())
+        if revoke:
+            count = storage.revoke_api_tokens(store_key, "admin", now)
+            print(f"ok: {count} admin token(s) of {store_key} revoked", file=sys.stderr)
+            return 0
+        token, _ = issue_token(storage, store=store_key, kind="admin", label=label, now=now)
+        print(token)
+    finally:
+        storage.close()
+    return 0
+
+
+def _rotate_keys(path: str) -> int:
+    """Seal every stored secret again with the first key, so older keys can be dropped."""
+    from broker.settings.secrets import SecretBox, rotate_document
+
+    settings = load_settings(path)
+    if settings.app is None:
+        print("config: [app]: no encryption_key to rotate to", file=sys.stderr)
+        return 2
+    box = SecretBox(settings.app.encryption_key)
+    storage = open_storage(settings.broker.database_url)
+    try:
+        done = 0
+        for key in storage.tenant_documents():
+            for _ in range(8):  # an admin's edit may come in between: read again
+                row = storage.tenant_documents().get(key)
+                if row is None:
+                    break
+                document = rotate_document(row.document, box)
+                now = int(time.time())
+                if storage.replace_tenant(key, document, expected_version=row.version, now=now):
+                    done += 1
+                    break
+            else:
+                print(f"{key}: changed too often while rotating; run it again", file=sys.stderr)
+                return 1
+        print(f"ok: the secrets of {done} store(s) are sealed with the first key")
+    finally:
+        storage.close()
     return 0
 
 

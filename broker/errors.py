@@ -18,6 +18,8 @@ answers.
     │   ├── InvalidResponse          a token, claim or answer failed a check
     │   ├── IdPUnavailable           the IdP could not be reached or answered garbage
     │   └── UpstreamMisconfigured    the connection and the IdP disagree (entity, issuer)
+    ├── AppCallbackRefused           a BigCommerce app callback that cannot be trusted
+    ├── AdminDenied                  no (or no longer a) right to this store's admin
     ├── PolicyDenied                 the identity is valid but may not sign in here
     │   ├── EmailNotAllowed          missing, unverified, or outside allowed_domains
     │   ├── NoCustomer               no customer and just-in-time creation is off
@@ -129,6 +131,24 @@ class UpstreamMisconfigured(UpstreamError):
             "trying again will not help. Please tell the store.",
             detail=detail,
         )
+
+
+class AppCallbackRefused(BrokerError):
+    """A BigCommerce app callback (install, load, uninstall, remove_user) that cannot be
+    trusted or does not apply: a bad signature, an expired or replayed payload, a store that
+    did not install the app. Refused before any effect."""
+
+    status = 401
+    title = "This request from BigCommerce was not accepted"
+    code = "app_callback_refused"
+
+
+class AdminDenied(BrokerError):
+    """No admin session or token, or one that no longer gives access to this store."""
+
+    status = 401
+    title = "Please open the app from the store's control panel again"
+    code = "admin_denied"
 
 
 class PolicyDenied(BrokerError):

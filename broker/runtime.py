@@ -24,12 +24,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
 from broker.bigcommerce.api import BigCommerceClient
 from broker.bigcommerce.b2b import B2BClient
 from broker.config import (
+    AppSettings,
     BrokerSettings,
     Connection,
     SAMLConnection,
@@ -39,6 +41,8 @@ from broker.config import (
 )
 from broker.errors import BrokerError, ConfigError, NotFound
 from broker.events import log_event
+from broker.settings.secrets import SecretBox
+from broker.settings.stored import readable_document
 from broker.signin.service import SignInService
 from broker.storage import SQLStorage
 from broker.upstream.claims import IdentityProviderClaims
@@ -76,6 +80,10 @@ class Runtime:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.broker_settings: BrokerSettings = settings.broker
+        #: The broker as a BigCommerce app, when ``[app]`` says so.
+        self.app: AppSettings | None = settings.app
+        #: Seals and opens the secrets of stored stores (None without ``[app]``).
+        self.secrets = SecretBox(settings.app.encryption_key) if settings.app else None
         self.storage = storage
         self.clock = clock
         self._file_stores: Mapping[str, StoreSettings] = settings.stores
@@ -117,6 +125,11 @@ class Runtime:
             )
         return store, conn
 
+    @property
+    def transport(self) -> httpx.BaseTransport | None:
+        """The HTTP transport every outbound client uses (tests may give their own)."""
+        return self._transport
+
     def file_stores(self) -> Mapping[str, StoreSettings]:
         return self._file_stores
 
@@ -146,15 +159,22 @@ class Runtime:
                 stores[key] = known  # unchanged: keep it, and what it has built
                 continue
             try:
-                stores[key] = (
-                    row.version,
-                    parse_store_document(key, row.document, self.broker_settings),
-                )
+                stores[key] = (row.version, self.parse_stored(key, row.document))
             except ConfigError as error:
                 log_event("tenants.invalid", store=key, problems=len(error.problems))
         with self._lock:
             self._db_stores = stores
             self._db_version = version
+
+    def parse_stored(self, key: str, document: Mapping[str, Any]) -> StoreSettings:
+        """A stored store's settings, read by the file's rules (:mod:`broker.settings.stored`:
+        its secrets opened, its SP keys in private files, an app store's credentials)."""
+        readable = readable_document(document, self.secrets, self.app)
+        return parse_store_document(key, readable, self.broker_settings)
+
+    def is_stored(self, key: str) -> bool:
+        """A store held in the database (editable), not one of the file (read-only)."""
+        return key not in self._file_stores and self.find_store(key) is not None
 
     # -- live clients ------------------------------------------------------------------------
 

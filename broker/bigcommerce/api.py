@@ -204,6 +204,35 @@ class BigCommerceClient:
             )
         return Customer.from_api(created[0])
 
+    def customer_groups(self) -> list[dict[str, Any]]:
+        """The store's customer groups (``GET /v2/customer_groups``): id and name."""
+        response = self._request("GET", "/v2/customer_groups", params={"limit": 250})
+        if response.status_code == 204 or not response.content:
+            return []  # V2 answers 204 No Content for an empty list
+        body = response.json()
+        rows = body if isinstance(body, list) else []
+        return [
+            {"id": int(g["id"]), "name": str(g.get("name") or g["id"])}
+            for g in rows
+            if isinstance(g, dict) and isinstance(g.get("id"), int)
+        ]
+
+    def create_script(self, script: Mapping[str, Any]) -> str:
+        """Add a storefront script (``POST /v3/content/scripts``); returns its uuid."""
+        response = self._request("POST", "/v3/content/scripts", json=dict(script), idempotent=False)
+        data = response.json().get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("uuid"), str):
+            raise BigCommerceUnavailable("The store answered unexpectedly.", detail="scripts")
+        return str(data["uuid"])
+
+    def scripts(self) -> list[dict[str, Any]]:
+        """The storefront scripts this token may see (``GET /v3/content/scripts``)."""
+        data = self._request("GET", "/v3/content/scripts", params={"limit": 250}).json().get("data")
+        return [s for s in data if isinstance(s, dict)] if isinstance(data, list) else []
+
+    def delete_script(self, uuid: str) -> None:
+        self._request("DELETE", f"/v3/content/scripts/{uuid}", accept=(404,))
+
     def server_time(self) -> int:
         """The store's clock (``GET /v2/time``), the reference for the login JWT's ``iat``."""
         body = self._request("GET", "/v2/time").json()

@@ -105,3 +105,19 @@ def longest_landing_url(
 def storefront_login_url(storefront_url: str, token: str) -> str:
     """The storefront URL that consumes a login token: ``<storefront>/login/token/<jwt>``."""
     return f"{storefront_url.rstrip('/')}/login/token/{quote(token, safe='.-_')}"
+
+
+def storefront_logout_url(storefront_url: str, platform: str, path: str | None = None) -> str:
+    """Where a storefront session ends (docs/bigcommerce-api.md, "Logout").
+
+    Stencil (BigCommerce-hosted): ``<storefront>/login.php?action=logout``; BigCommerce decides
+    where the shopper lands (the home page), so ``path`` is not used. Catalyst (headless):
+    ``<storefront>/logout?redirectTo=<path>``; Catalyst keeps only the path of ``redirectTo``
+    (no query, no fragment) and lands on its ``/login`` without one, so the path alone is sent,
+    ``/`` (the home page, as on Stencil) when there is none. ``path`` must be safe already
+    (:func:`safe_redirect_path`)."""
+    base = storefront_url.rstrip("/")
+    if platform != "catalyst":
+        return f"{base}/login.php?action=logout"
+    only_path = urlsplit(path or "/").path or "/"
+    return f"{base}/logout?redirectTo={quote(only_path, safe='/')}"

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
@@ -24,8 +25,10 @@ from pydantic_core import PydanticCustomError
 from broker.errors import ConfigError
 from broker.settings.problems import Table, unknown_key
 from broker.settings.schema import (
+    AppTable,
     B2BTable,
     BrokerTable,
+    ChannelTable,
     ConnectionB2BTable,
     OIDCTable,
     SAMLTable,
@@ -34,10 +37,13 @@ from broker.settings.schema import (
 )
 from broker.settings.schema import Table as Model
 from broker.settings.values import (
+    ACCOUNT_PAGES,
     ALLOWED_ID_TOKEN_ALGORITHMS,
     NAME_ID_FORMATS,
+    AppSettings,
     B2BSettings,
     BrokerSettings,
+    Channel,
     Connection,
     ConnectionB2B,
     OIDCConnection,
@@ -69,13 +75,16 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     reader = _Reader(env)
     root = reader.open(data, "")
     for key in root.document:
-        if key not in ("broker", "stores"):
-            root.unknown(key, unknown_key(key, ("broker", "stores")))
+        if key not in ("broker", "app", "stores"):
+            root.unknown(key, unknown_key(key, ("broker", "app", "stores")))
     reader.close(root)
     broker = reader.broker(reader.open(data.get("broker"), "broker"))
+    app = reader.app(reader.open(data["app"], "app")) if "app" in data else None
     stores_table = reader.open(data.get("stores"), "stores")
-    if not stores_table.document:
-        stores_table.problem("", "at least one store is required, e.g. [stores.acme]")
+    if not stores_table.document and "app" not in data:
+        stores_table.problem(
+            "", "at least one store is required, e.g. [stores.acme] (or an [app] table)"
+        )
     reader.close(stores_table)
     stores: dict[str, StoreSettings] = {}
     for key, document in stores_table.document.items():
@@ -84,7 +93,7 @@ def parse_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             stores[key] = store
     if reader.lines or broker is None:
         raise ConfigError(reader.lines)
-    return Settings(broker=broker, stores=MappingProxyType(stores))
+    return Settings(broker=broker, stores=MappingProxyType(stores), app=app)
 
 
 def parse_store_document(
@@ -96,7 +105,7 @@ def parse_store_document(
     """Validate one store given as data (a store held in the database) by the very rules of a
     ``[stores.X]`` table of the file; raise ConfigError listing every problem. Without ``env``,
     ``env:`` values are refused (a stored store holds its values itself)."""
-    reader = _Reader(env or {})
+    reader = _Reader(env or {}, stored=True)
     store = reader.store(key, reader.open(document, f"stores.{key}"), broker)
     if reader.lines or store is None:
         raise ConfigError(reader.lines or [f"stores.{key}: not a valid store"])
@@ -125,8 +134,10 @@ class _Values:
 class _Reader:
     """Reads one document's tables, gathering their lines in document order."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], *, stored: bool = False) -> None:
         self.env = env
+        #: A store held in the database: it may have no connection yet (just installed).
+        self.stored = stored
         self.lines: list[str] = []
 
     def open(self, data: Any, path: str) -> Table:
@@ -206,10 +217,19 @@ class _Reader:
             return None
         return BrokerSettings(**v.values)
 
+    def app(self, table: Table) -> AppSettings | None:
+        v = self.validate(AppTable, table)
+        self.close(table)
+        if any(value is None for value in v.values.values()):
+            return None
+        return AppSettings(**v.values)
+
     def store(self, key: str, table: Table, broker: BrokerSettings | None) -> StoreSettings | None:
         if not KEY_PATTERN.match(key):
             table.first("store keys are lower-case letters, digits, '-' and '_' (used in URLs)")
-        v = self.validate(StoreTable, table, ("connections", "b2b"))
+        v = self.validate(StoreTable, table, ("connections", "b2b", "channels"))
+        if "default_redirect" not in table.document and v["platform"] in ACCOUNT_PAGES:
+            v.values["default_redirect"] = ACCOUNT_PAGES[v["platform"]]
         webhook_secret = v["webhook_secret"]
         if webhook_secret is not None and len(webhook_secret) < 24:
             table.problem("webhook_secret", "must be at least 24 characters (use a random value)")
@@ -224,7 +244,7 @@ class _Reader:
             connections_document if isinstance(connections_document, Mapping) else {},
             f"{table.path}.connections",
         )
-        if not conn_tables.document:
+        if not conn_tables.document and not self.stored:
             table.problem(
                 "connections",
                 "at least one connection is required, e.g. [stores.X.connections.okta]",
@@ -235,13 +255,17 @@ class _Reader:
         )
         b2b: B2BSettings | None = None
         connections: dict[str, Connection] = {}
+        channels: dict[int, Channel] | None = {}
         ok = True
         for name in document:  # the sub-tables in the document's order
+            if name == "channels":
+                channels = self.channels(self.open(document[name], f"{table.path}.channels"), v)
+                ok = ok and channels is not None
             if name == "b2b":
                 b2b_table = self.open(document["b2b"], f"{table.path}.b2b")
                 b2b = self.b2b(b2b_table, per_connection=per_connection)
                 ok = ok and not b2b_table.has_problems()
-            elif name == "connections":
+            if name == "connections":
                 self.close(conn_tables)
                 ok = ok and not conn_tables.has_problems()
                 for conn_key, conn_document in conn_tables.document.items():
@@ -251,6 +275,8 @@ class _Reader:
                         connections[conn_key] = conn
         bindings = Table(table.path, document)
         self._check_b2b_bindings(bindings, b2b, connections, len(conn_tables.document))
+        if channels is not None and v["channel_id"] is not None:
+            self._check_connection_channels(bindings, {v["channel_id"], *channels}, connections)
         self.close(bindings)
         if (
             not ok
@@ -263,8 +289,81 @@ class _Reader:
             key=key,
             connections=MappingProxyType(connections),
             b2b=b2b,
+            channels=MappingProxyType(channels or {}),
             **v.values,
         )
+
+    def channels(self, table: Table, store: _Values) -> dict[int, Channel] | None:
+        """``[stores.X.channels]``: the store's other storefronts, by channel id (a TOML key or
+        a JSON document's key is a string: "2"). The default channel is the store's own
+        ``channel_id`` and ``storefront_url``, stated once: an entry for it is a problem, as is
+        a storefront two channels share (a sign-in picks its channel by the storefront)."""
+        default_id = store["channel_id"]
+        seen: dict[str, str] = {}
+        if isinstance(store["storefront_url"], str):
+            seen[_storefront_identity(store["storefront_url"])] = "the store's storefront_url"
+        result: dict[int, Channel] = {}
+        entries: list[Table] = []
+        for raw_id, document in table.document.items():
+            name = str(raw_id)
+            channel_id = _channel_id(raw_id)
+            if channel_id is None:
+                table.problem(name, "channel ids are positive integers, e.g. [stores.X.channels.2]")
+                continue
+            if channel_id == default_id:
+                table.problem(
+                    name,
+                    "is the store's default channel (channel_id): its storefront_url and "
+                    "platform are the store's own keys, not a [channels] entry",
+                )
+                continue
+            entry = self.open(document, f"{table.path}.{name}")
+            entries.append(entry)
+            v = self.validate(ChannelTable, entry)
+            redirect = v["default_redirect"]
+            if isinstance(redirect, str) and not _is_store_path(redirect):
+                entry.problem("default_redirect", "must be a path on the store, such as /account")
+            url = v["storefront_url"]
+            if isinstance(url, str):
+                other = seen.setdefault(_storefront_identity(url), f"channel {channel_id}")
+                if other != f"channel {channel_id}":
+                    entry.problem(
+                        "storefront_url", f"is also {other}: each channel has its own storefront"
+                    )
+            if entry.has_problems() or channel_id in result:
+                continue
+            if redirect is None:
+                given = "default_redirect" in store.table.document and store["default_redirect"]
+                redirect = given or ACCOUNT_PAGES[v["platform"]]
+            result[channel_id] = Channel(
+                id=channel_id,
+                storefront_url=url,
+                platform=v["platform"],
+                default_redirect=redirect,
+            )
+        self.close(table)
+        for entry in entries:
+            self.close(entry)
+        if table.has_problems() or any(entry.has_problems() for entry in entries):
+            return None
+        return dict(sorted(result.items()))
+
+    @staticmethod
+    def _check_connection_channels(
+        table: Table, channel_ids: set[int], connections: Mapping[str, Connection]
+    ) -> None:
+        """A connection is offered only on channels the store has."""
+        known = ", ".join(str(c) for c in sorted(channel_ids))
+        for conn in connections.values():
+            unknown = [c for c in conn.channels if c not in channel_ids]
+            if unknown:
+                names = ", ".join(str(c) for c in unknown)
+                told = f"channel {names} is" if len(unknown) == 1 else f"channels {names} are"
+                table.problem(
+                    f"connections.{conn.key}.channels",
+                    f"{told} not among the store's channels ({known}; add one as "
+                    "[stores.X.channels.N])",
+                )
 
     @staticmethod
     def _check_b2b_bindings(
@@ -470,6 +569,25 @@ class _Reader:
                 "attribute is managed by the directory (users cannot change it), or use "
                 "link = 'confirm'",
             )
+
+
+def _is_store_path(value: str) -> bool:
+    return value.startswith("/") and "//" not in value
+
+
+def _channel_id(key: Any) -> int | None:
+    """A channel id from a table key: "2" (TOML, JSON) or 2 (a document built in Python)."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return key if key > 0 else None
+    if isinstance(key, str) and re.fullmatch(r"[1-9][0-9]{0,9}", key):
+        return int(key)
+    return None
+
+
+def _storefront_identity(url: str) -> str:
+    """A storefront URL as compared with another: scheme and host without regard to case."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
 def _domains(mapping: Mapping[str, int]) -> Mapping[str, int]:

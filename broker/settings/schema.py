@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
@@ -144,6 +145,26 @@ def _id_map(value: Any) -> Any:
     return dict(value)
 
 
+def _fernet_keys(value: Any) -> Any:
+    """Fernet keys: a list, or one string (from the environment: comma-separated)."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    keys = _string_list(value)
+    if keys is not None:
+        if not keys:
+            raise _problem("needs at least one key")
+        for number, key in enumerate(keys, 1):
+            try:
+                Fernet(key)
+            except (ValueError, TypeError):
+                raise _problem(
+                    f"key {number} is not a Fernet key (URL-safe base64 of 32 random bytes; "
+                    'make one with python -c "from cryptography.fernet import Fernet; '
+                    'print(Fernet.generate_key().decode())")'
+                ) from None
+    return keys
+
+
 Str = Annotated[str, BeforeValidator(as_string)]
 OptStr = Annotated[str | None, BeforeValidator(as_string)]
 Url = Annotated[str, BeforeValidator(_url(verbatim=False))]
@@ -155,6 +176,7 @@ Int = Annotated[int, BeforeValidator(_integer)]
 OptInt = Annotated[int | None, BeforeValidator(_integer)]
 Number = Annotated[float, BeforeValidator(_number)]
 StrList = Annotated[tuple[str, ...], BeforeValidator(_string_list)]
+FernetKeys = Annotated[tuple[str, ...], BeforeValidator(_fernet_keys)]
 IdList = Annotated[tuple[int, ...], BeforeValidator(_id_list)]
 IdMap = Annotated[dict[str, int], BeforeValidator(_id_map)]
 StoreHash = Annotated[str, BeforeValidator(_matching(r"^[a-z0-9]{1,32}$"))]
@@ -164,6 +186,9 @@ Link = Annotated[
 TokenMethod = Annotated[
     Literal["client_secret_basic", "client_secret_post", "none"] | None,
     BeforeValidator(_choice("client_secret_basic", "client_secret_post", "none")),
+]
+Platform = Annotated[
+    Literal["stencil", "catalyst"], BeforeValidator(_choice("stencil", "catalyst"))
 ]
 NoCompany = Annotated[Literal["refuse", "customer"], BeforeValidator(_choice("refuse", "customer"))]
 NameIdFormat = Annotated[
@@ -204,6 +229,28 @@ class BrokerTable(Table):
     )
 
 
+class AppTable(Table):
+    """``[app]``: the broker as a BigCommerce app, serving every store that installs it."""
+
+    client_id: Str = Field(description="The app's client ID: signs installed stores' login JWTs")
+    client_secret: Str = Field(repr=False, description="The app's client secret")
+    login_url: Url = Field(
+        "https://login.bigcommerce.com", description="Where install codes are exchanged"
+    )
+    api_url: Url = Field("https://api.bigcommerce.com", description="BigCommerce's API")
+    encryption_key: FernetKeys = Field(
+        repr=False,
+        description="Fernet keys for secrets at rest; the first encrypts, every one decrypts",
+    )
+    frame_ancestors: StrList = Field(
+        ("https://*.bigcommerce.com", "https://*.mybigcommerce.com"),
+        description="Origins that may frame the admin (CSP frame-ancestors)",
+    )
+    admin_session_minutes: Int = Field(
+        60, ge=5, le=1440, description="How long an admin page stays usable after a load"
+    )
+
+
 class StoreTable(Table):
     """``[stores.X]``: one BigCommerce store (its ``connections`` and ``b2b`` are tables)."""
 
@@ -214,8 +261,11 @@ class StoreTable(Table):
     client_secret: Str = Field(
         repr=False, description="The API account's client secret (signs the login JWTs)"
     )
-    storefront_url: Url = Field(description="The channel's storefront domain")
-    channel_id: Int = Field(1, ge=1, description="The storefront's channel")
+    storefront_url: Url = Field(description="The default channel's storefront domain")
+    channel_id: Int = Field(1, ge=1, description="The default channel (more in [channels])")
+    platform: Platform = Field(
+        "stencil", description="The default channel's storefront: stencil or catalyst (headless)"
+    )
     default_redirect: Str = Field(
         "/account.php", description="Where shoppers land when no redirect_to is given"
     )
@@ -236,6 +286,20 @@ class StoreTable(Table):
     )
     follow_idp_logout: Bool = Field(
         False, description="The storefront follows an IdP-side logout (a status token)"
+    )
+
+
+class ChannelTable(Table):
+    """``[stores.X.channels.N]``: one more storefront of the store, on channel N."""
+
+    storefront_url: Url = Field(description="The channel's storefront domain")
+    platform: Platform = Field(
+        "stencil", description="The channel's storefront: stencil or catalyst (headless)"
+    )
+    default_redirect: OptStr = Field(
+        None,
+        description="Where shoppers land on this channel (default: the store's "
+        "default_redirect if it sets one, else /account.php, or /account/orders on catalyst)",
     )
 
 
@@ -307,6 +371,9 @@ class _ConnectionTable(Table):
         False, description="Let an IdP e-mail change rewrite the BigCommerce e-mail"
     )
     idp_logout: Bool = Field(False, description="Sign out of the IdP too at a store logout")
+    channels: IdList = Field(
+        (), description="The channels this connection is offered on (empty: all the store's)"
+    )
 
 
 class OIDCTable(_ConnectionTable):
@@ -377,7 +444,7 @@ class SAMLTable(_ConnectionTable):
 
 #: The keys of each table that are tables of their own.
 SUBTABLES: dict[type[Table], tuple[str, ...]] = {
-    StoreTable: ("connections", "b2b"),
+    StoreTable: ("connections", "b2b", "channels"),
     OIDCTable: ("b2b",),
     SAMLTable: ("b2b",),
 }

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 LinkPolicy = Literal["auto", "confirm", "deny"]
+#: What serves a channel's storefront: a Stencil theme (BigCommerce-hosted) or Catalyst
+#: (headless Next.js); they differ in their logout URL and their account page.
+Platform = Literal["stencil", "catalyst"]
+#: The account page of each platform: ``default_redirect`` when nothing says otherwise.
+ACCOUNT_PAGES: Mapping[str, str] = {"stencil": "/account.php", "catalyst": "/account/orders"}
 TokenAuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
 #: Asymmetric JWS algorithms an ID token may use. HS* and "none" are never accepted: an
 #: HMAC "signature" keyed with a public key proves nothing.
@@ -87,9 +93,15 @@ class ConnectionPolicy:
     sync_email: bool = False
     #: Sign the shopper out of the IdP too when they sign out of the store.
     idp_logout: bool = False
+    #: The store's channels this connection is offered on (empty: every one of them).
+    channels: tuple[int, ...] = ()
     #: B2B Edition companies and roles bound to this connection (None: the store's maps,
     #: where they cannot cross connections).
     b2b: ConnectionB2B | None = None
+
+    def offered_on(self, channel_id: int) -> bool:
+        """Whether shoppers of this channel may sign in through this connection."""
+        return not self.channels or channel_id in self.channels
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +167,18 @@ class B2BSettings:
 
 
 @dataclass(frozen=True)
+class Channel:
+    """One storefront of a store: its channel id, domain and platform (docs/bigcommerce-api.md,
+    "Multi-storefront and headless"). E-mails, customers and links are per channel."""
+
+    id: int
+    storefront_url: str
+    platform: Platform = "stencil"
+    #: Where a shopper lands when the sign-in names no page.
+    default_redirect: str = "/account.php"
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     key: str
     store_hash: str
@@ -180,6 +204,29 @@ class StoreSettings:
     b2b: B2BSettings | None = None
     #: Hand the storefront script a status token so the storefront follows an IdP-side logout.
     follow_idp_logout: bool = False
+    #: The default channel's platform (``channel_id`` and ``storefront_url`` are its others).
+    platform: Platform = "stencil"
+    #: Every channel of the store by id, the default one (``channel_id``, ``storefront_url``,
+    #: ``platform``, ``default_redirect``) first and always present: it is added when absent.
+    channels: Mapping[int, Channel] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        default = Channel(
+            id=self.channel_id,
+            storefront_url=self.storefront_url,
+            platform=self.platform,
+            default_redirect=self.default_redirect,
+        )
+        others = {k: v for k, v in self.channels.items() if k != self.channel_id}
+        object.__setattr__(self, "channels", MappingProxyType({default.id: default, **others}))
+
+    @property
+    def default_channel(self) -> Channel:
+        return self.channels[self.channel_id]
+
+    def channel(self, channel_id: int | None) -> Channel | None:
+        """The channel by id (None: the default channel); None for no channel of the store."""
+        return self.default_channel if channel_id is None else self.channels.get(channel_id)
 
     @property
     def api_base(self) -> str:
@@ -187,9 +234,25 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class AppSettings:
+    """``[app]``: the broker as a BigCommerce app (docs/bigcommerce-api.md, "App install")."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    #: The Fernet keys of secrets at rest: the first encrypts, every one decrypts.
+    encryption_key: tuple[str, ...] = field(repr=False)
+    login_url: str = "https://login.bigcommerce.com"
+    api_url: str = "https://api.bigcommerce.com"
+    frame_ancestors: tuple[str, ...] = ("https://*.bigcommerce.com", "https://*.mybigcommerce.com")
+    admin_session_minutes: int = 60
+
+
+@dataclass(frozen=True)
 class Settings:
     broker: BrokerSettings
     stores: Mapping[str, StoreSettings]
+    #: None: no app; the file's stores only.
+    app: AppSettings | None = None
 
     def store(self, key: str) -> StoreSettings | None:
         return self.stores.get(key)

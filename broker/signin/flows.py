@@ -1,7 +1,7 @@
 """One record for every sign-in in progress, OIDC and SAML alike: :class:`PendingSignIn`.
 
 A sign-in is started by the web layer and kept server-side (never in a cookie) until its
-answer comes back: the store and connection, where the shopper goes afterwards, the hash of
+answer comes back: the store, connection and channel, where the shopper goes afterwards, the hash of
 the browser's id cookie (so the answer is accepted only in the browser that started it), the
 customer linking from the storefront if any, and what the protocol must check on the way
 back: OIDC's nonce and PKCE verifier, SAML's AuthnRequest id (InResponseTo).
@@ -31,6 +31,9 @@ class PendingSignIn:
     code_verifier: str | None = None
     #: SAML: the AuthnRequest's ID, which the Response's InResponseTo must name.
     request_id: str | None = None
+    #: The channel (storefront) the sign-in is for; None: the store's default channel (and
+    #: every flow a broker before channels stored).
+    channel_id: int | None = None
 
     @classmethod
     def for_oidc(

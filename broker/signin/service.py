@@ -47,10 +47,11 @@ from broker.companies import (
     plan_for,
     refuse_without_company,
 )
-from broker.config import Connection, StoreSettings
+from broker.config import Channel, Connection, StoreSettings
 from broker.errors import BrokerError, PolicyDenied
 from broker.events import log_event
 from broker.identity import Identity, UpstreamSession
+from broker.signin.channels import channel_for
 from broker.signin.sessions import start_session, with_status_token
 from broker.storage import AlreadyExists, AuditEntry, Storage, keys
 
@@ -108,6 +109,15 @@ class Completion:
     client_ip: str | None
     #: Set when a signed-in storefront customer links this IdP identity to their account.
     link_customer_id: int | None = None
+    #: The channel the sign-in is for (None: the store's default channel).
+    channel_id: int | None = None
+
+    @property
+    def channel(self) -> Channel:
+        """The sign-in's channel, as the store has it now; NotFound when the store no longer
+        has it or the connection is no longer offered there (the settings changed since the
+        sign-in started)."""
+        return channel_for(self.store, self.conn, self.channel_id)
 
 
 class SignInService:
@@ -131,6 +141,7 @@ class SignInService:
     def complete(self, done: Completion) -> Outcome:
         """Finish a sign-in (or a link from the storefront) whose identity was verified."""
         try:
+            done.channel  # noqa: B018 - refuses a channel the store no longer offers
             if done.link_customer_id is not None:
                 return self._link_from_storefront(done, done.link_customer_id)
             plan = self.company_plan(done.store, done.conn, done.identity)
@@ -155,6 +166,7 @@ class SignInService:
             redirect_to=record["redirect_to"],
             upstream=UpstreamSession.from_record(record.get("upstream")),
             client_ip=client_ip,
+            channel_id=record.get("channel_id"),
         )
         customer = Customer.from_api(record["customer"])
         decision = confirm_ownership(
@@ -164,7 +176,7 @@ class SignInService:
             client_ip=client_ip,
             directory=self.clients.store_api(store.key),
             links=self.storage,
-            store=store_context(store),
+            store=store_context(store, done.channel.id),
             now=self._now(),
         )
         self._audit(store, "link", "confirmed", done, customer_id=customer.id)
@@ -193,7 +205,7 @@ class SignInService:
             done.identity,
             directory=directory,
             links=self.storage,
-            store=store_context(done.store),
+            store=store_context(done.store, done.channel.id),
             policy=done.conn,
             now=self._now(),
             sleep=self.sleep,
@@ -201,7 +213,7 @@ class SignInService:
 
     def _sign_in(self, done: Completion, decision: SignIn, plan: CompanyPlan | None) -> SignedIn:
         decision = self._join_company(done, decision, plan)
-        store = done.store
+        store, channel = done.store, done.channel
         cookie, status_token = start_session(
             self.storage,
             store=store,
@@ -219,7 +231,7 @@ class SignInService:
             client_secret=store.client_secret,
             store_hash=store.store_hash,
             customer_id=decision.customer_id,
-            channel_id=store.channel_id,
+            channel_id=channel.id,
             redirect_to=redirect_to,
             now=self.clients.now_for_store(store),
             jti=str(uuid.uuid4()),
@@ -242,7 +254,7 @@ class SignInService:
             events=list(decision.events),
         )
         return SignedIn(
-            landing_url=storefront_login_url(store.storefront_url, token),
+            landing_url=storefront_login_url(channel.storefront_url, token),
             session_cookie=cookie,
             customer_id=decision.customer_id,
             events=decision.events,
@@ -262,7 +274,7 @@ class SignInService:
                 identity=done.identity,
                 plan=plan,
                 settings=store.b2b,
-                channel_ids=[store.channel_id],
+                channel_ids=[done.channel.id],
             )
         except BrokerError:
             if "linked" in decision.events:
@@ -280,7 +292,8 @@ class SignInService:
         return SignIn(decision.customer_id, (*decision.events, *events))
 
     def _unlink_new(self, done: Completion, customer_id: int) -> None:
-        link = self.storage.get_link(done.store.key, done.conn.key, done.identity.subject)
+        channel = store_context(done.store, done.channel.id).link_channel
+        link = self.storage.get_link(done.store.key, done.conn.key, done.identity.subject, channel)
         if link is not None and link.customer_id == customer_id:
             self.storage.delete_link(done.store.key, link.id, customer_id=customer_id)
 
@@ -289,7 +302,8 @@ class SignInService:
         customer. The connection's domain rule holds here as at any sign-in."""
         store, conn, identity = done.store, done.conn, done.identity
         check_domain(identity, conn)
-        existing = self.storage.get_link(store.key, conn.key, identity.subject)
+        channel = store_context(store, done.channel.id).link_channel
+        existing = self.storage.get_link(store.key, conn.key, identity.subject, channel)
         if existing is not None and existing.customer_id != customer_id:
             raise PolicyDenied(
                 "This sign-in is already connected to another account in this store. Unlink it "
@@ -306,6 +320,7 @@ class SignInService:
                     customer_id=customer_id,
                     email=identity.email,
                     now=self._now(),
+                    channel_id=channel,
                 )
             except AlreadyExists:
                 raise PolicyDenied(
@@ -326,6 +341,7 @@ class SignInService:
             "upstream": done.upstream.to_record(),
             "customer": customer.to_record(),
             "redirect_to": done.redirect_to,
+            "channel_id": done.channel.id,
         }
         now = self._now()
         self.storage.save_pending(
@@ -364,9 +380,11 @@ class SignInService:
         )
 
 
-def store_context(store: StoreSettings) -> StoreContext:
+def store_context(store: StoreSettings, channel_id: int | None = None) -> StoreContext:
+    """Where account policy runs: the store, and the sign-in's channel (None: the default)."""
     return StoreContext(
         key=store.key,
-        channel_id=store.channel_id,
+        channel_id=store.channel_id if channel_id is None else channel_id,
         verify_link_after_seconds=store.verify_link_after_hours * 3600,
+        default_channel_id=store.channel_id,
     )

@@ -32,7 +32,11 @@ from __future__ import annotations
 from broker.storage import keys
 from broker.storage.migrate import migrate, schema_revision
 from broker.storage.model import (
+    DEFAULT_CHANNEL,
     AlreadyExists,
+    ApiToken,
+    AppInstall,
+    AppStore,
     AuditEntry,
     AuditStore,
     BrokerSession,
@@ -64,7 +68,11 @@ from broker.storage.schema import (
 from broker.storage.sql import SQLStorage, open_storage
 
 __all__ = [
+    "DEFAULT_CHANNEL",
     "AlreadyExists",
+    "ApiToken",
+    "AppInstall",
+    "AppStore",
     "AuditEntry",
     "AuditStore",
     "BrokerSession",

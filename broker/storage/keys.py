@@ -116,3 +116,16 @@ def confirm_ip(store: str, ip: str) -> str:
 def audit_refusals(store: str, ip: str | None) -> str:
     """Refusals written to the audit log for one IP address (None: the address unknown)."""
     return f"audit-refusals:{store}:{ip}"
+
+
+# -- once: the BigCommerce app ------------------------------------------------------------
+
+
+def app_install_code(code: str) -> str:
+    """One use of an install's authorization code (a replayed install is refused)."""
+    return "app-code:" + digest(code)
+
+
+def app_payload(store: str, jti: str) -> str:
+    """One use of a signed ``load``/``uninstall``/``remove_user`` payload, per store."""
+    return f"app-payload:{store}:{digest(jti)}"

@@ -14,12 +14,13 @@ Every verb is atomic on its own, so two workers racing over the same key see one
   False after, until it expires (replay protection for assertion ids and logout tokens, and
   claims: one creator per e-mail). ``seen_once`` asks without using; ``forget_once`` gives a
   claim back.
-- :class:`LinkStore` — links, ``(store, connection, subject) -> customer id``: ``get_link``,
-  ``create_link`` (raises AlreadyExists for an identity already linked, or a customer already
-  linked through that connection), ``touch_link``, ``links_for_customer``, ``delete_link``,
-  ``delete_links_for_customer``. An identity is the connection it came through and the
-  subject: never the issuer the IdP declares. ``record_unlink`` / ``was_unlinked`` /
-  ``clear_unlink``: identities a customer unlinked.
+- :class:`LinkStore` — links, ``(store, connection, channel, subject) -> customer id``
+  (channel :data:`DEFAULT_CHANNEL` is the store's default one): ``get_link``, ``create_link``
+  (raises AlreadyExists for an identity already linked on that channel, or a customer already
+  linked to another identity of that connection, on any channel), ``touch_link``,
+  ``links_for_customer``, ``delete_link``, ``delete_links_for_customer``. An identity is the
+  connection it came through and the subject: never the issuer the IdP declares.
+  ``record_unlink`` / ``was_unlinked`` / ``clear_unlink``: identities a customer unlinked.
 - :class:`CreationStore` — ``begin_creation`` / ``finish_creation`` / ``forget_creation`` /
   ``creation_for``: customers the broker set out to create, by e-mail, to reconcile an
   uncertain create.
@@ -33,6 +34,10 @@ Every verb is atomic on its own, so two workers racing over the same key see one
 - :class:`TenantStore` — ``tenants_version`` / ``tenant_documents`` / ``put_tenant`` /
   ``delete_tenant``: stores held in the database (installed as an app), behind one change
   counter every process reads.
+- :class:`AppStore` — ``install_store`` / ``get_install`` / ``remove_store``: stores installed
+  as an app (a store's removal deletes every row of it); ``add_admin_user`` /
+  ``is_admin_user`` / ``remove_admin_user``; ``create_api_token`` / ``find_api_token`` /
+  ``list_api_tokens`` / ``revoke_api_tokens`` (stored as digests).
 - :class:`Storage` — all of the above, and ``gc(now, audit_before=)`` (delete what has
   expired, and audit rows past their retention) and ``ping()``.
 
@@ -50,6 +55,11 @@ from broker.errors import StorageError
 
 class AlreadyExists(StorageError):
     code = "already_exists"
+
+
+#: A link's ``channel_id`` for the store's default channel, whichever channel the store's
+#: ``channel_id`` names (links made before channels existed have it too).
+DEFAULT_CHANNEL = 0
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,8 @@ class Link:
     last_login_at: int | None
     #: When the customer was last seen to exist at BigCommerce.
     verified_at: int
+    #: The channel this link signs in on (:data:`DEFAULT_CHANNEL`: the store's default one).
+    channel_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -154,9 +166,12 @@ class OnceStore(Protocol):
 
 
 class LinkStore(Protocol):
-    """Links ``(store, connection, subject) -> customer``, and the identities unlinked."""
+    """Links ``(store, connection, channel, subject) -> customer``, and the identities
+    unlinked. ``channel_id`` :data:`DEFAULT_CHANNEL` is the store's default channel."""
 
-    def get_link(self, store: str, connection: str, subject: str) -> Link | None: ...
+    def get_link(
+        self, store: str, connection: str, subject: str, channel_id: int = DEFAULT_CHANNEL
+    ) -> Link | None: ...
     def create_link(
         self,
         *,
@@ -167,6 +182,7 @@ class LinkStore(Protocol):
         customer_id: int,
         email: str | None,
         now: int,
+        channel_id: int = DEFAULT_CHANNEL,
     ) -> Link: ...
     def touch_link(self, link_id: int, *, now: int, email: str | None, verified: bool) -> None: ...
     def links_for_customer(self, store: str, customer_id: int) -> list[Link]: ...
@@ -203,6 +219,17 @@ class AuditStore(Protocol):
 
     def record_audit(self, entry: AuditEntry) -> None: ...
     def recent_audit(self, store: str, limit: int = 50) -> list[AuditEntry]: ...
+    def search_audit(
+        self,
+        store: str,
+        *,
+        limit: int = 50,
+        event: str | None = None,
+        connection: str | None = None,
+        outcome: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> list[AuditEntry]: ...
 
 
 class SessionStore(Protocol):
@@ -232,7 +259,77 @@ class TenantStore(Protocol):
     def tenants_version(self) -> int: ...
     def tenant_documents(self) -> dict[str, TenantDocument]: ...
     def put_tenant(self, key: str, document: Mapping[str, Any], now: int) -> int: ...
+    def replace_tenant(
+        self, key: str, document: Mapping[str, Any], *, expected_version: int, now: int
+    ) -> int | None: ...
     def delete_tenant(self, key: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class AppInstall:
+    """A store that installed the broker as a BigCommerce app."""
+
+    store: str
+    scope: str
+    owner_id: int | None
+    name: str | None
+    installed_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token of the admin API or SCIM (only its digest is stored)."""
+
+    id: int
+    store: str
+    kind: str
+    connection: str | None
+    label: str
+    created_at: int
+    revoked_at: int | None
+
+
+class AppStore(Protocol):
+    """The broker as an app: installs, their admin users, API tokens, removal of a store."""
+
+    def install_store(
+        self,
+        store: str,
+        document: Mapping[str, Any],
+        *,
+        scope: str,
+        owner_id: int | None,
+        user_id: int | None,
+        name: str | None,
+        now: int,
+    ) -> int: ...
+    def get_install(self, store: str) -> AppInstall | None: ...
+    def remove_store(self, store: str) -> int: ...
+    def add_admin_user(self, store: str, user_id: int, now: int) -> None: ...
+    def is_admin_user(self, store: str, user_id: int) -> bool: ...
+    def remove_admin_user(self, store: str, user_id: int) -> bool: ...
+    def create_api_token(
+        self,
+        *,
+        store: str,
+        kind: str,
+        digest: str,
+        label: str,
+        now: int,
+        connection: str | None = None,
+    ) -> int: ...
+    def find_api_token(self, digest: str) -> ApiToken | None: ...
+    def list_api_tokens(self, store: str, kind: str) -> list[ApiToken]: ...
+    def revoke_api_tokens(
+        self,
+        store: str,
+        kind: str,
+        now: int,
+        *,
+        token_id: int | None = None,
+        connection: str | None = None,
+    ) -> int: ...
 
 
 class Storage(
@@ -244,6 +341,7 @@ class Storage(
     AuditStore,
     SessionStore,
     TenantStore,
+    AppStore,
     Protocol,
 ):
     """Every store in one object (what the app holds), with upkeep."""

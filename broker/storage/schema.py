@@ -49,11 +49,21 @@ links = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_login_at", BigInteger),
     Column("verified_at", BigInteger, nullable=False),
-    # An identity belongs to the connection it came through, never to the issuer it declares.
-    UniqueConstraint("store", "connection", "subject", name="uq_links_connection_subject"),
+    # The channel the link signs in on: e-mails, and so customers, are per channel. 0 is the
+    # store's default channel (its ``channel_id``, whichever it is): every link made before
+    # channels existed, and every one made on that channel since.
+    Column("channel_id", Integer, nullable=False, server_default="0"),
+    # An identity belongs to the connection it came through, never to the issuer it declares;
+    # on each channel it signs in as one customer.
+    UniqueConstraint(
+        "store", "connection", "channel_id", "subject", name="uq_links_channel_subject"
+    ),
     # One identity per connection per customer: two people of one IdP never share an account,
-    # even when their sign-ins race.
-    UniqueConstraint("store", "connection", "customer_id", name="uq_links_connection_customer"),
+    # even when their sign-ins race (on one channel by this constraint; across channels, a
+    # customer allowed on several, by the check in ``create_link``).
+    UniqueConstraint(
+        "store", "connection", "channel_id", "customer_id", name="uq_links_channel_customer"
+    ),
     Index("ix_links_store_customer", "store", "customer_id"),
 )
 
@@ -147,4 +157,43 @@ tenant_changes = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("version", BigInteger, nullable=False),
+)
+
+#: Stores that installed the broker as a BigCommerce app: what the install granted. The
+#: store's settings (its API token sealed) are its ``tenant_stores`` document.
+app_installs = Table(
+    "app_installs",
+    metadata,
+    Column("store", String(64), primary_key=True),
+    Column("scope", Text, nullable=False),
+    Column("owner_id", BigInteger),
+    Column("name", String(255)),
+    Column("installed_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+#: Control-panel users who may administer a store's broker (BigCommerce sends ``load`` only
+#: for users the store granted the app; ``remove_user`` ends it).
+admin_users = Table(
+    "admin_users",
+    metadata,
+    Column("store", String(64), primary_key=True),
+    Column("user_id", BigInteger, primary_key=True),
+    Column("added_at", BigInteger, nullable=False),
+)
+
+#: Bearer tokens of the admin API (``kind`` "admin") and of SCIM ("scim", per connection),
+#: stored as the SHA-256 of the token: a database reader cannot use them.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("store", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("connection", String(64)),
+    Column("label", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Index("ix_api_tokens_store", "store", "kind"),
 )

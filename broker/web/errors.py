@@ -7,9 +7,12 @@ the request's headers or tokens. Security headers for every response live here t
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import secrets
 import traceback
+from typing import Any
 
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -43,7 +46,17 @@ def _broker_error(error: BrokerError) -> Response:
         detail=error.detail,
     )
     _audit_refusal(error, ref)
-    response = _page(error.status, error.title, error.message, ref)
+    if _wants_problem_json():
+        errors = getattr(error, "errors", None)
+        response = _problem(
+            error.status,
+            error.title,
+            error.message,
+            ref,
+            errors=errors if isinstance(errors, list) else None,
+        )
+    else:
+        response = _page(error.status, error.title, error.message, ref)
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     return response
@@ -92,6 +105,8 @@ def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
     if status >= 500:
         log_event("request.failed", level=logging.ERROR, status=status, path=request.path)
+    if _wants_problem_json():
+        return _problem(status, error.name, error.description or "", _reference())
     return _page(status, error.name, error.description or "", _reference())
 
 
@@ -107,12 +122,38 @@ def _unexpected_error(error: Exception) -> Response:
         path=request.path,
         where=[f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}:{f.name}" for f in frames],
     )
+    if _wants_problem_json():
+        return _problem(500, "Something went wrong", "An unexpected problem; try again.", ref)
     return _page(
         500,
         "Something went wrong",
         "The sign-in service met an unexpected problem. Please try again.",
         ref,
     )
+
+
+#: Where answers are JSON: the admin API, and the app callbacks BigCommerce's servers call.
+_JSON_PATHS = re.compile(r"^/(?:bigcommerce/(?:uninstall|remove_user)$|[^/]+/admin/api(?:/|$))")
+
+
+def _wants_problem_json() -> bool:
+    return bool(_JSON_PATHS.match(request.path))
+
+
+def _problem(
+    status: int, title: str, message: str, ref: str, *, errors: list[Any] | None = None
+) -> Response:
+    """RFC 9457 problem details, with the reference id that is also in the log line."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": message,
+        "ref": ref,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return Response(json.dumps(body), status=status, mimetype="application/problem+json")
 
 
 def _page(status: int, title: str, message: str, ref: str) -> Response:

@@ -38,6 +38,7 @@ def begin(
     ttl: int,
     secure: bool,
     link_customer_id: int | None = None,
+    channel_id: int | None = None,
 ) -> tuple[str, PendingSignIn, str]:
     """Record a new flow; return its state, the flow, and the browser cookie value to set."""
     browser = browser_id(request, secure)
@@ -48,6 +49,7 @@ def begin(
         redirect_to=redirect_to,
         browser=digest(browser),
         link_customer_id=link_customer_id,
+        channel_id=channel_id,
     )
     storage.save_pending(keys.oidc_flow(state), flow.to_record(), expires_at=now + ttl)
     return state, flow, browser

@@ -6,8 +6,10 @@
   connection's ``idp_logout`` on, sends the browser to the IdP's logout (OIDC RP-initiated
   logout with ``id_token_hint``, ``post_logout_redirect_uri`` and a ``state`` checked on
   return; SAML single logout, answered at ``/{store}/saml/{conn}/slo``), and in every case
-  ends at the storefront's logout
-  (``/login.php?action=logout``), which BigCommerce offers no API for.
+  ends at the storefront's logout, which BigCommerce offers no API for: the logout of the
+  channel the shopper signs out of (``channel=ID``, else the storefront the Referer names,
+  else the default channel), ``/login.php?action=logout`` on Stencil,
+  ``/logout?redirectTo=<path>`` on Catalyst (the path of ``redirect_to``, else ``/``).
 - ``POST /{store}/oidc/{conn}/backchannel-logout``: an IdP ends a person's sessions (OpenID
   Connect Back-Channel Logout 1.0): 200, or 400 with an error body.
 - ``GET|POST /{store}/session/status``: whether the storefront script's session is still
@@ -24,9 +26,11 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from werkzeug.wrappers import Response as BaseResponse
 
 from broker.bigcommerce.current_customer import verify_current_customer
-from broker.config import StoreSettings
+from broker.bigcommerce.login_token import safe_redirect_path
+from broker.config import Channel, StoreSettings
 from broker.errors import BrokerError, FlowExpired
 from broker.events import log_event
+from broker.signin.channels import channel_of_url, chooser_channel
 from broker.storage import keys
 from broker.web import flows, sessions, starts
 from broker.web.context import runtime
@@ -41,19 +45,33 @@ bp = Blueprint("logout", __name__)
 def logout(store_key: str) -> BaseResponse:
     broker = runtime()
     store = broker.store(store_key)
+    channel = _logout_channel(store)
+    values = request.form if request.method == "POST" else request.args
+    path = safe_redirect_path(values.get("redirect_to"), "") or None
     if request.method == "POST":
         check_csrf()
     elif _sent_by_another_site(store):
-        return Response(render_template("logout_confirm.html", store=store), mimetype="text/html")
+        page = render_template(
+            "logout_confirm.html",
+            store=store,
+            channel=channel,
+            channel_parameter=None if channel.id == store.channel_id else channel.id,
+            redirect_to=path,
+        )
+        return Response(page, mimetype="text/html")
     session = sessions.current(store)
-    target: BaseResponse = redirect(storefront_logout_url(store), code=303)
+    landing = starts.storefront_logout(store, channel.id, path)
+    target: BaseResponse = redirect(landing, code=303)
     if session is not None:
         broker.storage.end_session(session.id, int(broker.clock()))
         audit(store, "logout", "ok", conn=session.connection, customer_id=session.customer_id)
         conn = store.connections.get(session.connection)
         try:
             if conn is not None and conn.idp_logout:
-                target = starts.idp_logout(store, conn, session) or target
+                target = (
+                    starts.idp_logout(store, conn, session, channel_id=channel.id, path=path)
+                    or target
+                )
         except BrokerError as error:
             # The IdP cannot be reached or its connection is misconfigured: the shopper is
             # signed out of the broker already, and still goes to the storefront's logout.
@@ -91,7 +109,9 @@ def logout_done(store_key: str) -> BaseResponse:
             detail="logout state missing, unknown, expired or used",
         )
         audit(store, "logout", "return_state_refused")
-    return redirect(storefront_logout_url(store), code=303)
+        pending = {}
+    landing = starts.storefront_logout(store, pending.get("channel_id"), pending.get("path"))
+    return redirect(landing, code=303)
 
 
 @bp.post("/<store_key>/oidc/<conn_key>/backchannel-logout")
@@ -165,7 +185,7 @@ def session_status(store_key: str) -> Response:
         same = customer is not None and session is not None and customer.id == session.customer_id
         answer = alive if same else "unknown"
     response = jsonify(active=answer)
-    response.headers["Access-Control-Allow-Origin"] = _origin(store.storefront_url)
+    response.headers["Access-Control-Allow-Origin"] = _storefront_origin(store)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Vary"] = "Origin"
     return response
@@ -177,6 +197,8 @@ def storefront_script(store_key: str) -> Response:
     """The script a theme includes: account linking buttons and following IdP-side logouts."""
     broker = runtime()
     store = broker.store(store_key)
+    # One script per storefront: ``?channel=ID`` for a channel other than the default.
+    channel = chooser_channel(store, requested=request.args.get("channel"), redirect_to=None)
     base = f"{broker.broker_settings.base_url}/{store.key}"
     body = render_template(
         "storefront.js",
@@ -185,7 +207,7 @@ def storefront_script(store_key: str) -> Response:
         status_url=f"{base}/session/status",
         nonce_url=f"{base}/link/nonce",
         nonce_fragment=NONCE_FRAGMENT,
-        storefront_url=store.storefront_url,
+        storefront_url=channel.storefront_url,
         client_id=store.client_id,
         status_parameter=sessions.STATUS_PARAMETER,
     )
@@ -194,8 +216,27 @@ def storefront_script(store_key: str) -> Response:
     return response
 
 
-def storefront_logout_url(store: StoreSettings) -> str:
-    return f"{store.storefront_url}/login.php?action=logout"
+def _logout_channel(store: StoreSettings) -> Channel:
+    """The channel signing out: ``channel=ID`` (the query, or the confirmation page's form),
+    else the storefront the Referer (or Origin) names, else the default channel. Only a
+    storefront logout follows from it, so an unknown id is the default channel, not an error."""
+    values = request.form if request.method == "POST" else request.args
+    requested = values.get("channel", "")
+    if requested.isdigit() and (channel := store.channel(int(requested))) is not None:
+        return channel
+    for header in ("Referer", "Origin"):
+        named = request.headers.get(header)
+        if named and (channel := channel_of_url(store, named)) is not None:
+            return channel
+    return store.default_channel
+
+
+def _storefront_origin(store: StoreSettings) -> str:
+    """The CORS origin of a status answer: the asking storefront's, if it is one of the
+    store's channels, else the default channel's."""
+    asking = request.headers.get("Origin", "")
+    origins = [_origin(c.storefront_url) for c in store.channels.values()]
+    return asking if asking in origins else origins[0]
 
 
 def _sent_by_another_site(store: StoreSettings) -> bool:
@@ -209,7 +250,8 @@ def _sent_by_another_site(store: StoreSettings) -> bool:
     referer = request.headers.get("Origin") or request.headers.get("Referer")
     if site is None and not referer:
         return False
-    ours = {origin_of(store.storefront_url), origin_of(runtime().broker_settings.base_url)}
+    ours = {origin_of(c.storefront_url) for c in store.channels.values()}
+    ours.add(origin_of(runtime().broker_settings.base_url))
     return not referer or origin_of(referer) not in ours
 
 

@@ -21,6 +21,7 @@ from broker.config import SAMLConnection, StoreSettings
 from broker.errors import BrokerError, FlowExpired, InvalidResponse, NotFound, StateMismatch
 from broker.events import log_event
 from broker.identity import Identity, UpstreamSession
+from broker.signin.channels import channel_for
 from broker.signin.flows import PendingSignIn
 from broker.storage import keys
 from broker.upstream.saml import POST, REDIRECT
@@ -73,8 +74,9 @@ def acs(store_key: str, conn_key: str) -> BaseResponse:
         session_index=assertion.session_index,
     )
     if pending is None:  # IdP-initiated: RelayState is at most a path on the store
-        redirect_to = sessions.landing_redirect(store, relay_state)
-        return finish(store, conn, assertion.identity, redirect_to, upstream)
+        channel = channel_for(store, conn, None)  # the connection's home channel
+        redirect_to = sessions.landing_redirect(store, relay_state, channel)
+        return finish(store, conn, assertion.identity, redirect_to, upstream, channel_id=channel.id)
     key = secrets.token_urlsafe(32)
     broker.storage.save_pending(
         keys.saml_continue(key),
@@ -114,6 +116,7 @@ def acs_continue(store_key: str, conn_key: str) -> BaseResponse:
         pending.redirect_to,
         UpstreamSession.from_record(record.get("upstream")),
         link_customer_id=pending.link_customer_id,
+        channel_id=pending.channel_id,
     )
 
 
@@ -132,6 +135,11 @@ def slo(store_key: str, conn_key: str) -> BaseResponse:
         # IdP, so whatever the IdP answers, the shopper goes on to the storefront's logout. A
         # refused answer (unsigned, as SimpleSAMLphp sends by default; forged; stale) is only
         # logged: it must not leave the shopper signed in to the storefront.
+        relay_state = params.get("RelayState", "")
+        ours = broker.storage.peek_pending(keys.saml_logout(relay_state), now) or {}
+        if ours.get("store") != store.key:
+            ours = {}
+        landing = starts.storefront_logout(store, ours.get("channel_id"), ours.get("path"))
         try:
             _check_logout_response(store, conn, binding, params, query, now)
         except BrokerError as error:
@@ -144,7 +152,7 @@ def slo(store_key: str, conn_key: str) -> BaseResponse:
                 detail=error.detail,
             )
             audit(store, "logout", "idp_answer_refused", conn=conn.key, detail=error.code)
-        return redirect(f"{store.storefront_url}/login.php?action=logout", code=303)
+        return redirect(landing, code=303)
     if "SAMLRequest" not in params:
         raise InvalidResponse("This is not a SAML logout message.", detail="no SAMLRequest")
     info = provider.handle_logout_request(binding=binding, params=params, query_string=query)

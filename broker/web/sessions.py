@@ -19,7 +19,7 @@ from broker.bigcommerce.login_token import (
     longest_landing_url,
     safe_redirect_path,
 )
-from broker.config import StoreSettings
+from broker.config import Channel, StoreSettings
 from broker.events import log_event
 from broker.signin.sessions import (
     SESSION_SECONDS,
@@ -68,26 +68,30 @@ def current(store: StoreSettings) -> BrokerSession | None:
     return session
 
 
-def landing_redirect(store: StoreSettings, value: str | None) -> str:
+def landing_redirect(
+    store: StoreSettings, value: str | None, channel: Channel | None = None
+) -> str:
     """The ``redirect_to`` a sign-in starting now will land on: ``value`` when it is a path on
     the store (:func:`safe_redirect_path`) that still fits once the status token and the login
-    JWT wrap it, else the store's ``default_redirect``.
+    JWT wrap it on the channel's storefront (None: the default channel), else the channel's
+    ``default_redirect``.
 
     Checked when the flow starts, so that a path too long for the landing URL is dropped
     quietly (the shopper lands on the default page) instead of failing after the customer was
     created and linked."""
-    path = safe_redirect_path(value, store.default_redirect)
-    if path == store.default_redirect:
+    channel = channel or store.default_channel
+    path = safe_redirect_path(value, channel.default_redirect)
+    if path == channel.default_redirect:
         return path
     final = path
     if store.follow_idp_logout:
         final = with_status_token(path, secrets.token_urlsafe(STATUS_TOKEN_BYTES))
     fits = safe_redirect_path(final, "") == final and (
         longest_landing_url(
-            store.storefront_url,
+            channel.storefront_url,
             client_id=store.client_id,
             store_hash=store.store_hash,
-            channel_id=store.channel_id,
+            channel_id=channel.id,
             redirect_to=final,
         )
         <= MAX_LANDING_URL_LENGTH
@@ -95,4 +99,4 @@ def landing_redirect(store: StoreSettings, value: str | None) -> str:
     if fits:
         return path
     log_event("signin.redirect_dropped", store=store.key, length=len(path))
-    return store.default_redirect
+    return channel.default_redirect

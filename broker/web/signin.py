@@ -31,6 +31,7 @@ def finish(
     upstream: UpstreamSession | None = None,
     *,
     link_customer_id: int | None = None,
+    channel_id: int | None = None,
 ) -> Response:
     """Complete a verified sign-in (or a link from the storefront) and answer the browser."""
     outcome = runtime().signin.complete(
@@ -42,6 +43,7 @@ def finish(
             upstream=upstream or UpstreamSession(),
             client_ip=request.remote_addr,
             link_customer_id=link_customer_id,
+            channel_id=channel_id,
         )
     )
     if isinstance(outcome, Linked):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 from werkzeug.wrappers import Response
 
+from broker.signin.channels import choose_channel, chooser_channel, path_on
 from broker.web import flows, sessions, starts
 from broker.web.context import runtime
 from broker.web.signin import finish
@@ -19,16 +20,32 @@ bp = Blueprint("sso", __name__)
 def choose(store_key: str) -> str:
     """A page listing the store's sign-in options, for themes that link one place."""
     store = runtime().store(store_key)
-    redirect_to = sessions.landing_redirect(store, request.args.get("redirect_to"))
-    return render_template("choose.html", store=store, redirect_to=redirect_to)
+    wanted = request.args.get("redirect_to")
+    channel = chooser_channel(store, requested=request.args.get("channel"), redirect_to=wanted)
+    redirect_to = sessions.landing_redirect(store, path_on(store, channel, wanted), channel)
+    return render_template(
+        "choose.html",
+        store=store,
+        redirect_to=redirect_to,
+        channel=channel,
+        # The channel's own id in the links, so each signs in where the page was opened.
+        channel_parameter=None if channel.id == store.channel_id else channel.id,
+        connections=[c for c in store.connections.values() if c.offered_on(channel.id)],
+    )
 
 
 @bp.get("/<store_key>/login/<conn_key>")
 def login(store_key: str, conn_key: str) -> Response:
     broker = runtime()
     store, conn = broker.connection(store_key, conn_key)
-    redirect_to = sessions.landing_redirect(store, request.args.get("redirect_to"))
-    return starts.sign_in(store, conn, redirect_to=redirect_to)
+    channel, wanted = choose_channel(
+        store,
+        conn,
+        requested=request.args.get("channel"),
+        redirect_to=request.args.get("redirect_to"),
+    )
+    redirect_to = sessions.landing_redirect(store, wanted, channel)
+    return starts.sign_in(store, conn, redirect_to=redirect_to, channel_id=channel.id)
 
 
 @bp.get("/<store_key>/oidc/<conn_key>/callback")
@@ -51,5 +68,11 @@ def oidc_callback(store_key: str, conn_key: str) -> Response:
         code_verifier=code_verifier,
     )
     return finish(
-        store, conn, identity, flow.redirect_to, upstream, link_customer_id=flow.link_customer_id
+        store,
+        conn,
+        identity,
+        flow.redirect_to,
+        upstream,
+        link_customer_id=flow.link_customer_id,
+        channel_id=flow.channel_id,
     )

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from flask import Response, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from broker.bigcommerce.login_token import storefront_logout_url
 from broker.config import Connection, StoreSettings
 from broker.signin.flows import PendingSignIn
 from broker.storage import BrokerSession, keys
@@ -28,8 +29,12 @@ from broker.web.context import runtime
 #: How long the IdP has to send the browser back from its logout page.
 LOGOUT_TTL_SECONDS = 600
 
-SignInStart = Callable[[StoreSettings, Connection, str, "int | None"], BaseResponse]
-LogoutStart = Callable[[StoreSettings, Connection, BrokerSession], "BaseResponse | None"]
+SignInStart = Callable[[StoreSettings, Connection, str, "int | None", "int | None"], BaseResponse]
+#: The last two: where the storefront logout that ends it all goes (the channel, and a path
+#: for Catalyst's ``redirectTo``), kept with the IdP logout's state for the way back.
+LogoutStart = Callable[
+    [StoreSettings, Connection, BrokerSession, "int | None", "str | None"], "BaseResponse | None"
+]
 
 
 def sign_in(
@@ -38,17 +43,26 @@ def sign_in(
     *,
     redirect_to: str,
     link_customer_id: int | None = None,
+    channel_id: int | None = None,
 ) -> BaseResponse:
-    """Send the browser to the connection's IdP to sign in (or to link, for a customer)."""
+    """Send the browser to the connection's IdP to sign in (or to link, for a customer), for
+    the store's channel ``channel_id`` (None: the default; :mod:`broker.signin.channels`)."""
     start = _SIGN_IN[type(_provider(store, conn))]
-    return start(store, conn, redirect_to, link_customer_id)
+    return start(store, conn, redirect_to, link_customer_id, channel_id)
 
 
 def idp_logout(
-    store: StoreSettings, conn: Connection, session: BrokerSession
+    store: StoreSettings,
+    conn: Connection,
+    session: BrokerSession,
+    *,
+    channel_id: int | None = None,
+    path: str | None = None,
 ) -> BaseResponse | None:
-    """Send the browser to the IdP's logout, or None when the IdP offers none."""
-    return _LOGOUT[type(_provider(store, conn))](store, conn, session)
+    """Send the browser to the IdP's logout, or None when the IdP offers none. The way back
+    ends at the storefront logout of channel ``channel_id`` (None: the default channel),
+    landing on ``path`` where the storefront honours one (Catalyst)."""
+    return _LOGOUT[type(_provider(store, conn))](store, conn, session, channel_id, path)
 
 
 def callback_url(store_key: str, conn_key: str) -> str:
@@ -68,12 +82,25 @@ def send_saml(message: OutboundMessage) -> BaseResponse:
     return response
 
 
+def storefront_logout(
+    store: StoreSettings, channel_id: int | None = None, path: str | None = None
+) -> str:
+    """The storefront logout that ends every sign-out: channel ``channel_id``'s (None, or a
+    channel the store no longer has: the default channel's), in its platform's shape."""
+    channel = store.channel(channel_id) or store.default_channel
+    return storefront_logout_url(channel.storefront_url, channel.platform, path)
+
+
 def _provider(store: StoreSettings, conn: Connection) -> Provider:
     return runtime().provider(store.key, conn.key)
 
 
 def _oidc_sign_in(
-    store: StoreSettings, conn: Connection, redirect_to: str, link_customer_id: int | None
+    store: StoreSettings,
+    conn: Connection,
+    redirect_to: str,
+    link_customer_id: int | None,
+    channel_id: int | None,
 ) -> BaseResponse:
     """Record a new flow and send the browser to the IdP's authorization endpoint."""
     broker = runtime()
@@ -88,6 +115,7 @@ def _oidc_sign_in(
         ttl=settings.flow_ttl_seconds,
         secure=settings.cookie_secure,
         link_customer_id=link_customer_id,
+        channel_id=channel_id,
     )
     nonce, code_verifier = flow.oidc_checks()
     url = broker.oidc(store.key, conn.key).authorization_url(
@@ -102,7 +130,11 @@ def _oidc_sign_in(
 
 
 def _saml_sign_in(
-    store: StoreSettings, conn: Connection, redirect_to: str, link_customer_id: int | None
+    store: StoreSettings,
+    conn: Connection,
+    redirect_to: str,
+    link_customer_id: int | None,
+    channel_id: int | None,
 ) -> BaseResponse:
     """An AuthnRequest over HTTP-Redirect, remembered under an opaque RelayState."""
     broker = runtime()
@@ -118,6 +150,7 @@ def _saml_sign_in(
         browser=flows.digest(browser),
         link_customer_id=link_customer_id,
         request_id=request_id,
+        channel_id=channel_id,
     )
     broker.storage.save_pending(
         keys.saml_relay(relay_state),
@@ -130,7 +163,11 @@ def _saml_sign_in(
 
 
 def _oidc_logout(
-    store: StoreSettings, conn: Connection, session: BrokerSession
+    store: StoreSettings,
+    conn: Connection,
+    session: BrokerSession,
+    channel_id: int | None,
+    path: str | None,
 ) -> BaseResponse | None:
     """RP-initiated logout with id_token_hint, and a state checked on the way back."""
     broker = runtime()
@@ -145,14 +182,18 @@ def _oidc_logout(
     now = int(broker.clock())
     broker.storage.save_pending(
         keys.oidc_logout(state),
-        {"store": store.key, "connection": conn.key},
+        {"store": store.key, "connection": conn.key, "channel_id": channel_id, "path": path},
         expires_at=now + LOGOUT_TTL_SECONDS,
     )
     return redirect(url, code=303)
 
 
 def _saml_logout(
-    store: StoreSettings, conn: Connection, session: BrokerSession
+    store: StoreSettings,
+    conn: Connection,
+    session: BrokerSession,
+    channel_id: int | None,
+    path: str | None,
 ) -> BaseResponse | None:
     """SP-initiated single logout: a signed LogoutRequest to the IdP (None: it has no SLO)."""
     broker = runtime()
@@ -169,7 +210,13 @@ def _saml_logout(
     now = int(broker.clock())
     broker.storage.save_pending(
         keys.saml_logout(relay_state),
-        {"store": store.key, "connection": conn.key, "request_id": message.request_id},
+        {
+            "store": store.key,
+            "connection": conn.key,
+            "request_id": message.request_id,
+            "channel_id": channel_id,
+            "path": path,
+        },
         expires_at=now + broker.broker_settings.flow_ttl_seconds,
     )
     return send_saml(message)

@@ -3,9 +3,11 @@ customer, and the identities a customer unlinked."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
-from broker.storage import AlreadyExists, SQLStorage
+from broker.storage import DEFAULT_CHANNEL, AlreadyExists, SQLStorage, open_storage
 from tests.storage.builders import new_link
 
 
@@ -73,3 +75,47 @@ def test_unlinks_are_remembered_until_linked_again(storage: SQLStorage) -> None:
     assert not storage.was_unlinked("acme", "other", "sub-1", 7)
     storage.clear_unlink("acme", "corp", "sub-1")
     assert not storage.was_unlinked("acme", "corp", "sub-1", 7)
+
+
+def test_links_are_per_channel_and_the_default_channel_is_zero(storage: SQLStorage) -> None:
+    """One subject may be a different customer on each channel (e-mails are per channel)."""
+    default = new_link(storage, customer_id=7)
+    assert default.channel_id == DEFAULT_CHANNEL == 0
+    assert storage.get_link("acme", "corp", "sub-1") == default
+    assert storage.get_link("acme", "corp", "sub-1", 2) is None
+    wholesale = new_link(storage, customer_id=8, channel_id=2)
+    assert storage.get_link("acme", "corp", "sub-1", 2) == wholesale
+    assert storage.get_link("acme", "corp", "sub-1", 0) == default
+    with pytest.raises(AlreadyExists):
+        new_link(storage, customer_id=9, channel_id=2)  # one customer per identity per channel
+
+
+def test_one_identity_per_connection_per_customer_across_channels(storage: SQLStorage) -> None:
+    """A global customer may sign in on several channels: as one identity of a connection."""
+    new_link(storage, "sub-1", customer_id=7)
+    assert new_link(storage, "sub-1", customer_id=7, channel_id=2).channel_id == 2
+    with pytest.raises(AlreadyExists):
+        new_link(storage, "sub-2", customer_id=7, channel_id=3)  # another person, same account
+    assert storage.get_link("acme", "corp", "sub-2", 3) is None
+    assert new_link(storage, "sub-2", customer_id=7, channel_id=3, connection="other")
+
+
+def test_racing_links_of_two_people_to_one_customer_on_two_channels_have_one_winner(
+    database_url: str,
+) -> None:
+    storage = open_storage(database_url)
+    try:
+
+        def link(number: int) -> bool:
+            try:
+                new_link(storage, f"sub-{number}", customer_id=7, channel_id=number + 1)
+            except AlreadyExists:
+                return False
+            return True
+
+        with ThreadPoolExecutor(8) as pool:
+            won = list(pool.map(link, range(8)))
+        assert won.count(True) == 1
+        assert len({x.subject for x in storage.links_for_customer("acme", 7)}) == 1
+    finally:
+        storage.close()

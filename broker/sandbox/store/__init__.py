@@ -15,9 +15,25 @@ stores, each registered as a :class:`SandboxStore`:
   ``theme_script_url`` on every page;
 - B2B Edition's management API at ``/api/v3/io/...`` (:mod:`broker.sandbox.b2b` holds its
   rules);
+- the app side of BigCommerce: apps any store may install (each with its client id and
+  secret, scopes, and callbacks under ``{callback_base}/bigcommerce/``: ``auth``, ``load``,
+  ``uninstall``, ``remove_user``), control-panel users (the owner is user 1,
+  ``owner@<hash>.example``), the OAuth token endpoint ``POST /oauth2/token`` (single-use
+  codes that live 10 minutes, bound to app, store and ``redirect_uri``), the app's token
+  accepted by the store's API beside the store's own, Customer Login JWTs and Current
+  Customer JWTs of installed apps (signed with the app's secret), signed ``load``,
+  ``uninstall`` and ``remove_user`` payloads (the last two sent server to server), the
+  Scripts API at ``/v3/content/scripts`` (rendered on storefront pages), customer groups at
+  ``/v2/customer_groups``, and a control-panel page ``GET /manage/<hash>/apps/<client_id>
+  ?user=<id>`` that opens the app in ``<iframe id="app-frame">`` (the install while it is not
+  installed, then the load) with an "Uninstall app" button;
 - a JSON control API at ``/_sandbox/`` to register stores, seed data, read the request, login
   and delivery logs and set fault switches (latency, 5xx, 429 storms, timeouts, connection
-  resets, quotas, clock offset).
+  resets, quotas, clock offset); and for apps (:mod:`~broker.sandbox.store.control_apps`):
+  ``POST /_sandbox/apps``, ``POST .../stores/<hash>/users``, ``POST
+  .../stores/<hash>/apps/<client_id>/install | load | uninstall | grant | revoke``,
+  ``POST /_sandbox/apps/<client_id>/payload`` (a payload with chosen faults),
+  ``POST .../stores/<hash>/customer_groups``, and logs of token exchanges and callbacks.
 
 It never replaces BigCommerce in production, and it imports nothing from the broker. One
 module per concern; the pure ones (no IO, no framework, as :mod:`broker.sandbox.b2b`) under
@@ -29,23 +45,33 @@ the thin HTTP ones:
 - :mod:`~broker.sandbox.store.customers`: Customers V3;
 - :mod:`~broker.sandbox.store.hooks`: webhooks and their deliveries;
 - :mod:`~broker.sandbox.store.login`: storefront sign-in, sessions, Current Customer JWT;
+- :mod:`~broker.sandbox.store.apps`: apps, install codes, the token exchange;
+- :mod:`~broker.sandbox.store.installs`: a store's control-panel users, installs, tokens;
+- :mod:`~broker.sandbox.store.payloads`: the signed payloads of the app callbacks;
+- :mod:`~broker.sandbox.store.scripts`: the Scripts API and the storefront's script tags;
+- :mod:`~broker.sandbox.store.groups`: customer groups;
 - :mod:`~broker.sandbox.store.data`: one store's data, and changes that cross concerns;
 - :mod:`~broker.sandbox.store.management`: the two APIs' checks and routes;
 - :mod:`~broker.sandbox.store.state`: :class:`SandboxState`, the lock, the request log;
+  :mod:`~broker.sandbox.store.app_desk`: its app side (and the callbacks' one IO);
 - :mod:`~broker.sandbox.store.web`, :mod:`~broker.sandbox.store.api`,
-  :mod:`~broker.sandbox.store.storefront`, :mod:`~broker.sandbox.store.control`: the
+  :mod:`~broker.sandbox.store.storefront`, :mod:`~broker.sandbox.store.control`,
+  :mod:`~broker.sandbox.store.control_apps`, :mod:`~broker.sandbox.store.control_panel`: the
   blueprints; :mod:`~broker.sandbox.store.app`: :func:`create_sandbox_app`.
 
 Errors::
 
     SandboxError (ValueError)    bad input to the Python or control API (422)
-     +-- SandboxNotFound         no such store, customer, company or delivery (404)
-     +-- SandboxConflict         the store already exists (409)
+     +-- SandboxNotFound         no such store, customer, company, delivery, app or user (404)
+     +-- SandboxConflict         the store, app or user already exists (409)
+     +-- SandboxForbidden        the app is not installed, or not granted to the user (403)
 """
 
 from __future__ import annotations
 
 from broker.sandbox.store.app import create_sandbox_app
+from broker.sandbox.store.app_desk import CALLBACK_TIMEOUT
+from broker.sandbox.store.apps import CODE_LIFETIME, OAuthError, SandboxApp
 from broker.sandbox.store.customers import MAX_BATCH, PASSWORD_HASH_METHOD
 from broker.sandbox.store.faults import (
     B2B_API,
@@ -57,6 +83,7 @@ from broker.sandbox.store.faults import (
     WINDOW_MS,
 )
 from broker.sandbox.store.hooks import DELIVERY_TIMEOUT, HOOK_SCOPES, MAX_HOOKS_PER_SCOPE
+from broker.sandbox.store.installs import OWNER_ID
 from broker.sandbox.store.login import CURRENT_JWT_LIFETIME, DEFAULT_REDIRECT, LOGIN_JWT_MAX_AGE
 from broker.sandbox.store.model import (
     Clock,
@@ -64,15 +91,19 @@ from broker.sandbox.store.model import (
     RecordedRequest,
     SandboxConflict,
     SandboxError,
+    SandboxForbidden,
     SandboxNotFound,
     SandboxStore,
 )
+from broker.sandbox.store.payloads import PAYLOAD_LIFETIME, PayloadFaults
 from broker.sandbox.store.state import SandboxState
 from broker.sandbox.store.v3 import DEFAULT_LIMIT, ERROR_TYPE, MAX_LIMIT
 
 __all__ = [
     "B2B_API",
     "BIGCOMMERCE_API",
+    "CALLBACK_TIMEOUT",
+    "CODE_LIFETIME",
     "CURRENT_JWT_LIFETIME",
     "DEFAULT_CREDENTIALS_QUOTA",
     "DEFAULT_FAULT_RESET_MS",
@@ -87,13 +118,19 @@ __all__ = [
     "MAX_BATCH",
     "MAX_HOOKS_PER_SCOPE",
     "MAX_LIMIT",
+    "OWNER_ID",
     "PASSWORD_HASH_METHOD",
+    "PAYLOAD_LIFETIME",
     "WINDOW_MS",
     "Clock",
     "JSONDict",
+    "OAuthError",
+    "PayloadFaults",
     "RecordedRequest",
+    "SandboxApp",
     "SandboxConflict",
     "SandboxError",
+    "SandboxForbidden",
     "SandboxNotFound",
     "SandboxState",
     "SandboxStore",

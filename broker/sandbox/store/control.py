@@ -11,11 +11,14 @@ Each route is one :class:`~broker.sandbox.store.state.SandboxState` method:
 - ``GET`` and ``DELETE .../requests``, ``GET .../logins``, ``GET .../password-logins``;
 - ``POST`` and ``GET .../b2b/companies``, ``PUT .../b2b/companies/<id>/status``,
   ``POST`` and ``GET .../b2b/users``;
-- ``GET`` and ``POST .../faults`` (the switches of :mod:`broker.sandbox.store.faults`).
+- ``GET`` and ``POST .../faults`` (the switches of :mod:`broker.sandbox.store.faults`);
+- apps, control-panel users, installs, signed payloads and customer groups: the routes of
+  :mod:`broker.sandbox.store.control_apps`, under the same prefix.
 
 Errors are ``{"status", "title", "errors": {}}``: 404 for an unknown store, customer, company
-or delivery, 409 for a store that exists, 422 for any other bad input (the blueprint's error
-handler for :class:`~broker.sandbox.store.model.SandboxError`).
+or delivery, 409 for a store that exists, 403 for an app not installed or not granted, 422
+for any other bad input (the blueprint's error handler for
+:class:`~broker.sandbox.store.model.SandboxError`).
 """
 
 from __future__ import annotations
@@ -25,27 +28,15 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from broker.sandbox.store.model import (
-    JSONDict,
-    SandboxConflict,
-    SandboxError,
-    SandboxNotFound,
-    as_int,
-    store_from_json,
-)
-from broker.sandbox.store.web import json_response, sandbox_state
+from broker.sandbox.store.model import JSONDict, SandboxError, as_int, store_from_json
+from broker.sandbox.store.web import control_error, json_response, sandbox_state
 
 control = Blueprint("control", __name__, url_prefix="/_sandbox")
 
 
 @control.errorhandler(SandboxError)
 def _sandbox_error(error: SandboxError) -> Response:
-    status = 422
-    if isinstance(error, SandboxNotFound):
-        status = 404
-    elif isinstance(error, SandboxConflict):
-        status = 409
-    return json_response({"status": status, "title": str(error), "errors": {}}, status)
+    return control_error(error)
 
 
 @control.post("/stores")

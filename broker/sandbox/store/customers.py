@@ -29,7 +29,7 @@ dropped.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,13 +178,20 @@ def batch(raw: bytes) -> list[Any]:
 
 
 def create(
-    book: CustomerBook, settings: SandboxStore, items: list[Any], now: float
+    book: CustomerBook,
+    settings: SandboxStore,
+    items: list[Any],
+    now: float,
+    group_ids: Collection[int] | None = None,
 ) -> list[JSONDict]:
-    """Validate a whole batch, then create all of it or nothing; the new records."""
+    """Validate a whole batch, then create all of it or nothing; the new records.
+
+    ``group_ids``: the customer groups ``customer_group_id`` may name besides 0 (None: any).
+    """
     cleaned: list[tuple[JSONDict, str | None]] = []
     errors: JSONDict = {}
     for index, item in enumerate(items):
-        values, password, item_errors = _clean_customer(item, settings, creating=True)
+        values, password, item_errors = _clean_customer(item, settings, True, group_ids)
         errors.update({f"[{index}].{k}": v for k, v in item_errors.items()})
         cleaned.append((values, password))
     if errors:
@@ -203,14 +210,18 @@ def create(
 
 
 def update(
-    book: CustomerBook, settings: SandboxStore, items: list[Any], now: float
+    book: CustomerBook,
+    settings: SandboxStore,
+    items: list[Any],
+    now: float,
+    group_ids: Collection[int] | None = None,
 ) -> list[JSONDict]:
     """Validate a whole batch of changes (each naming its ``id``), then make them all."""
     records: list[JSONDict] = []
     passwords: list[str | None] = []
     errors: JSONDict = {}
     for index, item in enumerate(items):
-        values, password, item_errors = _clean_customer(item, settings, creating=False)
+        values, password, item_errors = _clean_customer(item, settings, False, group_ids)
         customer_id = as_int(item.get("id")) if isinstance(item, dict) else None
         if customer_id is None or customer_id not in book.records:
             item_errors["id"] = "id is required and must be an existing customer"
@@ -249,7 +260,7 @@ def remove(book: CustomerBook, ids: Iterable[int]) -> list[int]:
 
 
 def _clean_customer(
-    item: Any, settings: SandboxStore, *, creating: bool
+    item: Any, settings: SandboxStore, creating: bool, group_ids: Collection[int] | None
 ) -> tuple[JSONDict, str | None, JSONDict]:
     """Checked fields of one customer item, its new password, and errors by field name."""
     if not isinstance(item, dict):
@@ -271,6 +282,9 @@ def _clean_customer(
     if "email" in values and not re.fullmatch(r"[^@\s]+@[^@\s]+", values["email"]):
         errors["email"] = "email must be a valid e-mail address"
     _clean_numbers(item, settings, values, errors)
+    group = values.get("customer_group_id", 0)
+    if group_ids is not None and group and group not in group_ids:
+        errors["customer_group_id"] = "customer_group_id is not a customer group of the store"
     password = _clean_password(item.get("authentication"), errors)
     return values, password, errors
 

@@ -5,7 +5,10 @@ lock while any of this runs). :class:`StoreData` gathers what each concern keeps
 (:mod:`~broker.sandbox.store.customers`), storefront sessions
 (:mod:`~broker.sandbox.store.login`), webhooks (:mod:`~broker.sandbox.store.hooks`), fault
 switches and rate windows (:mod:`~broker.sandbox.store.faults`), B2B Edition's book
-(:mod:`broker.sandbox.b2b`) and the request log. The functions here are where one concern's
+(:mod:`broker.sandbox.b2b`), the request log, and the app side: control-panel users and
+installs (:mod:`~broker.sandbox.store.installs`), scripts
+(:mod:`~broker.sandbox.store.scripts`) and customer groups
+(:mod:`~broker.sandbox.store.groups`). The functions here are where one concern's
 change reaches the others, as on BigCommerce (``docs/bigcommerce-api.md``, "Webhooks" and
 "B2B Edition"): a customer created, changed or deleted through an API is announced to the
 store's hooks; a deleted customer's storefront sessions end and its company user goes; B2B
@@ -21,7 +24,9 @@ from broker.sandbox import b2b
 from broker.sandbox.store import customers, hooks, login
 from broker.sandbox.store.customers import CustomerBook
 from broker.sandbox.store.faults import Faults, RateWindow
+from broker.sandbox.store.groups import GroupBook
 from broker.sandbox.store.hooks import HookBook
+from broker.sandbox.store.installs import StoreApps
 from broker.sandbox.store.login import LoginBook
 from broker.sandbox.store.model import (
     JSONDict,
@@ -30,6 +35,7 @@ from broker.sandbox.store.model import (
     copy_json,
     default_channel,
 )
+from broker.sandbox.store.scripts import ScriptBook
 from broker.sandbox.store.v3 import ApiError
 
 
@@ -47,12 +53,16 @@ class StoreData:
     credentials_window: RateWindow = field(default_factory=RateWindow)
     b2b_window: RateWindow = field(default_factory=RateWindow)  # B2B Edition's own quota
     requests: list[RecordedRequest] = field(default_factory=list)
+    apps: StoreApps = field(default_factory=StoreApps)  # control-panel users, installed apps
+    scripts: ScriptBook = field(default_factory=ScriptBook)
+    groups: GroupBook = field(default_factory=GroupBook)
 
     @classmethod
     def empty(cls, settings: SandboxStore) -> StoreData:
-        """A new, empty store with these settings."""
+        """A new, empty store with these settings (and its owner, control-panel user 1)."""
         book = b2b.B2BBook(approved_companies_only=settings.b2b_approved_companies_only)
-        return cls(settings=settings, b2b_book=book)
+        apps = StoreApps.for_store(settings.store_hash)
+        return cls(settings=settings, b2b_book=book, apps=apps)
 
 
 def announce(st: StoreData, scope: str, customer: JSONDict, now: float) -> None:

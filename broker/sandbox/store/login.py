@@ -6,18 +6,19 @@ login logs), the store's settings and its customers; :mod:`broker.sandbox.store.
 turns their outcomes into redirects and cookies. Facts followed (``docs/bigcommerce-api.md``,
 "Customer Login JWT", "Current Customer JWT" and "Logout"):
 
-- the login JWT's header is exactly ``{"typ": "JWT", "alg": "HS256"}``, signed with the app's
-  client secret; ``iss`` is the client id, ``operation`` ``customer_login``, ``store_hash``
+- the login JWT's header is exactly ``{"typ": "JWT", "alg": "HS256"}``, signed with the client
+  secret of the store's API account or of an app installed on the store; ``iss`` is that
+  client id, ``operation`` ``customer_login``, ``store_hash``
   this store, ``customer_id`` an integer of an existing customer; ``iat`` an integer no older
   than 30 seconds and not in the future, on the store's clock; ``jti`` single use;
   ``channel_id`` (default 1) one of the store's channels that the customer may use;
   ``request_ip``, when present, the browser's address;
 - ``redirect_to`` (default ``/account.php``) is a relative path: an absolute URL sends the
   browser there but loses the session; a refusal lands on ``/login.php`` with "Invalid login";
-- the Current Customer JWT is HS256 with the client secret: ``customer {id, email, group_id}``
-  (``group_id`` a string), ``iss`` "bc/apps", ``sub`` and ``store_hash`` the store, ``aud`` and
-  ``application_id`` the client id, ``operation`` ``current_customer``, ``exp`` = ``iat`` +
-  900; a guest has none.
+- the Current Customer JWT is HS256 with the client secret of the app it is asked for:
+  ``customer {id, email, group_id}`` (``group_id`` a string), ``iss`` "bc/apps", ``sub`` and
+  ``store_hash`` the store, ``aud`` and ``application_id`` the client id, ``operation``
+  ``current_customer``, ``exp`` = ``iat`` + 900; a guest has none.
 
 Where the sandbox decides: a validly signed token's ``jti`` is spent whatever else is wrong
 with it; the password form makes the check ``validate-credentials`` makes, on the storefront's
@@ -31,6 +32,7 @@ import base64
 import binascii
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -85,17 +87,27 @@ def attempt_login(
     remote_addr: str | None,
     old_session: str | None,
     now: float,
+    app_secrets: Mapping[str, str] | None = None,
 ) -> LoginOutcome:
     """Check a Customer Login JWT at ``now`` (the store's clock), log the attempt, and sign
-    the customer in when it passes."""
+    the customer in when it passes.
+
+    ``app_secrets``: the client id and secret of each app installed on the store; a token
+    whose ``iss`` names one must be signed with its secret, any other with the store's.
+    """
     base = f"/s/{settings.store_hash}"
     entry: JSONDict = {"ok": False, "reason": "", "customer_id": None, "claims": None, "time": now}
     book.logins.append(entry)
     try:
         header, claims = _split_jwt(token)
         entry["claims"] = claims
-        _verify_signature(token, header, settings.client_secret)
+        signers = signing_keys(settings, app_secrets)
+        issuer = claims.get("iss")
+        secret = signers.get(issuer) if isinstance(issuer, str) else None
+        _verify_signature(token, header, secret or settings.client_secret)
         _remember_jti(book, claims)
+        if secret is None:
+            raise LoginRefused("iss is not the client id of the store or of an installed app")
         customer_id, target = _check_login_claims(settings, people, claims, remote_addr, now)
     except LoginRefused as refused:
         entry["reason"] = refused.reason
@@ -107,6 +119,12 @@ def attempt_login(
     session_id = _start_session(book, customer_id, old_session)
     entry.update(ok=True, reason="ok")
     return LoginOutcome(base + (target if target.startswith("/") else "/" + target), session_id)
+
+
+def signing_keys(settings: SandboxStore, app_secrets: Mapping[str, str] | None) -> dict[str, str]:
+    """Client id -> secret of everyone who may sign for the store: its own API account and
+    the apps installed on it."""
+    return {**(app_secrets or {}), settings.client_id: settings.client_secret}
 
 
 def _split_jwt(token: str) -> tuple[JSONDict, JSONDict]:
@@ -151,8 +169,6 @@ def _check_login_claims(
     now: float,
 ) -> tuple[int, str]:
     """The customer id and redirect target of a valid token, else LoginRefused."""
-    if claims.get("iss") != settings.client_id:
-        raise LoginRefused("iss is not the app's client id")
     if claims.get("operation") != "customer_login":
         raise LoginRefused("operation is not customer_login")
     if claims.get("store_hash") != settings.store_hash:
@@ -262,8 +278,17 @@ def end_sessions_of(book: LoginBook, customer_ids: list[int]) -> None:
 # -- /customer/current.jwt -------------------------------------------------------------------
 
 
-def current_customer_jwt(settings: SandboxStore, customer: JSONDict, now: int) -> str:
-    """The Current Customer JWT of a signed-in customer, issued at ``now``."""
+def current_customer_jwt(
+    settings: SandboxStore,
+    customer: JSONDict,
+    now: int,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+) -> str:
+    """The Current Customer JWT of a signed-in customer, issued at ``now``, for the store's
+    own API account or (``client_id``, ``client_secret``) an app installed on it."""
+    client_id = client_id or settings.client_id
+    client_secret = client_secret or settings.client_secret
     claims = {
         "customer": {
             "id": customer["id"],
@@ -275,12 +300,10 @@ def current_customer_jwt(settings: SandboxStore, customer: JSONDict, now: int) -
         "iat": now,
         "exp": now + CURRENT_JWT_LIFETIME,
         "version": 1,
-        "aud": settings.client_id,
-        "application_id": settings.client_id,
+        "aud": client_id,
+        "application_id": client_id,
         "store_hash": settings.store_hash,
         "operation": "current_customer",
     }
     header = {"typ": "JWT", "alg": "HS256"}
-    return jwt.encode(
-        header, claims, OctKey.import_key(settings.client_secret), algorithms=["HS256"]
-    )
+    return jwt.encode(header, claims, OctKey.import_key(client_secret), algorithms=["HS256"])

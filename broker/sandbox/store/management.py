@@ -12,7 +12,11 @@ blueprints of :mod:`broker.sandbox.store.api` do the HTTP. Every error answer is
   ``X-Auth-Token`` (401), then the store's rate window (429), then the route (404 for an
   unknown path, 405 for a method the path does not take); every answer but a forced fault
   carries the window's ``X-Rate-Limit-*`` headers;
-- the routes: ``GET /v2/time``; ``/v3/customers`` (``GET``, ``POST``, ``PUT``, ``DELETE``);
+- the X-Auth-Token is the store's own or the token of an app installed on it (the handlers
+  see whose in ``ApiRequest.client_id``);
+- the routes: ``GET /v2/time``; ``GET /v2/customer_groups`` and ``/v2/customer_groups/{id}``;
+  ``/v3/content/scripts`` and ``/v3/content/scripts/{uuid}``; ``/v3/customers`` (``GET``,
+  ``POST``, ``PUT``, ``DELETE``);
   ``POST /v3/customers/validate-credentials`` (with its own stricter window);
   ``GET /v3/sites`` (one site per channel, its URLs the sandbox's storefront);
   ``GET /v3/customers/settings/channels/{id}``; ``/v3/hooks`` and ``/v3/hooks/{id}``;
@@ -23,23 +27,21 @@ blueprints of :mod:`broker.sandbox.store.api` do the HTTP. Every error answer is
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import re
 from collections.abc import Callable
 from typing import Any
 
 from broker.sandbox import b2b
-from broker.sandbox.store import customers, hooks
+from broker.sandbox.store import channels, customers, groups, hooks, installs, scripts
 from broker.sandbox.store.data import Directory, StoreData, announce, remove_customers
 from broker.sandbox.store.faults import B2B_API, BIGCOMMERCE_API, forced_error
 from broker.sandbox.store.model import copy_json
 from broker.sandbox.store.v3 import (
-    DEFAULT_LIMIT,
     ApiError,
     ApiReply,
     ApiRequest,
-    int_list,
-    reject_unknown_params,
 )
 
 # -- BigCommerce's own API -------------------------------------------------------------------
@@ -51,12 +53,12 @@ def answer_api(st: StoreData, req: ApiRequest, now: float) -> ApiReply:
     if forced is not None:
         raise forced
     window, quota = st.api_window, st.faults.quota
-    if req.token is None or not hmac.compare_digest(
-        req.token.encode(), st.settings.access_token.encode()
-    ):
+    valid, client_id = installs.token_owner(st.apps, st.settings.access_token, req.token)
+    if not valid:
         raise ApiError(
             401, "Unauthorized: missing or invalid X-Auth-Token", headers=window.headers(now, quota)
         )
+    req = dataclasses.replace(req, client_id=client_id)
     if not window.consume(now, quota):
         raise ApiError(429, "Too many requests", headers=window.headers(now, quota))
     try:
@@ -70,6 +72,8 @@ def answer_api(st: StoreData, req: ApiRequest, now: float) -> ApiReply:
 _Handler = Callable[[StoreData, ApiRequest, float], tuple[int, Any]]
 _CHANNEL_SETTINGS = re.compile(r"^customers/settings/channels/(\d+)$")
 _HOOK = re.compile(r"^hooks/([^/]+)$")
+_SCRIPT = re.compile(r"^content/scripts/([^/]+)$")
+_GROUP = re.compile(r"^customer_groups/(\d+)$")
 
 
 def _dispatch(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
@@ -84,7 +88,11 @@ def _dispatch(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
 
 def _handlers_for(version: str, rest: str) -> dict[str, _Handler] | None:
     if version == "v2":
-        return {"GET": _get_time} if rest == "time" else None
+        return _v2_handlers_for(rest)
+    if rest == "content/scripts":
+        return {"GET": _list_scripts, "POST": _post_script}
+    if _SCRIPT.match(rest):
+        return {"GET": _get_script, "PUT": _put_script, "DELETE": _delete_script}
     if rest == "hooks":
         return {"GET": _list_hooks, "POST": _post_hook}
     if _HOOK.match(rest):
@@ -99,9 +107,23 @@ def _handlers_for(version: str, rest: str) -> dict[str, _Handler] | None:
     if rest == "customers/validate-credentials":
         return {"POST": _validate_credentials}
     if rest == "sites":
-        return {"GET": _list_sites}
+        return {"GET": channels.list_sites}
+    if rest == "channels":
+        return {"GET": channels.list_channels}
     if _CHANNEL_SETTINGS.match(rest):
         return {"GET": _channel_settings}
+    return None
+
+
+def _v2_handlers_for(rest: str) -> dict[str, _Handler] | None:
+    if rest == "time":
+        return {"GET": _get_time}
+    if rest == "store":
+        return {"GET": channels.get_store}
+    if rest == "customer_groups":
+        return {"GET": _list_groups}
+    if _GROUP.match(rest):
+        return {"GET": _get_group}
     return None
 
 
@@ -117,17 +139,23 @@ def _list_customers(st: StoreData, req: ApiRequest, now: float) -> tuple[int, An
 
 
 def _post_customers(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
-    created = customers.create(st.customers, st.settings, customers.batch(req.body), now)
+    items = customers.batch(req.body)
+    created = customers.create(st.customers, st.settings, items, now, _group_ids(st))
     for customer in created:  # a batch fires one event per customer, as bulk imports do
         announce(st, hooks.CUSTOMER_CREATED, customer, now)
     return 200, {"data": [copy_json(c) for c in created], "meta": {}}
 
 
 def _put_customers(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
-    updated = customers.update(st.customers, st.settings, customers.batch(req.body), now)
+    items = customers.batch(req.body)
+    updated = customers.update(st.customers, st.settings, items, now, _group_ids(st))
     for customer in updated:
         announce(st, hooks.CUSTOMER_UPDATED, customer, now)
     return 200, {"data": [copy_json(c) for c in updated], "meta": {}}
+
+
+def _group_ids(st: StoreData) -> frozenset[int] | None:
+    return groups.checked_ids(st.groups)
 
 
 def _delete_customers(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
@@ -146,33 +174,6 @@ def _validate_credentials(st: StoreData, req: ApiRequest, now: float) -> tuple[i
 
 
 # channels and sites ----------------------------------------------------------------------------
-
-
-def _list_sites(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
-    reject_unknown_params(req.args, frozenset({"channel_id:in", "page", "limit"}))
-    wanted = int_list(req.args, "channel_id:in") if "channel_id:in" in req.args else None
-    url = f"{req.host_url.rstrip('/')}/s/{st.settings.store_hash}"
-    data = [
-        {
-            "id": 1000 + channel,
-            "url": url,
-            "channel_id": channel,
-            "ssl_status": "dedicated",
-            "is_checkout_url_customized": False,
-            "urls": [{"url": url, "type": kind} for kind in ("primary", "canonical", "checkout")],
-        }
-        for channel in st.settings.channel_ids
-        if wanted is None or channel in wanted
-    ]
-    pagination = {
-        "total": len(data),
-        "count": len(data),
-        "per_page": DEFAULT_LIMIT,
-        "current_page": 1,
-        "total_pages": 1,
-        "links": {"current": "?page=1&limit=50"},
-    }
-    return 200, {"data": data, "meta": {"pagination": pagination}}
 
 
 def _channel_settings(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
@@ -214,6 +215,48 @@ def _delete_hook(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
 def _hook_id(req: ApiRequest) -> str:
     """The id in ``hooks/{id}``, as sent (hooks.py says whether it names a hook)."""
     match = _HOOK.match(req.rest)
+    return match.group(1) if match else ""
+
+
+# customer groups and scripts ---------------------------------------------------------------
+
+
+def _list_groups(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
+    return groups.listing(st.groups, req.args)
+
+
+def _get_group(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
+    match = _GROUP.match(req.rest)
+    return 200, groups.get_group(st.groups, int(match.group(1)) if match else 0)
+
+
+def _list_scripts(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
+    return 200, scripts.search(st.scripts, st.settings, req.client_id, req.args)
+
+
+def _post_script(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
+    created = scripts.create(st.scripts, st.settings, req.client_id, req.body, now)
+    return 200, {"data": created, "meta": {}}
+
+
+def _get_script(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
+    found = scripts.get(st.scripts, st.settings, req.client_id, _script_uuid(req))
+    return 200, {"data": found, "meta": {}}
+
+
+def _put_script(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
+    uuid = _script_uuid(req)
+    changed = scripts.update(st.scripts, st.settings, req.client_id, uuid, req.body, now)
+    return 200, {"data": changed, "meta": {}}
+
+
+def _delete_script(st: StoreData, req: ApiRequest, now: float) -> tuple[int, Any]:
+    scripts.delete(st.scripts, st.settings, req.client_id, _script_uuid(req))
+    return 204, None
+
+
+def _script_uuid(req: ApiRequest) -> str:
+    match = _SCRIPT.match(req.rest)
     return match.group(1) if match else ""
 
 

@@ -10,7 +10,8 @@ Errors of the sandbox's own Python and control API::
 
     SandboxError (ValueError)    bad input: 422 on the control API
      +-- SandboxNotFound         no such store, customer, company or delivery: 404
-     +-- SandboxConflict         the store already exists: 409
+     +-- SandboxConflict         the store, app or user already exists: 409
+     +-- SandboxForbidden        the app is not installed, or not granted to the user: 403
 
 (Errors of the emulated BigCommerce APIs are :class:`broker.sandbox.store.v3.ApiError`.)
 """
@@ -42,6 +43,11 @@ class SandboxStore:
     client_secret: str  # HS256 key of Customer Login JWTs and Current Customer JWTs
     channel_ids: tuple[int, ...] = (1,)
     name: str = "Sandbox store"
+    # Channel metadata (broker.sandbox.store.channels): a name per channel, in channel_ids'
+    # order (empty: the store's name, then "<name> channel N"); the channels whose
+    # storefront is headless Catalyst (the others are Stencil).
+    channel_names: tuple[str, ...] = ()
+    catalyst_channels: tuple[int, ...] = ()
     sso_login_url: str | None = None  # where the storefront's "Sign in with SSO" link points
     email_case_sensitive: bool = False  # whether `email:in` matches case-sensitively
     # A script every storefront page loads (as a theme or Script Manager script would); when
@@ -61,6 +67,8 @@ class SandboxStore:
             "client_id": self.client_id,
             "channel_ids": list(self.channel_ids),
             "name": self.name,
+            "channel_names": list(self.channel_names),
+            "catalyst_channels": list(self.catalyst_channels),
             "sso_login_url": self.sso_login_url,
             "email_case_sensitive": self.email_case_sensitive,
             "theme_script_url": self.theme_script_url,
@@ -96,6 +104,10 @@ class SandboxConflict(SandboxError):
     """The store to register already exists (409 on the control API)."""
 
 
+class SandboxForbidden(SandboxError):
+    """The app is not installed, or the user may not use it (403 on the control API)."""
+
+
 # -- store settings ----------------------------------------------------------------------------
 
 
@@ -110,6 +122,13 @@ def check_store(store: SandboxStore) -> None:
         raise SandboxError("channel_ids must be a non-empty list of positive integers")
     if not isinstance(store.name, str):
         raise SandboxError("name must be a string")
+    if store.channel_names and (
+        len(store.channel_names) != len(store.channel_ids)
+        or not all(isinstance(n, str) and n for n in store.channel_names)
+    ):
+        raise SandboxError("channel_names must name every channel of channel_ids, in order")
+    if not all(c in store.channel_ids for c in store.catalyst_channels):
+        raise SandboxError("catalyst_channels must be channels of channel_ids")
     if store.sso_login_url is not None and not isinstance(store.sso_login_url, str):
         raise SandboxError("sso_login_url must be a string or null")
     if not isinstance(store.email_case_sensitive, bool):
@@ -142,11 +161,11 @@ def store_from_json(body: Any) -> SandboxStore:
     if unknown:
         raise SandboxError(f"unknown fields: {', '.join(unknown)}")
     values = dict(body)
-    if "channel_ids" in values:
-        channels = values["channel_ids"]
-        if not isinstance(channels, list):
-            raise SandboxError("channel_ids must be a list")
-        values["channel_ids"] = tuple(channels)
+    for name in ("channel_ids", "channel_names", "catalyst_channels"):
+        if name in values:
+            if not isinstance(values[name], list):
+                raise SandboxError(f"{name} must be a list")
+            values[name] = tuple(values[name])
     try:
         return SandboxStore(**values)
     except TypeError as exc:

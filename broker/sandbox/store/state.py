@@ -27,6 +27,9 @@ from werkzeug.datastructures import MultiDict
 
 from broker.sandbox import b2b
 from broker.sandbox.store import customers, hooks, login, management
+from broker.sandbox.store.app_desk import AppDesk
+from broker.sandbox.store.apps import AppRegistry
+from broker.sandbox.store.channels import ChannelDesk
 from broker.sandbox.store.data import Directory, StoreData, remove_customers
 from broker.sandbox.store.faults import (
     BIGCOMMERCE_API,
@@ -54,8 +57,11 @@ from broker.sandbox.store.v3 import ApiError, ApiReply, ApiRequest
 _REDACTED_KEYS = frozenset({"password", "new_password", "headers"})
 
 
-class SandboxState:
+class SandboxState(AppDesk, ChannelDesk):
     """Every fake store's data, logs and switches. Thread-safe: one lock guards it all.
+
+    The app side (apps, installs, control-panel users, scripts, customer groups) is
+    :class:`~broker.sandbox.store.app_desk.AppDesk`'s.
 
     Webhook deliveries are decided under the lock (so the delivery log is complete as soon as
     the change is made) and sent by background threads once it is released.
@@ -66,6 +72,7 @@ class SandboxState:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a delivery finished
         self._stores: dict[str, StoreData] = {}
+        self._apps = AppRegistry()  # the apps every store may install, and their codes
 
     # public Python API (tests and `broker demo`) ---------------------------------------------
 
@@ -330,7 +337,14 @@ class SandboxState:
             st = self._get(store_hash)
             now = self._clock() + st.faults.clock_offset
             return login.attempt_login(
-                st.login, st.settings, st.customers, token, remote_addr, old_session, now
+                st.login,
+                st.settings,
+                st.customers,
+                token,
+                remote_addr,
+                old_session,
+                now,
+                self._app_secrets(st),
             )
 
     def password_login(
@@ -354,15 +368,25 @@ class SandboxState:
         with self._lock:
             login.end_session(self._get(store_hash).login, session_id)
 
-    def current_customer_jwt(self, store_hash: str, session_id: str | None) -> str | None:
-        """The Current Customer JWT of the signed-in customer, None for a guest."""
+    def current_customer_jwt(
+        self, store_hash: str, session_id: str | None, app_client_id: str | None = None
+    ) -> str | None:
+        """The Current Customer JWT of the signed-in customer, None for a guest; for the
+        store's own client id (by default) or an installed app's (SandboxNotFound for any
+        other)."""
         with self._lock:
             st = self._get(store_hash)
+            signers = login.signing_keys(st.settings, self._app_secrets(st))
+            client_id = app_client_id or st.settings.client_id
+            if client_id not in signers:
+                raise SandboxNotFound(f"no app {client_id!r} on store {store_hash!r}")
             customer = login.session_customer(st.login, st.customers, session_id)
             if customer is None:
                 return None
             now = int(self._clock() + st.faults.clock_offset)
-            return login.current_customer_jwt(st.settings, customer, now)
+            return login.current_customer_jwt(
+                st.settings, customer, now, client_id, signers[client_id]
+            )
 
     def _get(self, store_hash: str) -> StoreData:
         st = self._stores.get(store_hash)

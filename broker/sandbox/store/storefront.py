@@ -9,7 +9,8 @@ Login JWT", "Current Customer JWT", "Logout"):
   ``/login.php?error=invalid_login``, whose page says "Invalid login. Please attempt to log in
   again";
 - ``GET /customer/current.jwt?app_client_id=`` answers the Current Customer JWT as plain text,
-  404 for a guest (and, in the sandbox, for another app's client id);
+  404 for a guest (and for a client id that is neither the store's nor an installed app's),
+  signed with the secret of the client id asked for;
 - ``GET /login.php?action=logout`` ends the session and goes home;
 - ``POST /login.php?action=check_login`` is the password form (``login_email``,
   ``login_pass``): a wrong password shows the form again with the e-mail kept and "Your email
@@ -17,13 +18,14 @@ Login JWT", "Current Customer JWT", "Logout"):
 
 The session is the cookie ``SHOP_SESSION_<hash>`` (HttpOnly, SameSite=Lax, path ``/s/<hash>``).
 No page sends a Content-Security-Policy: like a theme without one, the page may load the
-store's ``theme_script_url`` from another origin. An unknown store is a 404 "Store not found"
-page (the error handler for :class:`~broker.sandbox.store.model.SandboxNotFound`).
+store's ``theme_script_url`` from another origin, and the enabled storefront scripts of the
+Scripts API (:func:`broker.sandbox.store.scripts.storefront_tags`) in the head and footer.
+An unknown store is a 404 "Store not found" page (the error handler for
+:class:`~broker.sandbox.store.model.SandboxNotFound`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
@@ -31,11 +33,8 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Response as BaseResponse
 
 from broker.sandbox.store.login import DEFAULT_REDIRECT
-from broker.sandbox.store.model import SandboxNotFound, SandboxStore
-from broker.sandbox.store.web import sandbox_state
-
-#: broker/sandbox/templates (the store's pages are its store/ folder).
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+from broker.sandbox.store.model import SandboxNotFound, SandboxStore, default_channel
+from broker.sandbox.store.web import TEMPLATES, sandbox_state
 
 storefront = Blueprint("storefront", __name__, template_folder=str(TEMPLATES))
 
@@ -109,9 +108,10 @@ def current_jwt(store_hash: str) -> BaseResponse:
     app_client_id = request.args.get("app_client_id")
     if not app_client_id:
         return Response("app_client_id is required", 400, mimetype="text/plain")
-    if app_client_id != store.client_id:
+    state = sandbox_state()
+    if app_client_id != store.client_id and not state.is_installed(store_hash, app_client_id):
         return Response("Unknown app", 404, mimetype="text/plain")
-    token = sandbox_state().current_customer_jwt(store_hash, _session_id(store_hash))
+    token = state.current_customer_jwt(store_hash, _session_id(store_hash), app_client_id)
     if token is None:
         return Response("Not signed in", 404, mimetype="text/plain")
     return Response(token, 200, mimetype="text/plain", headers={"Cache-Control": "no-store"})
@@ -144,6 +144,8 @@ def _page(store: SandboxStore, template: str, **context: Any) -> Response:
     store_hash = store.store_hash
     customer = state.session_customer(store_hash, _session_id(store_hash))
     company_user = state.company_user(store_hash, customer["id"]) if customer else None
+    # the Scripts API's tags (broker.sandbox.store.scripts), for the page's channel
+    scripts_head, scripts_footer = state.storefront_scripts(store_hash, default_channel(store))
     html = render_template(
         f"store/{template}",
         store=store,
@@ -151,6 +153,8 @@ def _page(store: SandboxStore, template: str, **context: Any) -> Response:
         customer=customer,
         company_user=company_user,
         sso_url=_sso_link(store.sso_login_url),
+        scripts_head=scripts_head,
+        scripts_footer=scripts_footer,
         **context,
     )
     return Response(html, 200, mimetype="text/html")

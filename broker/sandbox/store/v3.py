@@ -69,6 +69,9 @@ class ApiRequest:
     body: bytes
     token: str | None  # X-Auth-Token
     host_url: str  # the sandbox's own root URL, for the storefront URLs of /v3/sites
+    # whose X-Auth-Token it is (set once checked): an installed app's client id, None for
+    # the store's own token
+    client_id: str | None = None
 
 
 @dataclass

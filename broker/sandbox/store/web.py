@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Response, current_app
 
+from broker.sandbox.store.model import (
+    SandboxConflict,
+    SandboxError,
+    SandboxForbidden,
+    SandboxNotFound,
+)
 from broker.sandbox.store.state import SandboxState
+
+#: broker/sandbox/templates (the store's pages are its store/ folder).
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 EXTENSION = "sandbox"  # the key of the state in app.extensions
 
@@ -30,3 +40,20 @@ def json_response(
     """``body`` as JSON (None: an empty body), with these headers."""
     text = "" if body is None else json.dumps(body)
     return Response(text, status, headers=dict(headers or {}), mimetype="application/json")
+
+
+def error_status(error: SandboxError) -> int:
+    """The control API's status for one of the sandbox's own errors."""
+    if isinstance(error, SandboxNotFound):
+        return 404
+    if isinstance(error, SandboxConflict):
+        return 409
+    if isinstance(error, SandboxForbidden):
+        return 403
+    return 422
+
+
+def control_error(error: SandboxError) -> Response:
+    """The control API's error answer: ``{"status", "title", "errors": {}}``."""
+    status = error_status(error)
+    return json_response({"status": status, "title": str(error), "errors": {}}, status)

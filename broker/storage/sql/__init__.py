@@ -16,6 +16,7 @@ from sqlalchemy.pool import StaticPool
 
 import broker.storage.schema as schema
 from broker.storage.migrate import migrate
+from broker.storage.sql.app import SQLAppStore
 from broker.storage.sql.audit import SQLAuditStore
 from broker.storage.sql.base import SQLBase, storage_error
 from broker.storage.sql.counters import SQLCounterStore
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from broker.storage.model import Storage
 
 __all__ = [
+    "SQLAppStore",
     "SQLAuditStore",
     "SQLBase",
     "SQLCounterStore",
@@ -64,6 +66,7 @@ class SQLStorage(
     SQLAuditStore,
     SQLSessionStore,
     SQLTenantStore,
+    SQLAppStore,
 ):
     """The one implementation, for SQLite and PostgreSQL alike: every aggregate on one engine."""
 

@@ -27,13 +27,33 @@ class SQLAuditStore(SQLBase):
         self._execute(_INSERT_AUDIT, values)
 
     def recent_audit(self, store: str, limit: int = 50) -> list[AuditEntry]:
+        return self.search_audit(store, limit=limit)
+
+    def search_audit(
+        self,
+        store: str,
+        *,
+        limit: int = 50,
+        event: str | None = None,
+        connection: str | None = None,
+        outcome: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> list[AuditEntry]:
+        """A store's audit entries, newest first, narrowed by whichever filters are given."""
         columns = [audit_log.c[f.name] for f in fields(AuditEntry)]
-        query = (
-            select(*columns)
-            .where(audit_log.c.store == store)
-            .order_by(audit_log.c.id.desc())
-            .limit(limit)
-        )
+        conditions = [audit_log.c.store == store]
+        if event is not None:
+            conditions.append(audit_log.c.event == event)
+        if connection is not None:
+            conditions.append(audit_log.c.connection == connection)
+        if outcome is not None:
+            conditions.append(audit_log.c.outcome == outcome)
+        if since is not None:
+            conditions.append(audit_log.c.at >= since)
+        if until is not None:
+            conditions.append(audit_log.c.at < until)
+        query = select(*columns).where(*conditions).order_by(audit_log.c.id.desc()).limit(limit)
         try:
             with self.engine.connect() as conn:
                 return [AuditEntry(**row._mapping) for row in conn.execute(query)]

@@ -1,13 +1,23 @@
-"""Links and unlinks on SQL (:class:`~broker.storage.model.LinkStore`)."""
+"""Links and unlinks on SQL (:class:`~broker.storage.model.LinkStore`).
+
+A link is per channel (a subject may be a different customer on each channel), and a
+customer has at most one identity per connection across channels. The database enforces it
+on one channel (a unique constraint); across channels, ``create_link`` checks for another
+subject in the transaction that inserts, after taking the write lock that a concurrent
+insert of the same customer would also need (SQLite: the insert itself takes the database's
+write lock; PostgreSQL: a transaction-scoped advisory lock on the customer's key), so two
+sign-ins racing to give one customer two identities see one winner.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from broker.storage.model import AlreadyExists, Link
+from broker.storage.keys import digest
+from broker.storage.model import DEFAULT_CHANNEL, AlreadyExists, Link
 from broker.storage.schema import links, unlinks
 from broker.storage.sql.base import SQLBase, storage_error
 
@@ -16,6 +26,7 @@ _GET_LINK = select(links).where(
     links.c.store == bindparam("store"),
     links.c.connection == bindparam("connection"),
     links.c.subject == bindparam("subject"),
+    links.c.channel_id == bindparam("channel_id"),
 )
 _TOUCH_LINK = (
     update(links)
@@ -26,8 +37,15 @@ _TOUCH_VERIFIED_LINK = _TOUCH_LINK.values(verified_at=bindparam("verified_at"))
 
 
 class SQLLinkStore(SQLBase):
-    def get_link(self, store: str, connection: str, subject: str) -> Link | None:
-        params = {"store": store, "connection": connection, "subject": subject}
+    def get_link(
+        self, store: str, connection: str, subject: str, channel_id: int = DEFAULT_CHANNEL
+    ) -> Link | None:
+        params = {
+            "store": store,
+            "connection": connection,
+            "subject": subject,
+            "channel_id": channel_id,
+        }
         try:
             with self.engine.connect() as conn:
                 row = conn.execute(_GET_LINK, params).first()
@@ -45,6 +63,7 @@ class SQLLinkStore(SQLBase):
         customer_id: int,
         email: str | None,
         now: int,
+        channel_id: int = DEFAULT_CHANNEL,
     ) -> Link:
         values = {
             "store": store,
@@ -56,11 +75,25 @@ class SQLLinkStore(SQLBase):
             "created_at": now,
             "last_login_at": now,
             "verified_at": now,
+            "channel_id": channel_id,
         }
         try:
             with self.engine.begin() as conn:
+                _lock_customer(conn, store, connection, customer_id)
                 result = conn.execute(insert(links).values(**values))
                 link_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+                other = conn.execute(
+                    select(links.c.id)
+                    .where(
+                        links.c.store == store,
+                        links.c.connection == connection,
+                        links.c.customer_id == customer_id,
+                        links.c.subject != subject,
+                    )
+                    .limit(1)
+                ).first()
+                if other is not None:  # leaving the block by raising rolls the insert back
+                    raise AlreadyExists("the customer is linked to another identity")
         except IntegrityError:
             raise AlreadyExists("this identity is already linked") from None
         except SQLAlchemyError as exc:
@@ -134,3 +167,13 @@ class SQLLinkStore(SQLBase):
                 unlinks.c.subject == subject,
             )
         )
+
+
+def _lock_customer(conn: Connection, store: str, connection: str, customer_id: int) -> None:
+    """PostgreSQL: hold, until the transaction ends, the lock every link insert for this
+    customer and connection takes (SQLite serialises writers by itself)."""
+    if conn.dialect.name != "postgresql":
+        return
+    name = digest(f"link:{store}:{connection}:{customer_id}")
+    key = int.from_bytes(bytes.fromhex(name[:16]), "big", signed=True)
+    conn.execute(select(func.pg_advisory_xact_lock(key)))

@@ -23,6 +23,10 @@ _BUMP_TENANTS = (
 )
 
 
+class _Stale(Exception):
+    """The stored store changed between the read and the write."""
+
+
 class SQLTenantStore(SQLBase):
     def tenants_version(self) -> int:
         """The version of the last change to any stored store (0: none ever)."""
@@ -65,6 +69,33 @@ class SQLTenantStore(SQLBase):
                     )
         except IntegrityError:
             return self.put_tenant(key, document, now)  # created meanwhile: replace it
+        except SQLAlchemyError as exc:
+            raise storage_error(exc) from None
+        return version
+
+    def replace_tenant(
+        self, key: str, document: Mapping[str, Any], *, expected_version: int, now: int
+    ) -> int | None:
+        """Replace a stored store only if it is still at ``expected_version`` (an edit made
+        from what was read): the new version, or None when another change came first."""
+        body = json.dumps(dict(document))
+        try:
+            with self.engine.begin() as conn:
+                current = conn.execute(
+                    select(tenant_stores.c.version).where(tenant_stores.c.key == key)
+                ).first()
+                if current is None or int(current[0]) != expected_version:
+                    return None
+                version = self._bump_tenants(conn)
+                changed = conn.execute(
+                    update(tenant_stores)
+                    .where(tenant_stores.c.key == key, tenant_stores.c.version == expected_version)
+                    .values(document=body, version=version, updated_at=now)
+                ).rowcount
+                if not changed:
+                    raise _Stale  # changed after our read: undo the bump with the rest
+        except _Stale:
+            return None
         except SQLAlchemyError as exc:
             raise storage_error(exc) from None
         return version

@@ -1,0 +1,210 @@
+"""The store's admin pages, inside the control panel's iframe (``/{store}/admin/...``).
+
+Server-rendered; the admin session is a signed token carried in every link and form
+(``ctx``), never a cookie (third-party cookies are blocked in the iframe:
+:mod:`broker.admin.sessions`). Every POST carries the token and its CSRF value in the body,
+and an Origin other than the broker's is refused. ``frame-ancestors`` allows only
+``[app].frame_ancestors``. The work is :mod:`broker.admin`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, g, render_template, request, url_for
+
+from broker.admin.checks import test_connection
+from broker.admin.forms import LINK_RISKS, fields_for, form_values, table_from_form
+from broker.admin.stores import InvalidSettings, StoreAdmin
+from broker.admin.tokens import issue_token
+from broker.errors import BrokerError, CrossSiteRequest
+from broker.web.context import runtime
+from broker.web.framing import allow_control_panel_frame
+from broker.web.installer import installer
+
+bp = Blueprint("admin_pages", __name__, url_prefix="/<store_key>/admin")
+
+#: What the "Sign in with …" storefront script is called in the store's Script Manager.
+SCRIPT_NAME = "Storefront SSO broker"
+
+
+@bp.before_request
+def _session() -> None:
+    store_key = (request.view_args or {}).get("store_key", "")
+    if request.method == "POST":
+        origin = request.headers.get("Origin")
+        base = urlsplit(runtime().broker_settings.base_url)
+        if origin and origin != f"{base.scheme}://{base.netloc}":
+            raise CrossSiteRequest(
+                "This form was sent from another site.", detail="admin: foreign origin"
+            )
+        token = request.form.get("ctx")
+    else:
+        token = request.args.get("ctx")
+    session = installer().admin_session(token, store_key)
+    if request.method == "POST" and not installer().sessions.check_csrf(
+        session, request.form.get("csrf")
+    ):
+        raise CrossSiteRequest("This form is out of date; reload the page.", detail="admin csrf")
+    g.admin = session
+
+
+bp.after_request(allow_control_panel_frame)
+
+
+def _render(template: str, store_key: str, **context: Any) -> str:
+    broker = runtime()
+    install = broker.storage.get_install(store_key)
+    return render_template(
+        template,
+        store_key=store_key,
+        store_name=(install.name if install else None) or store_key,
+        ctx=g.admin.token,
+        csrf=g.admin.csrf,
+        base_url=broker.broker_settings.base_url,
+        **context,
+    )
+
+
+def _home(store_key: str, **context: Any) -> str:
+    admin = StoreAdmin(runtime(), store_key)
+    tokens = runtime().storage.list_api_tokens(store_key, "admin")
+    return _render(
+        "admin/home.html",
+        store_key,
+        connections=admin.connections(),
+        tokens=[t for t in tokens if t.revoked_at is None],
+        **context,
+    )
+
+
+@bp.get("/")
+def home(store_key: str) -> str:
+    return _home(store_key)
+
+
+@bp.get("/connections/new")
+def new_connection(store_key: str) -> str:
+    kind = "saml" if request.args.get("type") == "saml" else "oidc"
+    defaults = {"jit": True, "link": "confirm", "scopes": ["openid", "email", "profile"]}
+    return _connection_page(store_key, kind, None, form_values(kind, defaults), {})
+
+
+@bp.post("/connections/new")
+def create_connection(store_key: str) -> str:
+    kind = "saml" if request.form.get("type") == "saml" else "oidc"
+    conn_key = request.form.get("key", "").strip()
+    return _save(store_key, kind, conn_key, new=True)
+
+
+@bp.get("/connections/<conn_key>")
+def edit_connection(store_key: str, conn_key: str) -> str:
+    described = StoreAdmin(runtime(), store_key).connection(conn_key)
+    kind = str(described["type"])
+    return _connection_page(store_key, kind, conn_key, form_values(kind, described), {})
+
+
+@bp.post("/connections/<conn_key>")
+def save_connection(store_key: str, conn_key: str) -> str:
+    described = StoreAdmin(runtime(), store_key).connection(conn_key)
+    return _save(store_key, str(described["type"]), conn_key, new=False)
+
+
+def _save(store_key: str, kind: str, conn_key: str, *, new: bool) -> str:
+    admin = StoreAdmin(runtime(), store_key)
+    form = request.form.copy()
+    upload = request.files.get("idp_metadata_upload")
+    if kind == "saml" and upload is not None and upload.filename:
+        form["idp_metadata_xml"] = upload.read(256 * 1024).decode("utf-8", "replace")
+    stored = None if new else admin.stored_table(conn_key)
+    try:
+        admin.put_connection(conn_key, table_from_form(kind, form, stored))
+    except InvalidSettings as error:
+        errors = {e["key"]: e["message"] for e in error.errors}
+        return _connection_page(
+            store_key, kind, None if new else conn_key, dict(form.items()), errors, key=conn_key
+        )
+    return _home(store_key, notice=f"Saved the connection {conn_key}.")
+
+
+def _connection_page(
+    store_key: str,
+    kind: str,
+    conn_key: str | None,
+    values: dict[str, str],
+    errors: dict[str, str],
+    *,
+    key: str = "",
+) -> str:
+    groups: list[dict[str, Any]] = []
+    with contextlib.suppress(BrokerError):  # the picker is a help; the form works without it
+        groups = runtime().store_api(store_key).customer_groups()
+    mapped: dict[str, int] = {}
+    if conn_key:
+        described = StoreAdmin(runtime(), store_key).connection(conn_key)
+        mapped = dict(described.get("customer_groups_by_group") or {})
+    base = runtime().broker_settings.base_url
+    return _render(
+        "admin/connection.html",
+        store_key,
+        kind=kind,
+        conn_key=conn_key,
+        key=conn_key or key,
+        fields=fields_for(kind),
+        values=values,
+        errors=errors,
+        link_risks=LINK_RISKS,
+        customer_groups=groups,
+        mapped_groups=mapped,
+        redirect_uri=f"{base}/{store_key}/oidc/{conn_key or '<key>'}/callback",
+        saml_base=f"{base}/{store_key}/saml/{conn_key or '<key>'}",
+    )
+
+
+@bp.post("/connections/<conn_key>/delete")
+def delete_connection(store_key: str, conn_key: str) -> str:
+    StoreAdmin(runtime(), store_key).delete_connection(conn_key)
+    return _home(store_key, notice=f"Deleted the connection {conn_key}.")
+
+
+@bp.get("/connections/<conn_key>/test")
+def test(store_key: str, conn_key: str) -> str:
+    report = test_connection(runtime(), store_key, conn_key)
+    start = url_for("sso.login", store_key=store_key, conn_key=conn_key)
+    return _render("admin/test.html", store_key, conn_key=conn_key, report=report, start_url=start)
+
+
+@bp.get("/audit")
+def audit(store_key: str) -> str:
+    args = request.args
+    entries = runtime().storage.search_audit(
+        store_key,
+        limit=200,
+        event=args.get("event") or None,
+        connection=args.get("connection") or None,
+        outcome=args.get("outcome") or None,
+    )
+    return _render("admin/audit.html", store_key, entries=entries, filters=args)
+
+
+@bp.post("/tokens")
+def create_token(store_key: str) -> str:
+    label = (request.form.get("label") or "admin API").strip()[:64]
+    token, _ = issue_token(
+        runtime().storage,
+        store=store_key,
+        kind="admin",
+        label=label,
+        now=int(runtime().clock()),
+    )
+    return _home(store_key, new_token=token)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+def revoke_token(store_key: str, token_id: int) -> str:
+    runtime().storage.revoke_api_tokens(
+        store_key, "admin", int(runtime().clock()), token_id=token_id
+    )
+    return _home(store_key, notice="The token was revoked.")

@@ -1,0 +1,361 @@
+"""The admin API over real HTTP: a store held in the database configured without a file.
+
+The store here is put in the database as an install would leave it (the install itself is
+tested in test_app_install.py); the broker has an ``[app]`` table and no file store but one,
+which the API shows read-only.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from joserfc import jwt
+from joserfc.jwk import OctKey
+
+from broker.admin.tokens import issue_token
+from broker.cli import main as broker_cli
+from broker.runtime import Runtime
+from broker.sandbox.idp import DevClient
+from broker.settings.secrets import seal_document
+from tests.conftest import BrokerServer, DevIdP, Sandbox
+from tests.support.flows import query, sign_in
+
+STORE = "app123"
+
+
+@dataclass
+class AppWorld:
+    sandbox: Sandbox
+    idp: DevIdP
+    broker: BrokerServer
+    app_id: str
+    app_secret: str
+    access_token: str
+    token: str  # an admin API token of STORE
+
+    @property
+    def runtime(self) -> Runtime:
+        found: Runtime = self.broker.app.extensions["broker"]
+        return found
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        return httpx.request(
+            method, f"{self.broker.url}/{STORE}/admin/api{path}", headers=headers, **kwargs
+        )
+
+    def oidc_body(self, **overrides: Any) -> dict[str, Any]:
+        secret = secrets.token_urlsafe(24)
+        self.idp.state.add_client(
+            DevClient(
+                client_id=f"shop-{STORE}",
+                client_secret=secret,
+                redirect_uris=(f"{self.broker.url}/{STORE}/oidc/corp/callback",),
+            )
+        )
+        body = {
+            "type": "oidc",
+            "issuer": self.idp.url,
+            "client_id": f"shop-{STORE}",
+            "client_secret": secret,
+            "link": "auto",
+        }
+        body.update(overrides)
+        return body
+
+
+@pytest.fixture
+def app_world(
+    sandbox: Sandbox, dev_idp: DevIdP, make_broker: Callable[..., BrokerServer]
+) -> AppWorld:
+    app_id, app_secret = secrets.token_hex(8), secrets.token_hex(32)
+    # The store knows the app: its login JWTs are signed with the app's secret.
+    store = sandbox.add_store(STORE, client_id=app_id, client_secret=app_secret)
+    filed = sandbox.add_store("file456")
+
+    def document(base_url: str) -> dict[str, Any]:
+        return {
+            "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
+            "app": {
+                "client_id": app_id,
+                "client_secret": app_secret,
+                "login_url": sandbox.url,
+                "api_url": sandbox.url,
+                "encryption_key": [Fernet.generate_key().decode()],
+            },
+            "stores": {
+                "filed": {
+                    "store_hash": filed.store_hash,
+                    "api_url": sandbox.url,
+                    "access_token": filed.access_token,
+                    "client_id": filed.client_id,
+                    "client_secret": filed.client_secret,
+                    "storefront_url": sandbox.storefront(filed.store_hash),
+                    "connections": {
+                        "corp": {
+                            "type": "oidc",
+                            "issuer": dev_idp.url,
+                            "client_id": "x",
+                            "client_secret": "y",
+                        }
+                    },
+                }
+            },
+        }
+
+    broker = make_broker(document)
+    runtime: Runtime = broker.app.extensions["broker"]
+    stored = {
+        "store_hash": STORE,
+        "access_token": store.access_token,
+        "storefront_url": sandbox.storefront(STORE),
+        "connections": {},
+    }
+    runtime.storage.install_store(
+        STORE,
+        seal_document(stored, runtime.secrets),
+        scope="store_v2_customers",
+        owner_id=1,
+        user_id=1,
+        name="App Store",
+        now=1000,
+    )
+    token, _ = issue_token(runtime.storage, store=STORE, kind="admin", label="test", now=1000)
+    runtime.refresh()
+    return AppWorld(sandbox, dev_idp, broker, app_id, app_secret, store.access_token, token)
+
+
+def test_a_connection_added_through_the_api_signs_shoppers_in_with_the_apps_key(
+    app_world: AppWorld, browser_http: httpx.Client
+) -> None:
+    created = app_world.api("PUT", "/connections/corp", json=app_world.oidc_body())
+    assert created.status_code == 201, created.text
+    assert created.json()["issuer"] == app_world.idp.url
+    assert "client_secret" not in created.json()
+    assert created.json()["client_secret_set"] is True
+
+    listed = app_world.api("GET", "/connections").json()["connections"]
+    assert [(c["key"], c["type"]) for c in listed] == [("corp", "oidc")]
+
+    outcome = sign_in(
+        browser_http, app_world.broker.url, "alice@example.com", path=f"/{STORE}/login/corp"
+    )
+    assert outcome.status == 302, outcome.response.text
+    assert outcome.location.startswith(app_world.sandbox.storefront(STORE) + "/login/token/")
+    token = outcome.location.rsplit("/", 1)[1]
+    claims = jwt.decode(token, OctKey.import_key(app_world.app_secret)).claims
+    assert claims["iss"] == app_world.app_id
+    assert claims["store_hash"] == STORE
+    landed = browser_http.get(outcome.location)
+    assert landed.status_code == 302
+    assert "Invalid" not in landed.headers["location"]
+
+    again = app_world.api("PUT", "/connections/corp", json={**app_world.oidc_body(), "jit": False})
+    assert again.status_code == 200
+    assert again.json()["jit"] is False
+    assert app_world.api("DELETE", "/connections/corp").status_code == 204
+    assert browser_http.get(f"{app_world.broker.url}/{STORE}/login/corp").status_code == 404
+
+
+def test_every_problem_of_a_body_comes_back_at_once_and_nothing_is_saved(
+    app_world: AppWorld,
+) -> None:
+    body = app_world.oidc_body(link="sometimes", clock_skew_seconds="soon", issuer="ftp://x")
+    answer = app_world.api("PUT", "/connections/corp", json=body)
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    keys = {e["key"] for e in answer.json()["errors"]}
+    assert {"link", "clock_skew_seconds", "issuer"} <= keys
+    assert app_world.api("GET", "/connections").json() == {"connections": []}
+
+    typo = app_world.api("PUT", "/connections/corp", json={**app_world.oidc_body(), "jitt": 1})
+    assert typo.status_code == 422
+    assert any("jit" in e["message"] for e in typo.json()["errors"])
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("idp_metadata_file", "/etc/passwd"),
+        ("sp_key_file", "/etc/ssl/private/server.key"),
+    ],
+)
+def test_a_body_may_not_name_files_of_the_brokers_host(
+    app_world: AppWorld, key: str, value: str
+) -> None:
+    body = {"type": "saml", key: value, "idp_metadata_url": "https://idp.example/md"}
+    answer = app_world.api("PUT", "/connections/corp", json=body)
+    assert answer.status_code == 422
+    assert key in {e["key"] for e in answer.json()["errors"]}
+    assert app_world.api("GET", "/connections").json() == {"connections": []}
+
+
+def test_two_connections_may_not_share_an_issuer(app_world: AppWorld) -> None:
+    assert app_world.api("PUT", "/connections/corp", json=app_world.oidc_body()).status_code == 201
+    clash = app_world.api("PUT", "/connections/other", json=app_world.oidc_body())
+    assert clash.status_code == 422
+    assert [e["key"] for e in clash.json()["errors"]] == ["issuer"]
+    assert [c["key"] for c in app_world.api("GET", "/connections").json()["connections"]] == [
+        "corp"
+    ]
+
+
+def test_tokens_are_per_store_and_revocable(app_world: AppWorld, tmp_path: Path) -> None:
+    assert app_world.api("GET", "/connections", headers={"Authorization": ""}).status_code == 401
+    forged = app_world.api(
+        "GET", "/connections", headers={"Authorization": "Bearer bka_" + "x" * 43}
+    )
+    assert forged.status_code == 401
+    assert forged.headers["content-type"] == "application/problem+json"
+    other = httpx.get(
+        f"{app_world.broker.url}/filed/admin/api/connections",
+        headers={"Authorization": f"Bearer {app_world.token}"},
+    )
+    assert other.status_code == 401  # a token of another store
+
+    config = str(app_world.broker.config_path)
+    assert broker_cli(["admin", "token", "--config", config, "--store", STORE, "--revoke"]) == 0
+    assert app_world.api("GET", "/connections").status_code == 401
+
+
+def test_the_cli_prints_a_token_alone_on_stdout(
+    app_world: AppWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(app_world.broker.config_path)
+    assert broker_cli(["admin", "token", "--config", config, "--store", "filed"]) == 0
+    token = capsys.readouterr().out
+    assert token.count("\n") == 1
+    assert token.startswith("bka_")
+    filed = httpx.get(
+        f"{app_world.broker.url}/filed/admin/api/connections",
+        headers={"Authorization": f"Bearer {token.strip()}"},
+    )
+    assert filed.status_code == 200
+    assert [c["key"] for c in filed.json()["connections"]] == ["corp"]
+    assert "client_secret" not in filed.json()["connections"][0]
+    assert "access_token" not in filed.text
+    refused = httpx.put(
+        f"{app_world.broker.url}/filed/admin/api/connections/corp",
+        headers={"Authorization": f"Bearer {token.strip()}"},
+        json={"type": "oidc", "issuer": "https://idp.example", "client_id": "x"},
+    )
+    assert refused.status_code == 409
+    assert broker_cli(["admin", "token", "--config", config, "--store", "nowhere"]) == 2
+
+
+def test_no_secret_is_readable_in_the_database_file(app_world: AppWorld) -> None:
+    body = app_world.oidc_body()
+    assert app_world.api("PUT", "/connections/corp", json=body).status_code == 201
+    saml = app_world.api(
+        "PUT",
+        "/connections/partner",
+        json={"type": "saml", "idp_metadata_url": "https://idp.partner.example/metadata"},
+    )
+    assert saml.status_code == 201, saml.text
+    path = Path(app_world.runtime.broker_settings.database_url.removeprefix("sqlite:///"))
+    raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    assert body["client_secret"].encode() not in raw
+    assert app_world.access_token.encode() not in raw
+    assert app_world.token.encode() not in raw
+    assert b"PRIVATE KEY" not in raw
+    assert b"$sealed" in raw
+
+
+def test_rotate_keys_reseals_with_the_first_key(app_world: AppWorld, tmp_path: Path) -> None:
+    assert app_world.api("PUT", "/connections/corp", json=app_world.oidc_body()).status_code == 201
+    config_path = app_world.broker.config_path
+    text = config_path.read_text()
+    old_key = app_world.runtime.app.encryption_key[0]  # type: ignore[union-attr]
+    new_key = Fernet.generate_key().decode()
+    config_path.write_text(text.replace(f'"{old_key}"', f'"{new_key}", "{old_key}"'))
+    assert broker_cli(["rotate-keys", "--config", str(config_path)]) == 0
+    # Only the new key is needed now.
+    config_path.write_text(text.replace(f'"{old_key}"', f'"{new_key}"'))
+    from broker.config import load_settings
+    from broker.settings.secrets import SecretBox, open_document
+
+    settings = load_settings(config_path)
+    row = app_world.runtime.storage.tenant_documents()[STORE]
+    opened = open_document(row.document, SecretBox(settings.app.encryption_key))  # type: ignore[union-attr]
+    assert opened["access_token"] == app_world.access_token
+    with pytest.raises(Exception, match="cannot be decrypted"):
+        open_document(row.document, SecretBox([old_key]))
+
+
+def test_two_admins_editing_at_once_both_keep_their_change(app_world: AppWorld) -> None:
+    bodies = {}
+    for n in range(6):
+        bodies[f"c{n}"] = {
+            "type": "saml",
+            "idp_metadata_url": f"https://idp{n}.example/metadata",
+        }
+    start = threading.Barrier(len(bodies))
+    statuses: list[int] = []
+
+    def put(key: str) -> None:
+        start.wait()
+        statuses.append(app_world.api("PUT", f"/connections/{key}", json=bodies[key]).status_code)
+
+    threads = [threading.Thread(target=put, args=(key,)) for key in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [201] * len(bodies)
+    listed = app_world.api("GET", "/connections").json()["connections"]
+    assert sorted(c["key"] for c in listed) == sorted(bodies)
+
+
+def test_settings_are_patched_with_the_same_rules(app_world: AppWorld) -> None:
+    patched = app_world.api("PATCH", "/settings", json={"default_redirect": "/orders.php"})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["default_redirect"] == "/orders.php"
+    assert app_world.access_token not in patched.text
+    assert "access_token" not in patched.json()
+    bad = app_world.api(
+        "PATCH", "/settings", json={"default_redirect": "https://evil.example/", "store_hash": "x"}
+    )
+    assert bad.status_code == 422
+    assert {e["key"] for e in bad.json()["errors"]} == {"store_hash"}
+    bad = app_world.api("PATCH", "/settings", json={"default_redirect": "https://evil.example/"})
+    assert [e["key"] for e in bad.json()["errors"]] == ["default_redirect"]
+    assert app_world.api("GET", "/settings").json()["default_redirect"] == "/orders.php"
+    assert app_world.api("PATCH", "/settings", content="not json").status_code == 400
+
+
+def test_the_audit_is_filtered(app_world: AppWorld, browser_http: httpx.Client) -> None:
+    assert app_world.api("PUT", "/connections/corp", json=app_world.oidc_body()).status_code == 201
+    sign_in(browser_http, app_world.broker.url, "alice@example.com", path=f"/{STORE}/login/corp")
+    entries = app_world.api("GET", "/audit", params={"limit": 10}).json()["entries"]
+    assert entries
+    assert all(e["store"] == STORE for e in entries)
+    sign_ins = app_world.api("GET", "/audit", params={"event": "signin"}).json()["entries"]
+    assert sign_ins
+    assert {e["event"] for e in sign_ins} == {"signin"}
+    assert app_world.api("GET", "/audit", params={"limit": "lots"}).status_code == 422
+    future = app_world.api("GET", "/audit", params={"since": 2**40}).json()
+    assert future == {"entries": []}
+
+
+def test_connection_test_reports_what_the_idp_offers(app_world: AppWorld) -> None:
+    assert app_world.api("PUT", "/connections/corp", json=app_world.oidc_body()).status_code == 201
+    report = app_world.api("POST", "/connections/corp/test").json()
+    assert report["ok"] is True, report
+    assert {c["name"] for c in report["checks"]} >= {"discovery", "algorithms", "signing keys"}
+    assert report["facts"]["redirect_uri"] == f"{app_world.broker.url}/{STORE}/oidc/corp/callback"
+    assert any("plain http" in w for w in report["warnings"])
+
+    broken = {"type": "saml", "idp_metadata_url": "http://127.0.0.1:9/metadata"}
+    assert app_world.api("PUT", "/connections/down", json=broken).status_code == 201
+    report = app_world.api("POST", "/connections/down/test").json()
+    assert report["ok"] is False
+    assert report["checks"][0]["name"] == "metadata"
+    assert query("http://x/?a=b") == {"a": "b"}

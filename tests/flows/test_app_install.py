@@ -1,0 +1,349 @@
+"""The broker as a BigCommerce app, against the sandbox's app side over real HTTP: install
+(code exchange), load, remove_user, uninstall, reinstall, and every bad payload refused with
+nothing changed."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from broker.admin.tokens import issue_token
+from broker.runtime import Runtime
+from broker.sandbox.idp import DevClient
+from tests.conftest import BrokerServer, DevIdP, Sandbox
+from tests.support.flows import sign_in
+
+HASH = "inst42"
+SCOPES = ["store_v2_customers", "store_v2_customers_login", "store_v2_information_read_only"]
+
+
+@dataclass
+class Installed:
+    sandbox: Sandbox
+    idp: DevIdP
+    broker: BrokerServer
+    app_id: str
+    app_secret: str
+
+    @property
+    def runtime(self) -> Runtime:
+        found: Runtime = self.broker.app.extensions["broker"]
+        return found
+
+    def control(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        answer = httpx.post(f"{self.sandbox.url}/_sandbox{path}", json=body or {})
+        assert answer.status_code < 300, answer.text
+        found: dict[str, Any] = answer.json()
+        return found
+
+    def app_path(self, action: str) -> str:
+        return f"/stores/{HASH}/apps/{self.app_id}/{action}"
+
+    def payload(self, kind: str, **claims: Any) -> str:
+        body = {"store_hash": HASH, "user_id": 1, "kind": kind, **claims}
+        token: str = self.control(f"/apps/{self.app_id}/payload", body)["signed_payload_jwt"]
+        return token
+
+    def callback(self, kind: str, token: str) -> httpx.Response:
+        return httpx.get(
+            f"{self.broker.url}/bigcommerce/{kind}", params={"signed_payload_jwt": token}
+        )
+
+    def database_rows(self) -> dict[str, int]:
+        """Rows naming the store, per table."""
+        path = self.runtime.broker_settings.database_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as db:
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            counts = {}
+            for table in tables:
+                columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+                column = "store" if "store" in columns else "key" if "key" in columns else None
+                if column is None:
+                    continue
+                count = db.execute(
+                    f"SELECT COUNT(*) FROM {table} WHERE {column} = ? OR {column} LIKE ?",  # noqa: S608
+                    (HASH, f"%:{HASH}:%"),
+                ).fetchone()[0]
+                if count:
+                    counts[table] = count
+        return counts
+
+
+@pytest.fixture
+def installed_world(
+    sandbox: Sandbox, dev_idp: DevIdP, make_broker: Callable[..., BrokerServer]
+) -> Installed:
+    app_id, app_secret = "sso-broker-app", secrets.token_hex(32)
+    sandbox.add_store(HASH, name="Installed Goods")
+
+    def document(base_url: str) -> dict[str, Any]:
+        return {
+            "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
+            "app": {
+                "client_id": app_id,
+                "client_secret": app_secret,
+                "login_url": sandbox.url,
+                "api_url": sandbox.url,
+                "encryption_key": Fernet.generate_key().decode(),
+                "frame_ancestors": [sandbox.url],
+            },
+        }
+
+    broker = make_broker(document)
+    world = Installed(sandbox, dev_idp, broker, app_id, app_secret)
+    world.control(
+        "/apps",
+        {
+            "client_id": app_id,
+            "client_secret": app_secret,
+            "callback_base": broker.url,
+            "scopes": SCOPES,
+        },
+    )
+    return world
+
+
+def install(world: Installed, http: httpx.Client) -> httpx.Response:
+    auth_url = world.control(world.app_path("install"))["auth_url"]
+    answer = http.get(auth_url)
+    assert answer.status_code == 303, answer.text
+    return answer
+
+
+def admin_context(location: str) -> str:
+    return parse_qs(urlsplit(location).query)["ctx"][0]
+
+
+def test_install_stores_the_store_and_opens_its_admin(
+    installed_world: Installed, browser_http: httpx.Client
+) -> None:
+    answer = install(installed_world, browser_http)
+    assert urlsplit(answer.headers["location"]).path == f"/{HASH}/admin/"
+    page = browser_http.get(installed_world.broker.url + answer.headers["location"])
+    assert page.status_code == 200
+    assert "Installed Goods" in page.text
+    assert (
+        "frame-ancestors " + installed_world.sandbox.url in page.headers["content-security-policy"]
+    )
+    assert "set-cookie" not in page.headers
+    assert installed_world.runtime.find_store(HASH) is not None
+    install_row = installed_world.runtime.storage.get_install(HASH)
+    assert install_row is not None
+    assert install_row.owner_id == 1
+
+
+def test_a_replayed_install_code_is_refused_and_changes_nothing(
+    installed_world: Installed, browser_http: httpx.Client
+) -> None:
+    auth_url = installed_world.control(installed_world.app_path("install"))["auth_url"]
+    assert browser_http.get(auth_url).status_code == 303
+    version = installed_world.runtime.storage.tenants_version()
+    again = browser_http.get(auth_url)
+    assert again.status_code == 401
+    assert "used already" in again.text
+    assert installed_world.runtime.storage.tenants_version() == version
+
+
+def test_an_install_code_bigcommerce_refuses_installs_nothing(
+    installed_world: Installed, browser_http: httpx.Client
+) -> None:
+    auth_url = installed_world.control(installed_world.app_path("install"))["auth_url"]
+    forged = auth_url.replace("code=", "code=forged")
+    assert browser_http.get(forged).status_code == 401
+    wrong_store = auth_url.replace(f"stores%2F{HASH}", "stores%2Fother9")
+    assert wrong_store != auth_url
+    assert browser_http.get(wrong_store).status_code == 401
+    no_context = auth_url.replace(f"stores%2F{HASH}", "nonsense")
+    assert browser_http.get(no_context).status_code == 401
+    assert installed_world.runtime.find_store(HASH) is None
+    assert installed_world.database_rows() == {}
+
+
+def test_load_opens_the_admin_for_any_user_the_store_grants(
+    installed_world: Installed, browser_http: httpx.Client
+) -> None:
+    install(installed_world, browser_http)
+    user = installed_world.control(f"/stores/{HASH}/users", {"email": "clerk@example.com"})
+    installed_world.control(installed_world.app_path("grant"), {"user_id": user["id"]})
+    load_url = installed_world.control(installed_world.app_path("load"), {"user_id": user["id"]})[
+        "load_url"
+    ]
+    answer = browser_http.get(load_url)
+    assert answer.status_code == 303
+    home = browser_http.get(installed_world.broker.url + answer.headers["location"])
+    assert home.status_code == 200
+    assert browser_http.get(load_url).status_code == 401  # a payload is used once
+
+    # remove_user: that user's admin pages stop at once.
+    revoked = installed_world.control(installed_world.app_path("revoke"), {"user_id": user["id"]})
+    assert revoked["status"] == 200, revoked
+    after = browser_http.get(installed_world.broker.url + answer.headers["location"])
+    assert after.status_code == 401
+    assert "no longer have access" in after.text
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"secret": "not-the-app-secret-0123456789abcdef"},
+        {"expires_in": -3600},
+        {"not_before_offset": 3600},
+        {"aud": "another-app"},
+        {"sub": "stores/nothere"},
+    ],
+    ids=["wrong-secret", "expired", "not-yet-valid", "wrong-audience", "unknown-store"],
+)
+def test_a_bad_load_payload_is_refused_and_grants_nothing(
+    installed_world: Installed, browser_http: httpx.Client, fault: dict[str, Any]
+) -> None:
+    install(installed_world, browser_http)
+    stranger = installed_world.control(f"/stores/{HASH}/users", {"email": "x@example.com"})
+    token = installed_world.payload("load", user_id=stranger["id"], **fault)
+    answer = installed_world.callback("load", token)
+    assert answer.status_code == 401
+    assert not installed_world.runtime.storage.is_admin_user(HASH, stranger["id"])
+    bad_uninstall = installed_world.callback("uninstall", token)
+    assert bad_uninstall.status_code == 401
+    assert bad_uninstall.headers["content-type"] == "application/problem+json"
+    assert installed_world.runtime.find_store(HASH) is not None
+
+
+def test_uninstall_deletes_everything_of_the_store_and_reinstall_works(
+    installed_world: Installed, browser_http: httpx.Client
+) -> None:
+    install(installed_world, browser_http)
+    world = installed_world
+    token, _ = issue_token(world.runtime.storage, store=HASH, kind="admin", label="t", now=1)
+    secret = secrets.token_urlsafe(24)
+    world.idp.state.add_client(
+        DevClient(
+            client_id="shop",
+            client_secret=secret,
+            redirect_uris=(f"{world.broker.url}/{HASH}/oidc/corp/callback",),
+        )
+    )
+    put = httpx.put(
+        f"{world.broker.url}/{HASH}/admin/api/connections/corp",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "type": "oidc",
+            "issuer": world.idp.url,
+            "client_id": "shop",
+            "client_secret": secret,
+            "link": "auto",
+        },
+    )
+    assert put.status_code == 201, put.text
+    # A shopper signs in: the store accepts the login JWT the app signed.
+    outcome = sign_in(
+        browser_http, world.broker.url, "alice@example.com", path=f"/{HASH}/login/corp"
+    )
+    assert outcome.status == 302, outcome.response.text
+    landed = browser_http.get(outcome.location)
+    assert landed.status_code == 302
+    assert "login.php" not in landed.headers["location"]
+    assert world.database_rows()  # links, sessions, audit...
+
+    done = world.control(world.app_path("uninstall"))
+    assert done["status"] == 200, done
+    assert browser_http.get(f"{world.broker.url}/{HASH}/login/corp").status_code == 404
+    assert world.database_rows() == {"audit_log": 1}  # "app.uninstalled", and nothing else
+    assert world.runtime.storage.search_audit(HASH)[0].event == "app.uninstalled"
+    listed = httpx.get(
+        f"{world.broker.url}/{HASH}/admin/api/connections",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert listed.status_code == 404
+
+    install(world, browser_http)
+    assert world.runtime.find_store(HASH) is not None
+    assert world.runtime.store(HASH).connections == {}
+
+
+def test_remove_user_and_uninstall_of_a_store_that_never_installed_are_refused(
+    installed_world: Installed,
+) -> None:
+    token = installed_world.payload("uninstall")
+    assert installed_world.callback("uninstall", token).status_code == 401
+    assert installed_world.callback("remove_user", token).status_code == 401
+    assert installed_world.callback("load", "").status_code == 401
+
+
+def test_an_installed_store_learns_its_channels_and_signs_in_on_each(
+    sandbox: Sandbox,
+    dev_idp: DevIdP,
+    make_broker: Callable[..., BrokerServer],
+    browser_http: httpx.Client,
+) -> None:
+    app_id, app_secret = "sso-broker-app", secrets.token_hex(32)
+    sandbox.add_store("chan77", channel_ids=(1, 2), catalyst_channels=(2,))
+
+    def document(base_url: str) -> dict[str, Any]:
+        return {
+            "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
+            "app": {
+                "client_id": app_id,
+                "client_secret": app_secret,
+                "login_url": sandbox.url,
+                "api_url": sandbox.url,
+                "encryption_key": Fernet.generate_key().decode(),
+            },
+        }
+
+    broker = make_broker(document)
+    world = Installed(sandbox, dev_idp, broker, app_id, app_secret)
+    world.control(
+        "/apps",
+        {
+            "client_id": app_id,
+            "client_secret": app_secret,
+            "callback_base": broker.url,
+            "scopes": SCOPES,
+        },
+    )
+    auth_url = world.control(f"/stores/chan77/apps/{app_id}/install")["auth_url"]
+    assert browser_http.get(auth_url).status_code == 303
+    store = world.runtime.store("chan77")
+    assert sorted(store.channels) == [1, 2]
+    assert store.channels[2].platform == "catalyst"
+    assert store.channels[2].storefront_url != store.channels[1].storefront_url
+
+    token, _ = issue_token(world.runtime.storage, store="chan77", kind="admin", label="t", now=1)
+    secret = secrets.token_urlsafe(24)
+    dev_idp.state.add_client(
+        DevClient(
+            client_id="chan",
+            client_secret=secret,
+            redirect_uris=(f"{broker.url}/chan77/oidc/corp/callback",),
+        )
+    )
+    body = {
+        "type": "oidc",
+        "issuer": dev_idp.url,
+        "client_id": "chan",
+        "client_secret": secret,
+        "link": "auto",
+    }
+    put = httpx.put(
+        f"{broker.url}/chan77/admin/api/connections/corp",
+        headers={"Authorization": f"Bearer {token}"},
+        json=body,
+    )
+    assert put.status_code == 201, put.text
+    for channel in (1, 2):
+        outcome = sign_in(
+            browser_http,
+            broker.url,
+            "alice@example.com",
+            path=f"/chan77/login/corp?channel={channel}",
+        )
+        assert outcome.status == 302, outcome.response.text
+        assert outcome.location.startswith(store.channels[channel].storefront_url + "/login/token/")
