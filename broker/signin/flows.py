@@ -34,6 +34,8 @@ class PendingSignIn:
     #: The channel (storefront) the sign-in is for; None: the store's default channel (and
     #: every flow a broker before channels stored).
     channel_id: int | None = None
+    #: A test sign-in started from the admin: show what would happen, do nothing.
+    trial: bool = False
 
     @classmethod
     def for_oidc(

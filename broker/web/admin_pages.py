@@ -14,12 +14,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, g, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from broker.admin.checks import test_connection
 from broker.admin.forms import LINK_RISKS, fields_for, form_values, table_from_form
+from broker.admin.storefront import install_scripts, installed_scripts, remove_scripts
 from broker.admin.stores import InvalidSettings, StoreAdmin
 from broker.admin.tokens import issue_token
 from broker.errors import BrokerError, CrossSiteRequest
+from broker.web import starts
 from broker.web.context import runtime
 from broker.web.framing import allow_control_panel_frame
 from broker.web.installer import installer
@@ -69,13 +72,18 @@ def _render(template: str, store_key: str, **context: Any) -> str:
 
 
 def _home(store_key: str, **context: Any) -> str:
-    admin = StoreAdmin(runtime(), store_key)
-    tokens = runtime().storage.list_api_tokens(store_key, "admin")
+    broker = runtime()
+    admin = StoreAdmin(broker, store_key)
+    tokens = broker.storage.list_api_tokens(store_key, "admin")
+    scripts: list[dict[str, Any]] | None = None
+    with contextlib.suppress(BrokerError):  # the store's API may be down: the rest still shows
+        scripts = installed_scripts(broker.store_api(store_key))
     return _render(
         "admin/home.html",
         store_key,
         connections=admin.connections(),
         tokens=[t for t in tokens if t.revoked_at is None],
+        scripts=scripts,
         **context,
     )
 
@@ -172,8 +180,15 @@ def delete_connection(store_key: str, conn_key: str) -> str:
 @bp.get("/connections/<conn_key>/test")
 def test(store_key: str, conn_key: str) -> str:
     report = test_connection(runtime(), store_key, conn_key)
-    start = url_for("sso.login", store_key=store_key, conn_key=conn_key)
+    start = url_for("admin_pages.trial", store_key=store_key, conn_key=conn_key, ctx=g.admin.token)
     return _render("admin/test.html", store_key, conn_key=conn_key, report=report, start_url=start)
+
+
+@bp.get("/connections/<conn_key>/trial")
+def trial(store_key: str, conn_key: str) -> BaseResponse:
+    """A test sign-in in a new tab: the IdP's answer is shown, nothing is changed."""
+    store, conn = runtime().connection(store_key, conn_key)
+    return starts.sign_in(store, conn, redirect_to=store.default_redirect, trial=True)
 
 
 @bp.get("/audit")
@@ -187,6 +202,21 @@ def audit(store_key: str) -> str:
         outcome=args.get("outcome") or None,
     )
     return _render("admin/audit.html", store_key, entries=entries, filters=args)
+
+
+@bp.post("/storefront/scripts")
+def add_scripts(store_key: str) -> str:
+    broker = runtime()
+    store = broker.store(store_key)
+    added = install_scripts(broker.store_api(store_key), store, broker.broker_settings.base_url)
+    notice = f"Added {added} script(s) to the storefront." if added else "The scripts were there."
+    return _home(store_key, notice=notice)
+
+
+@bp.post("/storefront/scripts/remove")
+def remove_storefront_scripts(store_key: str) -> str:
+    removed = remove_scripts(runtime().store_api(store_key))
+    return _home(store_key, notice=f"Removed {removed} script(s) from the storefront.")
 
 
 @bp.post("/tokens")

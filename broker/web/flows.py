@@ -39,6 +39,7 @@ def begin(
     secure: bool,
     link_customer_id: int | None = None,
     channel_id: int | None = None,
+    trial: bool = False,
 ) -> tuple[str, PendingSignIn, str]:
     """Record a new flow; return its state, the flow, and the browser cookie value to set."""
     browser = browser_id(request, secure)
@@ -50,6 +51,7 @@ def begin(
         browser=digest(browser),
         link_customer_id=link_customer_id,
         channel_id=channel_id,
+        trial=trial,
     )
     storage.save_pending(keys.oidc_flow(state), flow.to_record(), expires_at=now + ttl)
     return state, flow, browser

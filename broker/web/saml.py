@@ -117,6 +117,7 @@ def acs_continue(store_key: str, conn_key: str) -> BaseResponse:
         UpstreamSession.from_record(record.get("upstream")),
         link_customer_id=pending.link_customer_id,
         channel_id=pending.channel_id,
+        trial=pending.trial,
     )
 
 

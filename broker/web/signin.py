@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect, request, session
+from flask import redirect, render_template, request, session
 from werkzeug.wrappers import Response
 
 from broker.config import Connection, StoreSettings
 from broker.errors import FlowExpired
 from broker.identity import Identity, UpstreamSession
-from broker.signin.service import Completion, ConfirmFirst, Linked, SignedIn
+from broker.signin.service import Completion, ConfirmFirst, Linked, SignedIn, store_context
+from broker.signin.trial import explain
 from broker.storage import AuditEntry, keys
 from broker.web import sessions
 from broker.web.context import runtime
@@ -32,8 +33,12 @@ def finish(
     *,
     link_customer_id: int | None = None,
     channel_id: int | None = None,
+    trial: bool = False,
 ) -> Response:
-    """Complete a verified sign-in (or a link from the storefront) and answer the browser."""
+    """Complete a verified sign-in (or a link from the storefront) and answer the browser;
+    for the admin's test sign-in (``trial``), only show what would happen."""
+    if trial:
+        return _trial_page(store, conn, identity, channel_id)
     outcome = runtime().signin.complete(
         Completion(
             store=store,
@@ -52,6 +57,25 @@ def finish(
         session["confirm"] = outcome.key
         return redirect(f"/{store.key}/link/confirm", code=303)
     return signed_in(outcome)
+
+
+def _trial_page(
+    store: StoreSettings, conn: Connection, identity: Identity, channel_id: int | None
+) -> Response:
+    broker = runtime()
+    context = store_context(store, channel_id)
+    report = explain(
+        identity,
+        store=store,
+        conn=conn,
+        channel_id=context.channel_id,
+        link_channel=context.link_channel,
+        directory=broker.store_api(store.key),
+        links=broker.storage,
+    )
+    audit(store, "admin.test_signin", report.outcome, conn=conn.key)
+    body = render_template("admin/trial.html", store=store, conn=conn, report=report)
+    return Response(body, mimetype="text/html")
 
 
 def confirm(store: StoreSettings, record: dict[str, Any], password: str) -> Response:

@@ -75,4 +75,5 @@ def oidc_callback(store_key: str, conn_key: str) -> Response:
         upstream,
         link_customer_id=flow.link_customer_id,
         channel_id=flow.channel_id,
+        trial=flow.trial,
     )

@@ -29,7 +29,9 @@ from broker.web.context import runtime
 #: How long the IdP has to send the browser back from its logout page.
 LOGOUT_TTL_SECONDS = 600
 
-SignInStart = Callable[[StoreSettings, Connection, str, "int | None", "int | None"], BaseResponse]
+SignInStart = Callable[
+    [StoreSettings, Connection, str, "int | None", "int | None", bool], BaseResponse
+]
 #: The last two: where the storefront logout that ends it all goes (the channel, and a path
 #: for Catalyst's ``redirectTo``), kept with the IdP logout's state for the way back.
 LogoutStart = Callable[
@@ -44,11 +46,13 @@ def sign_in(
     redirect_to: str,
     link_customer_id: int | None = None,
     channel_id: int | None = None,
+    trial: bool = False,
 ) -> BaseResponse:
     """Send the browser to the connection's IdP to sign in (or to link, for a customer), for
-    the store's channel ``channel_id`` (None: the default; :mod:`broker.signin.channels`)."""
+    the store's channel ``channel_id`` (None: the default; :mod:`broker.signin.channels`).
+    ``trial``: the admin's test sign-in, which only shows what would happen."""
     start = _SIGN_IN[type(_provider(store, conn))]
-    return start(store, conn, redirect_to, link_customer_id, channel_id)
+    return start(store, conn, redirect_to, link_customer_id, channel_id, trial)
 
 
 def idp_logout(
@@ -101,6 +105,7 @@ def _oidc_sign_in(
     redirect_to: str,
     link_customer_id: int | None,
     channel_id: int | None,
+    trial: bool = False,
 ) -> BaseResponse:
     """Record a new flow and send the browser to the IdP's authorization endpoint."""
     broker = runtime()
@@ -116,6 +121,7 @@ def _oidc_sign_in(
         secure=settings.cookie_secure,
         link_customer_id=link_customer_id,
         channel_id=channel_id,
+        trial=trial,
     )
     nonce, code_verifier = flow.oidc_checks()
     url = broker.oidc(store.key, conn.key).authorization_url(
@@ -135,6 +141,7 @@ def _saml_sign_in(
     redirect_to: str,
     link_customer_id: int | None,
     channel_id: int | None,
+    trial: bool = False,
 ) -> BaseResponse:
     """An AuthnRequest over HTTP-Redirect, remembered under an opaque RelayState."""
     broker = runtime()
@@ -151,6 +158,7 @@ def _saml_sign_in(
         link_customer_id=link_customer_id,
         request_id=request_id,
         channel_id=channel_id,
+        trial=trial,
     )
     broker.storage.save_pending(
         keys.saml_relay(relay_state),

@@ -359,3 +359,110 @@ def test_connection_test_reports_what_the_idp_offers(app_world: AppWorld) -> Non
     assert report["ok"] is False
     assert report["checks"][0]["name"] == "metadata"
     assert query("http://x/?a=b") == {"a": "b"}
+
+
+def _admin_ctx(world: AppWorld) -> str:
+    from broker.admin.sessions import AdminSessions
+
+    sessions = AdminSessions(world.runtime.broker_settings.secret_key, minutes=60)
+    return sessions.open(STORE, 1).token
+
+
+def test_a_test_sign_in_shows_what_would_happen_and_changes_nothing(
+    app_world: AppWorld, browser_http: httpx.Client
+) -> None:
+    assert app_world.api("PUT", "/connections/corp", json=app_world.oidc_body()).status_code == 201
+    ctx = _admin_ctx(app_world)
+    start = browser_http.get(
+        f"{app_world.broker.url}/{STORE}/admin/connections/corp/trial", params={"ctx": ctx}
+    )
+    assert start.status_code == 302
+    page = browser_http.get(start.headers["location"])
+    answer = browser_http.post(
+        start.headers["location"], data={"email": "alice@example.com", "password": "password"}
+    )
+    assert page.status_code == 200 and answer.status_code == 302
+    shown = browser_http.get(answer.headers["location"])
+    assert shown.status_code == 200, shown.text
+    assert 'data-outcome="create"' in shown.text
+    assert "alice@example.com" in shown.text
+    assert "set-cookie" not in {k.lower() for k in shown.headers}
+    # Nothing happened: no customer, no link, no storefront sign-in.
+    assert app_world.sandbox.state.customers(STORE) == []
+    assert app_world.runtime.storage.links_for_customer(STORE, 1) == []
+    assert app_world.sandbox.state.logins(STORE) == []
+    events = [e.event for e in app_world.runtime.storage.search_audit(STORE)]
+    assert "admin.test_signin" in events and "signin" not in events
+
+    # Once alice has really signed in, the test says she would follow her link.
+    outcome = sign_in(
+        browser_http, app_world.broker.url, "alice@example.com", path=f"/{STORE}/login/corp"
+    )
+    assert outcome.status == 302
+    start = browser_http.get(
+        f"{app_world.broker.url}/{STORE}/admin/connections/corp/trial", params={"ctx": ctx}
+    )
+    answer = browser_http.post(
+        start.headers["location"], data={"email": "alice@example.com", "password": "password"}
+    )
+    assert 'data-outcome="signin"' in browser_http.get(answer.headers["location"]).text
+
+
+def test_only_an_admin_can_start_a_test_sign_in(app_world: AppWorld) -> None:
+    assert app_world.api("PUT", "/connections/corp", json=app_world.oidc_body()).status_code == 201
+    url = f"{app_world.broker.url}/{STORE}/admin/connections/corp/trial"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, params={"ctx": "forged.token.value"}).status_code == 401
+    elsewhere = f"{app_world.broker.url}/filed/admin/connections/corp/trial"
+    assert httpx.get(elsewhere, params={"ctx": _admin_ctx(app_world)}).status_code == 401
+    # An admin removed by the store loses it at once.
+    app_world.runtime.storage.remove_admin_user(STORE, 1)
+    assert httpx.get(url, params={"ctx": _admin_ctx(app_world)}).status_code == 401
+
+
+def _admin_post(world: AppWorld, path: str, ctx: str, **fields: str) -> httpx.Response:
+    from broker.admin.sessions import csrf_for
+
+    data = {"ctx": ctx, "csrf": csrf_for(ctx), **fields}
+    return httpx.post(f"{world.broker.url}/{STORE}/admin{path}", data=data)
+
+
+def test_one_click_puts_the_sign_in_link_on_the_storefront(app_world: AppWorld) -> None:
+    ctx = _admin_ctx(app_world)
+    added = _admin_post(app_world, "/storefront/scripts", ctx)
+    assert added.status_code == 200, added.text
+    assert "Added 2 script(s)" in added.text
+    again = _admin_post(app_world, "/storefront/scripts", ctx)
+    assert "The scripts were there." in again.text
+    scripts = httpx.get(f"{app_world.sandbox.url}/_sandbox/stores/{STORE}/scripts").json()
+    rows = scripts["data"] if isinstance(scripts, dict) else scripts
+    assert sorted(s["kind"] for s in rows) == ["script_tag", "src"]
+    assert all(s["auto_uninstall"] for s in rows)
+    page = httpx.get(f"{app_world.sandbox.storefront(STORE)}/login.php").text
+    assert f"{app_world.broker.url}/{STORE}/storefront.js" in page
+    assert f"{app_world.broker.url}/{STORE}/login" in page
+
+    removed = _admin_post(app_world, "/storefront/scripts/remove", ctx)
+    assert "Removed 2 script(s)" in removed.text
+    assert f"{STORE}/storefront.js" not in httpx.get(app_world.sandbox.storefront(STORE)).text
+
+
+def test_admin_forms_refuse_a_missing_csrf_value_or_another_origin(app_world: AppWorld) -> None:
+    ctx = _admin_ctx(app_world)
+    url = f"{app_world.broker.url}/{STORE}/admin/tokens"
+    assert httpx.post(url, data={"ctx": ctx}).status_code == 403
+    assert httpx.post(url, data={"ctx": ctx, "csrf": "0" * 32}).status_code == 403
+    from broker.admin.sessions import csrf_for
+
+    foreign = httpx.post(
+        url,
+        data={"ctx": ctx, "csrf": csrf_for(ctx)},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert foreign.status_code == 403
+    # The session token in the URL does not count for a POST: it must be in the form.
+    assert httpx.post(url, params={"ctx": ctx}, data={"csrf": csrf_for(ctx)}).status_code == 401
+    assert app_world.runtime.storage.list_api_tokens(STORE, "admin")[1:] == []
+    made = _admin_post(app_world, "/tokens", ctx, label="ci")
+    assert made.status_code == 200
+    assert len(app_world.runtime.storage.list_api_tokens(STORE, "admin")) == 2
