@@ -27,6 +27,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     demo = commands.add_parser("demo", help="broker, sandbox store and development IdP locally")
     demo.add_argument("--port", type=int, default=5000, help="the broker's port (default 5000)")
+    demo.add_argument(
+        "--app",
+        action="store_true",
+        help="run the broker as a BigCommerce app: install it in the sandbox's control panel",
+    )
 
     serve = commands.add_parser("serve", help="run the broker from a config file (gunicorn)")
     serve.add_argument("--config", required=True, help="the broker's TOML file")
@@ -81,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from broker.sandbox.demo import run_demo
 
-            run_demo(port=args.port)
+            run_demo(port=args.port, app=args.app)
             return 0
         if args.command == "serve":
             return _serve(args)
@@ -220,13 +225,9 @@ def _printable(value: object) -> str:
     return json.dumps(text, ensure_ascii=True)
 
 
-#: The scopes the broker listens to: a deleted customer's links must go.
-WEBHOOK_SCOPES = ("store/customer/deleted",)
-
-
 def _register_webhooks(path: str, store_key: str) -> int:
     from broker.bigcommerce.api import BigCommerceClient
-    from broker.web.hooks import AUTH_HEADER
+    from broker.bigcommerce.webhooks import destination, register_webhooks
 
     settings = load_settings(path)
     store = settings.store(store_key)
@@ -239,18 +240,12 @@ def _register_webhooks(path: str, store_key: str) -> int:
             file=sys.stderr,
         )
         return 2
-    destination = f"{settings.broker.base_url}/{store.key}/webhooks/bigcommerce"
+    url = destination(settings.broker.base_url, store.key)
     client = BigCommerceClient(store)
     try:
-        existing = {(h.get("scope"), h.get("destination")) for h in client.hooks()}
-        for scope in WEBHOOK_SCOPES:
-            if (scope, destination) in existing:
-                print(f"ok: {scope} -> {destination} (already registered)")
-                continue
-            hook_id = client.create_hook(
-                scope=scope, destination=destination, headers={AUTH_HEADER: store.webhook_secret}
-            )
-            print(f"ok: {scope} -> {destination} (hook {hook_id})")
+        for done in register_webhooks(client, url, store.webhook_secret):
+            already = "already registered" if done.hook_id is None else f"hook {done.hook_id}"
+            print(f"ok: {done.scope} -> {url} ({already})")
     except BrokerError as error:
         print(f"stores.{store_key}: {error.message} ({error.detail})", file=sys.stderr)
         return 1

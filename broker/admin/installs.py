@@ -13,6 +13,7 @@ and changes nothing.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,8 @@ from broker.bigcommerce.app_install import (
     store_from_context,
     verify_signed_payload,
 )
-from broker.errors import AppCallbackRefused, ConfigError
+from broker.bigcommerce.webhooks import destination, register_webhooks
+from broker.errors import AppCallbackRefused, BrokerError, ConfigError
 from broker.events import log_event
 from broker.runtime import Runtime
 from broker.settings.secrets import open_document, seal_document
@@ -96,12 +98,27 @@ class AppInstaller:
         self._audit(grant.store_hash, "app.installed", "reinstalled" if previous else "installed")
         log_event("app.installed", store=grant.store_hash, reinstall=previous is not None)
         self.runtime.refresh()
+        self.register_webhooks(grant.store_hash)
         user_id = grant.user_id if grant.user_id is not None else grant.owner_id
         if user_id is None:
             raise AppCallbackRefused(
                 "BigCommerce did not say who installed the app.", detail="no user in the grant"
             )
         return self.sessions.open(grant.store_hash, user_id)
+
+    def register_webhooks(self, store_key: str) -> bool:
+        """Register the broker's webhooks for an installed store (a deleted customer's links
+        go at once); a failure leaves the install in place, the admin shows it."""
+        store = self.runtime.store(store_key)
+        url = destination(self.runtime.broker_settings.base_url, store_key)
+        try:
+            register_webhooks(self.runtime.store_api(store_key), url, store.webhook_secret or "")
+        except BrokerError as error:
+            self._audit(store_key, "app.webhooks", "failed", detail=error.code)
+            log_event("app.webhooks_failed", store=store_key, detail=error.detail)
+            return False
+        self._audit(store_key, "app.webhooks", "registered")
+        return True
 
     def _refuse_file_store(self, store_hash: str) -> None:
         for key, store in self.runtime.file_stores().items():
@@ -193,6 +210,8 @@ def store_document(
         channel_id=default.id if default else 1,
     )
     document.setdefault("connections", {})
+    # The header BigCommerce's webhook deliveries carry (sealed like every secret).
+    document.setdefault("webhook_secret", secrets.token_urlsafe(32))
     # Every other storefront channel with a storefront URL: ``[stores.X.channels.N]``.
     others = {
         str(c.id): {

@@ -21,6 +21,7 @@ from broker.admin.forms import LINK_RISKS, fields_for, form_values, table_from_f
 from broker.admin.storefront import install_scripts, installed_scripts, remove_scripts
 from broker.admin.stores import InvalidSettings, StoreAdmin
 from broker.admin.tokens import issue_token
+from broker.bigcommerce.webhooks import destination, missing_scopes
 from broker.errors import BrokerError, CrossSiteRequest
 from broker.web import starts
 from broker.web.context import runtime
@@ -76,14 +77,19 @@ def _home(store_key: str, **context: Any) -> str:
     admin = StoreAdmin(broker, store_key)
     tokens = broker.storage.list_api_tokens(store_key, "admin")
     scripts: list[dict[str, Any]] | None = None
+    missing_hooks: list[str] | None = None
     with contextlib.suppress(BrokerError):  # the store's API may be down: the rest still shows
-        scripts = installed_scripts(broker.store_api(store_key))
+        client = broker.store_api(store_key)
+        scripts = installed_scripts(client)
+        hook_url = destination(broker.broker_settings.base_url, store_key)
+        missing_hooks = missing_scopes(client, hook_url)
     return _render(
         "admin/home.html",
         store_key,
         connections=admin.connections(),
         tokens=[t for t in tokens if t.revoked_at is None],
         scripts=scripts,
+        missing_hooks=missing_hooks,
         **context,
     )
 
@@ -217,6 +223,13 @@ def add_scripts(store_key: str) -> str:
 def remove_storefront_scripts(store_key: str) -> str:
     removed = remove_scripts(runtime().store_api(store_key))
     return _home(store_key, notice=f"Removed {removed} script(s) from the storefront.")
+
+
+@bp.post("/storefront/webhooks")
+def add_webhooks(store_key: str) -> str:
+    done = installer().register_webhooks(store_key)
+    notice = "The webhooks are registered." if done else "The store refused the webhooks."
+    return _home(store_key, notice=notice)
 
 
 @bp.post("/tokens")

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from broker.bigcommerce.webhooks import AUTH_HEADER
 from broker.storage import keys
 from broker.web.context import runtime
 from broker.web.signin import audit
@@ -20,7 +21,6 @@ from broker.web.signin import audit
 bp = Blueprint("hooks", __name__)
 
 #: The header BigCommerce sends with every delivery, holding the store's webhook_secret.
-AUTH_HEADER = "X-Broker-Webhook-Secret"
 #: BigCommerce retries for about 48 hours: remember a delivery's hash a little longer.
 DEDUPLICATE_SECONDS = 72 * 3600
 

@@ -347,3 +347,62 @@ def test_an_installed_store_learns_its_channels_and_signs_in_on_each(
         )
         assert outcome.status == 302, outcome.response.text
         assert outcome.location.startswith(store.channels[channel].storefront_url + "/login/token/")
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [{"status": 500}, {"rate_limit_for_ms": 60000}],
+    ids=["store-500", "store-429-storm"],
+)
+def test_an_install_the_store_api_cannot_finish_stores_nothing_and_says_so(
+    installed_world: Installed, browser_http: httpx.Client, faults: dict[str, Any]
+) -> None:
+    answer = httpx.post(f"{installed_world.sandbox.url}/_sandbox/stores/{HASH}/faults", json=faults)
+    assert answer.status_code < 300, answer.text
+    auth_url = installed_world.control(installed_world.app_path("install"))["auth_url"]
+    page = browser_http.get(auth_url)
+    assert page.status_code in (429, 502, 503), page.text
+    assert "error-ref" in page.text
+    assert installed_world.runtime.find_store(HASH) is None
+    assert installed_world.runtime.storage.get_install(HASH) is None
+    assert installed_world.database_rows() == {}
+
+
+def test_an_installed_store_registers_its_webhooks_and_a_deleted_customer_loses_the_link(
+    installed_world: Installed, browser_http: httpx.Client
+) -> None:
+    import time
+
+    world = installed_world
+    install(world, browser_http)
+    token, _ = issue_token(world.runtime.storage, store=HASH, kind="admin", label="t", now=1)
+    secret = secrets.token_urlsafe(24)
+    world.idp.state.add_client(
+        DevClient(
+            client_id="hooks",
+            client_secret=secret,
+            redirect_uris=(f"{world.broker.url}/{HASH}/oidc/corp/callback",),
+        )
+    )
+    body = {"type": "oidc", "issuer": world.idp.url, "client_id": "hooks", "client_secret": secret}
+    put = httpx.put(
+        f"{world.broker.url}/{HASH}/admin/api/connections/corp",
+        headers={"Authorization": f"Bearer {token}"},
+        json=body,
+    )
+    assert put.status_code == 201, put.text
+    outcome = sign_in(
+        browser_http, world.broker.url, "alice@example.com", path=f"/{HASH}/login/corp"
+    )
+    assert outcome.status == 302, outcome.response.text
+    customer = world.sandbox.state.customers(HASH)[0]
+    assert world.runtime.storage.links_for_customer(HASH, customer["id"])
+    events = [e.event for e in world.runtime.storage.search_audit(HASH)]
+    assert "app.webhooks" in events
+
+    gone = httpx.delete(f"{world.sandbox.url}/_sandbox/stores/{HASH}/customers/{customer['id']}")
+    assert gone.status_code < 300, gone.text
+    deadline = time.monotonic() + 10
+    while world.runtime.storage.links_for_customer(HASH, customer["id"]):
+        assert time.monotonic() < deadline, "the webhook never removed the link"
+        time.sleep(0.05)
