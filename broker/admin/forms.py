@@ -7,6 +7,7 @@ the stored table. An empty secret field keeps the stored secret.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,13 @@ COMMON = (
     Field("link", "Existing customers", "link"),
     Field("allowed_domains", "Allowed e-mail domains", "list", "Comma-separated; empty: any"),
     Field("idp_logout", "Sign out of the IdP too when shoppers sign out", "bool"),
+    Field(
+        "b2b",
+        "B2B Edition companies and roles (JSON)",
+        "json",
+        'Only with B2B Edition, e.g. {"companies_by_domain": {"globex.com": 101}, '
+        '"roles_by_group": {"Purchasing": 1}}; empty: none',
+    ),
 )
 OIDC = (
     Field("issuer", "Issuer", "url", "e.g. https://acme.okta.com", required=True),
@@ -80,6 +88,14 @@ def table_from_form(
                 table[field.name] = items
             else:
                 table.pop(field.name, None)
+        elif field.kind == "json":
+            if raw.strip():
+                try:
+                    table[field.name] = json.loads(raw)
+                except ValueError:
+                    table[field.name] = raw  # the rules say what is wrong with it
+            else:
+                table.pop(field.name, None)
         elif raw.strip():
             table[field.name] = raw.strip() if field.kind != "textarea" else raw
         else:
@@ -115,6 +131,8 @@ def form_values(kind: str, described: Mapping[str, Any] | None) -> dict[str, str
         value = (described or {}).get(field.name)
         if field.kind == "bool":
             values[field.name] = "on" if value else ""
+        elif field.kind == "json":
+            values[field.name] = json.dumps(value, indent=1) if value else ""
         elif isinstance(value, list | tuple):
             values[field.name] = ", ".join(str(v) for v in value)
         elif value is not None and field.kind != "secret":

@@ -10,6 +10,7 @@ and an Origin other than the broker's is refused. ``frame-ancestors`` allows onl
 from __future__ import annotations
 
 import contextlib
+import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -206,8 +207,25 @@ def audit(store_key: str) -> str:
         event=args.get("event") or None,
         connection=args.get("connection") or None,
         outcome=args.get("outcome") or None,
+        since=_day(args.get("from")),
+        until=_day(args.get("to"), end=True),
     )
-    return _render("admin/audit.html", store_key, entries=entries, filters=args)
+    rows = [{**entry.__dict__, "when": _when(entry.at)} for entry in entries]
+    return _render("admin/audit.html", store_key, entries=rows, filters=args)
+
+
+def _day(value: str | None, *, end: bool = False) -> int | None:
+    """A date of the form (YYYY-MM-DD, UTC) as Unix time: its start, or the next day's."""
+    try:
+        day = datetime.date.fromisoformat(value or "")
+    except ValueError:
+        return None
+    start = datetime.datetime.combine(day, datetime.time(), tzinfo=datetime.UTC)
+    return int(start.timestamp()) + (86400 if end else 0)
+
+
+def _when(at: int) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @bp.post("/storefront/scripts")

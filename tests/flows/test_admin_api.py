@@ -466,3 +466,55 @@ def test_admin_forms_refuse_a_missing_csrf_value_or_another_origin(app_world: Ap
     made = _admin_post(app_world, "/tokens", ctx, label="ci")
     assert made.status_code == 200
     assert len(app_world.runtime.storage.list_api_tokens(STORE, "admin")) == 2
+
+
+def test_the_connection_form_binds_b2b_companies_with_the_same_rules(app_world: AppWorld) -> None:
+    ctx = _admin_ctx(app_world)
+    body = app_world.oidc_body()
+    form = {
+        "type": "oidc",
+        "key": "corp",
+        "issuer": body["issuer"],
+        "client_id": body["client_id"],
+        "client_secret": body["client_secret"],
+        "link": "confirm",
+        "jit": "on",
+        "b2b": '{"companies_by_domain": {"globex.com": 101}}',
+    }
+    refused = _admin_post(app_world, "/connections/new", ctx, **form)
+    assert refused.status_code == 200
+    assert 'id="form-errors"' in refused.text
+    assert "needs the store&#39;s [b2b] table" in refused.text
+    assert app_world.api("GET", "/connections").json() == {"connections": []}
+
+    b2b = {
+        "access_token": "b2b-" + secrets.token_hex(8),
+        "api_url": app_world.sandbox.url,
+        "companies_by_domain": {"initech.com": 5},
+    }
+    patched = app_world.api("PATCH", "/settings", json={"b2b": b2b})
+    assert patched.status_code == 200, patched.text
+    saved = _admin_post(app_world, "/connections/new", ctx, **form)
+    assert "Saved the connection corp." in saved.text
+    stored = app_world.api("GET", "/connections/corp").json()
+    assert stored["b2b"]["companies_by_domain"] == {"globex.com": 101}
+    assert b2b["access_token"] not in app_world.api("GET", "/settings").text
+
+    broken = _admin_post(app_world, "/connections/corp", ctx, **{**form, "b2b": "{not json"})
+    assert 'id="form-errors"' in broken.text
+    assert app_world.api("GET", "/connections/corp").json()["b2b"] == stored["b2b"]
+
+
+def test_the_audit_page_filters_by_event_and_date(app_world: AppWorld) -> None:
+    from broker.storage import AuditEntry
+
+    storage = app_world.runtime.storage
+    storage.record_audit(AuditEntry(at=1_767_225_600, store=STORE, event="signin", outcome="ok"))
+    storage.record_audit(AuditEntry(at=1_767_312_000, store=STORE, event="refused", outcome="x"))
+    ctx = _admin_ctx(app_world)
+    url = f"{app_world.broker.url}/{STORE}/admin/audit"
+    day = httpx.get(url, params={"ctx": ctx, "from": "2026-01-01", "to": "2026-01-01"}).text
+    assert "2026-01-01 00:00:00" in day and "2026-01-02" not in day
+    refused = httpx.get(url, params={"ctx": ctx, "event": "refused"}).text
+    assert "2026-01-02 00:00:00" in refused and "2026-01-01 00:00:00" not in refused
+    assert httpx.get(url, params={"ctx": ctx, "from": "yesterday"}).status_code == 200
