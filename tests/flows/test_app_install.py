@@ -406,3 +406,50 @@ def test_an_installed_store_registers_its_webhooks_and_a_deleted_customer_loses_
     while world.runtime.storage.links_for_customer(HASH, customer["id"]):
         assert time.monotonic() < deadline, "the webhook never removed the link"
         time.sleep(0.05)
+
+
+def test_forty_browsers_racing_one_install_link_install_once(
+    installed_world: Installed,
+) -> None:
+    import threading
+
+    auth_url = installed_world.control(installed_world.app_path("install"))["auth_url"]
+    start = threading.Barrier(40)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def use() -> None:
+        with httpx.Client() as http:
+            start.wait()
+            status = http.get(auth_url).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=use) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [303] + [401] * 39
+    installs = [
+        e for e in installed_world.runtime.storage.search_audit(HASH) if e.event == "app.installed"
+    ]
+    assert len(installs) == 1
+
+    load_url = installed_world.control(installed_world.app_path("load"))["load_url"]
+    loads: list[int] = []
+    start = threading.Barrier(40)
+
+    def load() -> None:
+        with httpx.Client() as http:
+            start.wait()
+            status = http.get(load_url).status_code
+        with lock:
+            loads.append(status)
+
+    threads = [threading.Thread(target=load) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(loads) == [303] + [401] * 39
