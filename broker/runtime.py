@@ -42,7 +42,7 @@ from broker.config import (
 from broker.errors import BrokerError, ConfigError, NotFound
 from broker.events import log_event
 from broker.settings.secrets import SecretBox
-from broker.settings.stored import readable_document
+from broker.settings.stored import readable_document, release_key_files
 from broker.signin.service import SignInService
 from broker.storage import SQLStorage
 from broker.upstream.claims import IdentityProviderClaims
@@ -163,13 +163,20 @@ class Runtime:
             except ConfigError as error:
                 log_event("tenants.invalid", store=key, problems=len(error.problems))
         with self._lock:
+            gone = set(self._db_stores) - set(stores)
             self._db_stores = stores
             self._db_version = version
+        for key in gone:
+            release_key_files(key)
 
-    def parse_stored(self, key: str, document: Mapping[str, Any]) -> StoreSettings:
+    def parse_stored(
+        self, key: str, document: Mapping[str, Any], *, served: bool = True
+    ) -> StoreSettings:
         """A stored store's settings, read by the file's rules (:mod:`broker.settings.stored`:
         its secrets opened, its SP keys in private files, an app store's credentials)."""
-        readable = readable_document(document, self.secrets, self.app)
+        # ``served``: these settings replace the store's (a check of an edit is not).
+        owner = key if served else None
+        readable = readable_document(document, self.secrets, self.app, store_key=owner)
         return parse_store_document(key, readable, self.broker_settings)
 
     def is_stored(self, key: str) -> bool:

@@ -45,7 +45,14 @@ COMMON = (
     ),
 )
 OIDC = (
-    Field("issuer", "Issuer", "url", "e.g. https://acme.okta.com", required=True),
+    Field(
+        "issuer",
+        "Issuer",
+        "url",
+        "e.g. https://acme.okta.com. Another issuer is another IdP: the connection's linked "
+        "identities are then forgotten",
+        required=True,
+    ),
     Field("client_id", "Client ID", "text", required=True),
     Field("client_secret", "Client secret", "secret", "Leave empty to keep the saved one"),
     Field("scopes", "Scopes", "list", "Comma-separated; must include openid"),

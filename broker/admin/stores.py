@@ -22,6 +22,7 @@ from broker.settings.file import KEY_PATTERN
 from broker.settings.secrets import SECRET_KEYS, open_document, seal_document
 from broker.settings.stored import FILE_KEYS
 from broker.settings.values import Connection, OIDCConnection, StoreSettings
+from broker.storage.model import AuditEntry
 
 #: Keys of a stored store the admin never edits: what the install learnt and the app's own.
 PROTECTED_STORE_KEYS = frozenset(
@@ -109,23 +110,37 @@ class StoreAdmin:
             )
         _refuse_file_keys(body)
         created = conn_key not in self.store.connections
+        replaced: list[Any] = []
+        # Made once, not at each retry of the write (an RSA key takes a moment).
+        new_pair = (
+            make_pem_pair(common_name=f"{self.key}-{conn_key}")
+            if body.get("type") == "saml"
+            and "sp_key_pem" not in body
+            and not self._has_sp_key(conn_key)
+            else None
+        )
 
         def change(document: dict[str, Any]) -> dict[str, Any]:
             connections = dict(document.get("connections") or {})
             previous = connections.get(conn_key)
+            replaced[:] = [previous]
             table = dict(body)
             if isinstance(previous, Mapping):
                 for name in SECRET_KEYS | {"sp_key_pem", "sp_cert_pem"}:
                     if name not in table and name in previous:
                         table[name] = previous[name]  # write-only: kept unless replaced
-            if table.get("type") == "saml" and "sp_key_pem" not in table:
-                key_pem, cert_pem = make_pem_pair(common_name=f"{self.key}-{conn_key}")
-                table["sp_key_pem"], table["sp_cert_pem"] = key_pem, cert_pem
+            if new_pair is not None and "sp_key_pem" not in table:
+                table["sp_key_pem"], table["sp_cert_pem"] = new_pair
             connections[conn_key] = table
             return {**document, "connections": connections}
 
         store = self._edit(change, prefix=f"stores.{self.key}.connections.{conn_key}.")
-        return describe(store.connections[conn_key]), created
+        stored = describe(store.connections[conn_key])
+        previous = replaced[0] if replaced else None
+        if isinstance(previous, Mapping) and idp_of(previous) != idp_of(body):
+            self._forget(conn_key, "another identity provider")
+            stored["links_reset"] = True
+        return stored, created
 
     def delete_connection(self, conn_key: str) -> None:
         self._writable()
@@ -138,6 +153,20 @@ class StoreAdmin:
             return {**document, "connections": connections}
 
         self._edit(change, prefix=f"stores.{self.key}.")
+        self._forget(conn_key, "connection deleted")
+
+    def _forget(self, conn_key: str, why: str) -> None:
+        removed = self.runtime.storage.forget_connection(self.key, conn_key)
+        self.runtime.storage.record_audit(
+            AuditEntry(
+                at=int(self.runtime.clock()),
+                store=self.key,
+                event="admin.identities_reset",
+                outcome=why,
+                connection=conn_key,
+                detail=f"rows={removed}",
+            )
+        )
 
     def patch_settings(self, body: Any) -> dict[str, Any]:
         self._writable()
@@ -164,6 +193,11 @@ class StoreAdmin:
         self._edit(change, prefix=f"stores.{self.key}.")
         return self.settings()
 
+    def _has_sp_key(self, conn_key: str) -> bool:
+        row = self.runtime.storage.tenant_documents().get(self.key)
+        table = (row.document.get("connections") or {}).get(conn_key) if row else None
+        return isinstance(table, Mapping) and "sp_key_pem" in table
+
     def _writable(self) -> None:
         if self.read_only:
             raise ReadOnlyStore(
@@ -182,7 +216,7 @@ class StoreAdmin:
                 raise NotFound("There is no store here by that name.", detail="store removed")
             document = change(open_document(row.document, box))
             try:
-                store = self.runtime.parse_stored(self.key, document)
+                store = self.runtime.parse_stored(self.key, document, served=False)
             except ConfigError as error:
                 raise InvalidSettings(problems_by_key(error.problems, prefix)) from None
             clash = _shared_issuer(store)
@@ -197,6 +231,20 @@ class StoreAdmin:
         raise EditConflict(
             "The store changed while saving; please reload and try again.", detail="cas"
         )
+
+
+def idp_of(table: Mapping[str, Any]) -> tuple[str, str]:
+    """Which identity provider a connection's table stands for: its subjects mean nothing at
+    another one. OIDC: the issuer; SAML: the configured entity id, else the one of inline
+    metadata, else the metadata URL (so a re-pasted metadata with new certificates, a
+    rollover, keeps the connection's links)."""
+    if table.get("type") == "oidc":
+        return ("oidc", str(table.get("issuer")))
+    entity = table.get("idp_entity_id")
+    if not entity and isinstance(table.get("idp_metadata_xml"), str):
+        found = re.search(r'entityID\s*=\s*["\']([^"\']+)', table["idp_metadata_xml"])
+        entity = found.group(1) if found else None
+    return ("saml", str(entity or table.get("idp_metadata_url")))
 
 
 def describe(value: Any) -> dict[str, Any]:

@@ -178,6 +178,13 @@ def _connection_page(
     )
 
 
+@bp.get("/connections/<conn_key>/delete")
+def confirm_delete(store_key: str, conn_key: str) -> str:
+    """Deleting asks first (the admin runs no script: its CSP allows none)."""
+    described = StoreAdmin(runtime(), store_key).connection(conn_key)
+    return _render("admin/delete.html", store_key, conn=described)
+
+
 @bp.post("/connections/<conn_key>/delete")
 def delete_connection(store_key: str, conn_key: str) -> str:
     StoreAdmin(runtime(), store_key).delete_connection(conn_key)

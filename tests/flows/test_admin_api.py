@@ -381,7 +381,8 @@ def test_a_test_sign_in_shows_what_would_happen_and_changes_nothing(
     answer = browser_http.post(
         start.headers["location"], data={"email": "alice@example.com", "password": "password"}
     )
-    assert page.status_code == 200 and answer.status_code == 302
+    assert page.status_code == 200
+    assert answer.status_code == 302
     shown = browser_http.get(answer.headers["location"])
     assert shown.status_code == 200, shown.text
     assert 'data-outcome="create"' in shown.text
@@ -392,7 +393,8 @@ def test_a_test_sign_in_shows_what_would_happen_and_changes_nothing(
     assert app_world.runtime.storage.links_for_customer(STORE, 1) == []
     assert app_world.sandbox.state.logins(STORE) == []
     events = [e.event for e in app_world.runtime.storage.search_audit(STORE)]
-    assert "admin.test_signin" in events and "signin" not in events
+    assert "admin.test_signin" in events
+    assert "signin" not in events
 
     # Once alice has really signed in, the test says she would follow her link.
     outcome = sign_in(
@@ -514,7 +516,64 @@ def test_the_audit_page_filters_by_event_and_date(app_world: AppWorld) -> None:
     ctx = _admin_ctx(app_world)
     url = f"{app_world.broker.url}/{STORE}/admin/audit"
     day = httpx.get(url, params={"ctx": ctx, "from": "2026-01-01", "to": "2026-01-01"}).text
-    assert "2026-01-01 00:00:00" in day and "2026-01-02" not in day
+    assert "2026-01-01 00:00:00" in day
+    assert "2026-01-02" not in day
     refused = httpx.get(url, params={"ctx": ctx, "event": "refused"}).text
-    assert "2026-01-02 00:00:00" in refused and "2026-01-01 00:00:00" not in refused
+    assert "2026-01-02 00:00:00" in refused
+    assert "2026-01-01 00:00:00" not in refused
     assert httpx.get(url, params={"ctx": ctx, "from": "yesterday"}).status_code == 200
+
+
+def test_a_connection_pointed_at_another_idp_or_deleted_loses_its_identities(
+    app_world: AppWorld, browser_http: httpx.Client
+) -> None:
+    body = app_world.oidc_body()
+    assert app_world.api("PUT", "/connections/corp", json=body).status_code == 201
+    outcome = sign_in(
+        browser_http, app_world.broker.url, "alice@example.com", path=f"/{STORE}/login/corp"
+    )
+    assert outcome.status == 302
+    customer = app_world.sandbox.state.customers(STORE)[0]["id"]
+    storage = app_world.runtime.storage
+    assert len(storage.links_for_customer(STORE, customer)) == 1
+
+    # The same IdP with another policy: the links stay.
+    same = app_world.api("PUT", "/connections/corp", json={**body, "jit": False})
+    assert same.status_code == 200
+    assert "links_reset" not in same.json()
+    assert len(storage.links_for_customer(STORE, customer)) == 1
+
+    # Another IdP under the same key: its subjects must not reach the old IdP's customers.
+    moved = app_world.api("PUT", "/connections/corp", json={**body, "issuer": body["issuer"] + "/"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["links_reset"] is True
+    assert storage.links_for_customer(STORE, customer) == []
+
+    assert app_world.api("PUT", "/connections/corp", json=body).status_code == 200
+    sign_in(browser_http, app_world.broker.url, "alice@example.com", path=f"/{STORE}/login/corp")
+    assert len(storage.links_for_customer(STORE, customer)) == 1
+    assert app_world.api("DELETE", "/connections/corp").status_code == 204
+    assert storage.links_for_customer(STORE, customer) == []
+    events = [e.outcome for e in storage.search_audit(STORE, event="admin.identities_reset")]
+    # Newest first: the delete, the way back to the first IdP, the move away from it.
+    assert events == [
+        "connection deleted",
+        "another identity provider",
+        "another identity provider",
+    ]
+
+
+def test_deleting_in_the_admin_asks_first(app_world: AppWorld) -> None:
+    assert app_world.api("PUT", "/connections/corp", json=app_world.oidc_body()).status_code == 201
+    ctx = _admin_ctx(app_world)
+    asked = httpx.get(
+        f"{app_world.broker.url}/{STORE}/admin/connections/corp/delete", params={"ctx": ctx}
+    )
+    assert asked.status_code == 200
+    assert 'id="confirm-delete"' in asked.text
+    assert [c["key"] for c in app_world.api("GET", "/connections").json()["connections"]] == [
+        "corp"
+    ]
+    done = _admin_post(app_world, "/connections/corp/delete", ctx)
+    assert "Deleted the connection corp." in done.text
+    assert app_world.api("GET", "/connections").json() == {"connections": []}

@@ -123,6 +123,23 @@ class SQLAppStore(SQLBase):
             raise storage_error(exc) from None
         return removed
 
+    def forget_connection(self, store: str, connection: str) -> int:
+        """Delete every identity of a connection (links, unlink records, sessions, creations):
+        when it is removed, or now stands for another IdP, none of its subjects may reach
+        the customers the old IdP's subjects were linked to."""
+        removed = 0
+        try:
+            with self.engine.begin() as conn:
+                for table in (links, unlinks, sessions, creations):
+                    removed += conn.execute(
+                        delete(table).where(
+                            and_(table.c.store == store, table.c.connection == connection)
+                        )
+                    ).rowcount
+        except SQLAlchemyError as exc:
+            raise storage_error(exc) from None
+        return removed
+
     # -- admin users ------------------------------------------------------------------------
 
     def add_admin_user(self, store: str, user_id: int, now: int) -> None:
