@@ -141,7 +141,12 @@ def _save(store_key: str, kind: str, conn_key: str, *, new: bool) -> str:
         return _connection_page(
             store_key, kind, None if new else conn_key, dict(form.items()), errors, key=conn_key
         )
-    return _home(store_key, notice=f"Saved the connection {conn_key}.")
+    # What the broker finds at the IdP now: endpoints, algorithms, PKCE, logout; SAML's
+    # entity and certificates (the full report is the connection's Test page).
+    report = test_connection(runtime(), store_key, conn_key)
+    return _home(
+        store_key, notice=f"Saved the connection {conn_key}.", saved=conn_key, report=report
+    )
 
 
 def _connection_page(

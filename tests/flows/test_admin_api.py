@@ -577,3 +577,46 @@ def test_deleting_in_the_admin_asks_first(app_world: AppWorld) -> None:
     done = _admin_post(app_world, "/connections/corp/delete", ctx)
     assert "Deleted the connection corp." in done.text
     assert app_world.api("GET", "/connections").json() == {"connections": []}
+
+
+def test_saving_in_the_admin_shows_what_the_idp_offers(app_world: AppWorld) -> None:
+    ctx = _admin_ctx(app_world)
+    body = app_world.oidc_body()
+    saved = _admin_post(
+        app_world,
+        "/connections/new",
+        ctx,
+        type="oidc",
+        key="corp",
+        issuer=body["issuer"],
+        client_id=body["client_id"],
+        client_secret=body["client_secret"],
+        link="confirm",
+        jit="on",
+    )
+    assert 'id="saved-report"' in saved.text
+    assert "authorization_endpoint" in saved.text
+    assert f"{app_world.broker.url}/{STORE}/oidc/corp/callback" in saved.text
+
+
+def test_writes_to_what_does_not_exist_are_problems(app_world: AppWorld) -> None:
+    for method, path in [
+        ("DELETE", "/connections/nothere"),
+        ("POST", "/connections/nothere/test"),
+        ("GET", "/connections/nothere"),
+    ]:
+        answer = app_world.api(method, path)
+        assert answer.status_code == 404, (method, path)
+        assert answer.headers["content-type"] == "application/problem+json"
+    wrong = app_world.api("POST", "/connections")
+    assert wrong.status_code == 405
+    assert wrong.headers["content-type"] == "application/problem+json"
+    bad_key = app_world.api("PUT", "/connections/Not%20A%20Key", json=app_world.oidc_body())
+    assert bad_key.status_code == 422
+    assert app_world.api("PUT", "/connections/corp", json=["a list"]).status_code == 422
+    nowhere = httpx.get(
+        f"{app_world.broker.url}/nostore/admin/api/connections",
+        headers={"Authorization": f"Bearer {app_world.token}"},
+    )
+    assert nowhere.status_code == 404
+    assert app_world.api("GET", "/connections").json() == {"connections": []}
