@@ -9,12 +9,11 @@ back: OIDC's nonce and PKCE verifier, SAML's AuthnRequest id (InResponseTo).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from broker.errors import StateMismatch
+from broker.upstream.shape import Checks
 
 
 @dataclass(frozen=True)
@@ -37,21 +36,6 @@ class PendingSignIn:
     #: A test sign-in started from the admin: show what would happen, do nothing.
     trial: bool = False
 
-    @classmethod
-    def for_oidc(
-        cls, *, store: str, connection: str, redirect_to: str, browser: str, **more: Any
-    ) -> PendingSignIn:
-        """A new OIDC sign-in, with a fresh nonce and PKCE verifier."""
-        return cls(
-            store=store,
-            connection=connection,
-            redirect_to=redirect_to,
-            browser=browser,
-            nonce=secrets.token_urlsafe(32),
-            code_verifier=secrets.token_urlsafe(64),
-            **more,
-        )
-
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -65,11 +49,8 @@ class PendingSignIn:
     def belongs_to(self, store: str, connection: str) -> bool:
         return (self.store, self.connection) == (store, connection)
 
-    def oidc_checks(self) -> tuple[str, str]:
-        """The nonce and PKCE verifier an OIDC answer is checked against."""
-        if self.nonce is None or self.code_verifier is None:
-            raise StateMismatch(
-                "This sign-in was started for another kind of sign-in. Please start again.",
-                detail="not an OpenID Connect flow",
-            )
-        return self.nonce, self.code_verifier
+    def checks(self) -> Checks:
+        """What the IdP's answer is checked against (upstream.shape: one shape for both)."""
+        return Checks(
+            nonce=self.nonce, code_verifier=self.code_verifier, request_id=self.request_id
+        )

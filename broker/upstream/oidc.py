@@ -19,6 +19,7 @@ document admit ``none`` or HS256; here the discovery list is never consulted.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 import warnings
@@ -40,10 +41,12 @@ from broker.errors import (
     IdPDeniedError,
     IdPUnavailable,
     InvalidResponse,
+    StateMismatch,
     UpstreamMisconfigured,
 )
 from broker.identity import Identity, UpstreamSession
 from broker.upstream.egress import GuardedTransport, endpoint_problem, is_loopback_host
+from broker.upstream.shape import Begun, Checks, Verified
 
 with warnings.catch_warnings():
     # Authlib 1.9 prefers the httpx2 fork and warns when it uses httpx, which this project
@@ -198,6 +201,31 @@ class OIDCProvider:
             nonce=nonce,
         )
         return str(url)
+
+    def begin(self, *, key: str, return_url: str) -> Begun:
+        """The authorization request (code flow, PKCE S256) with ``state`` = ``key``."""
+        checks = Checks(nonce=secrets.token_urlsafe(32), code_verifier=secrets.token_urlsafe(64))
+        url = self.authorization_url(
+            redirect_uri=return_url,
+            state=key,
+            nonce=str(checks.nonce),
+            code_verifier=str(checks.code_verifier),
+        )
+        return Begun(url=url, checks=checks)
+
+    def complete(
+        self, answer: Mapping[str, str], *, checks: Checks | None, return_url: str
+    ) -> Verified:
+        """The callback's query, checked against the nonce and verifier of :meth:`begin`."""
+        if checks is None or checks.nonce is None or checks.code_verifier is None:
+            raise StateMismatch(
+                "This sign-in was started for another kind of sign-in. Please start again.",
+                detail="not an OpenID Connect flow",
+            )
+        identity, session = self.handle_callback(
+            answer, redirect_uri=return_url, nonce=checks.nonce, code_verifier=checks.code_verifier
+        )
+        return Verified(identity=identity, session=session)
 
     def handle_callback(
         self,

@@ -1,6 +1,7 @@
 """The registry from a connection's ``type`` to the live upstream that speaks its protocol.
 
-One place knows that ``type = "oidc"`` is :class:`~broker.upstream.oidc.OIDCProvider` and
+Every provider has the one begin/complete shape of :mod:`broker.upstream.shape`. One place
+knows that ``type = "oidc"`` is :class:`~broker.upstream.oidc.OIDCProvider` and
 ``type = "saml"`` is :class:`~broker.upstream.saml.SAMLProvider`; everything else asks for "the
 provider of this connection" (the runtime caches what this builds) and, where a step differs by
 protocol, for the provider of the kind it needs (:func:`expect`), which refuses any other kind
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
@@ -19,9 +20,15 @@ from broker.config import Connection, OIDCConnection, SAMLConnection
 from broker.errors import NotFound
 from broker.upstream.oidc import OIDCProvider
 from broker.upstream.saml import SAMLProvider
+from broker.upstream.shape import SignInUpstream
 
 Provider = OIDCProvider | SAMLProvider
 P = TypeVar("P", OIDCProvider, SAMLProvider)
+
+if TYPE_CHECKING:
+
+    def _one_shape(provider: Provider) -> SignInUpstream:
+        return provider  # mypy checks both against the begin/complete Protocol here
 
 
 def open_provider(

@@ -90,7 +90,7 @@ from broker.errors import (
     InvalidResponse,
     UpstreamMisconfigured,
 )
-from broker.identity import Identity
+from broker.identity import Identity, UpstreamSession
 from broker.upstream.saml_checks import (
     DS,
     SAML,
@@ -104,6 +104,7 @@ from broker.upstream.saml_checks import (
     parse_protocol_message,
 )
 from broker.upstream.saml_checks import refused as _refused
+from broker.upstream.shape import Begun, Checks, Verified
 
 XMLSEC_BINARY = "/usr/bin/xmlsec1"
 #: The largest SAMLResponse accepted, base64 included.
@@ -406,6 +407,32 @@ class SAMLProvider:
         )
         location = dict(info["headers"])["Location"]
         return str(request_id), str(location)
+
+    def begin(self, *, key: str, return_url: str) -> Begun:
+        """An AuthnRequest over HTTP-Redirect with RelayState = ``key`` (the answer comes to
+        the ACS, so ``return_url`` is not sent: the SP metadata names it)."""
+        request_id, url = self.authn_request(relay_state=key)
+        return Begun(url=url, checks=Checks(request_id=request_id))
+
+    def complete(
+        self, answer: Mapping[str, str], *, checks: Checks | None, return_url: str
+    ) -> Verified:
+        """The POSTed ``SAMLResponse``; ``checks`` None: IdP-initiated (no InResponseTo)."""
+        assertion = self.handle_response(
+            answer.get("SAMLResponse", ""),
+            expected_request_id=checks.request_id if checks is not None else None,
+        )
+        session = UpstreamSession(
+            name_id=assertion.name_id or None,
+            name_id_format=assertion.name_id_format,
+            session_index=assertion.session_index,
+        )
+        return Verified(
+            identity=assertion.identity,
+            session=session,
+            replay_id=assertion.assertion_id,
+            replay_until=assertion.not_on_or_after + self.connection.clock_skew_seconds,
+        )
 
     def handle_response(self, encoded: str, *, expected_request_id: str | None) -> Assertion:
         """Verify a POSTed SAMLResponse; ``expected_request_id`` None means IdP-initiated."""

@@ -27,36 +27,6 @@ def cookie_name(secure: bool) -> str:
     return _SECURE_COOKIE if secure else _COOKIE
 
 
-def begin(
-    storage: Storage,
-    request: Request,
-    *,
-    store: str,
-    connection: str,
-    redirect_to: str,
-    now: int,
-    ttl: int,
-    secure: bool,
-    link_customer_id: int | None = None,
-    channel_id: int | None = None,
-    trial: bool = False,
-) -> tuple[str, PendingSignIn, str]:
-    """Record a new flow; return its state, the flow, and the browser cookie value to set."""
-    browser = browser_id(request, secure)
-    state = secrets.token_urlsafe(32)
-    flow = PendingSignIn.for_oidc(
-        store=store,
-        connection=connection,
-        redirect_to=redirect_to,
-        browser=digest(browser),
-        link_customer_id=link_customer_id,
-        channel_id=channel_id,
-        trial=trial,
-    )
-    storage.save_pending(keys.oidc_flow(state), flow.to_record(), expires_at=now + ttl)
-    return state, flow, browser
-
-
 def redirect_binding_browser(url: str, browser: str, *, secure: bool, ttl: int) -> Response:
     """A redirect to the IdP that also gives the browser its id cookie."""
     response = redirect(url, code=302)

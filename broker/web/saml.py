@@ -56,33 +56,30 @@ def acs(store_key: str, conn_key: str) -> BaseResponse:
     pending = None if record is None else PendingSignIn.from_record(record)
     if pending is not None and not pending.belongs_to(store.key, conn.key):
         raise StateMismatch("This sign-in was started for another store.", detail="relay store")
-    expected = pending.request_id if pending is not None else None
-    assertion = broker.saml(store.key, conn.key).handle_response(
-        encoded, expected_request_id=expected
+    verified = broker.saml(store.key, conn.key).complete(
+        {"SAMLResponse": encoded},
+        checks=pending.checks() if pending is not None else None,
+        return_url=starts.callback_url(store.key, conn.key),
     )
     # One use per assertion, across every broker process, until it could no longer be valid.
-    replay_key = keys.saml_assertion(store.key, conn.key, assertion.assertion_id)
-    expires = assertion.not_on_or_after + conn.clock_skew_seconds
+    replay_key = keys.saml_assertion(store.key, conn.key, str(verified.replay_id))
+    expires = verified.replay_until or now
     if not broker.storage.use_once(replay_key, expires_at=max(expires, now + 60), now=now):
         raise InvalidResponse(
             "This sign-in answer was already used. Please start signing in again.",
             detail="replayed assertion id",
         )
-    upstream = UpstreamSession(
-        name_id=assertion.name_id or None,
-        name_id_format=assertion.name_id_format,
-        session_index=assertion.session_index,
-    )
+    identity, upstream = verified.identity, verified.session
     if pending is None:  # IdP-initiated: RelayState is at most a path on the store
         channel = channel_for(store, conn, None)  # the connection's home channel
         redirect_to = sessions.landing_redirect(store, relay_state, channel)
-        return finish(store, conn, assertion.identity, redirect_to, upstream, channel_id=channel.id)
+        return finish(store, conn, identity, redirect_to, upstream, channel_id=channel.id)
     key = secrets.token_urlsafe(32)
     broker.storage.save_pending(
         keys.saml_continue(key),
         {
             **pending.to_record(),
-            "identity": assertion.identity.to_record(),
+            "identity": identity.to_record(),
             "upstream": upstream.to_record(),
         },
         expires_at=now + CONTINUE_TTL_SECONDS,

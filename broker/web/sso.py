@@ -60,13 +60,10 @@ def oidc_callback(store_key: str, conn_key: str) -> Response:
         now=int(broker.clock()),
         secure=broker.broker_settings.cookie_secure,
     )
-    nonce, code_verifier = flow.oidc_checks()
-    identity, upstream = broker.oidc(store.key, conn.key).handle_callback(
-        request.args,
-        redirect_uri=starts.callback_url(store.key, conn.key),
-        nonce=nonce,
-        code_verifier=code_verifier,
+    verified = broker.oidc(store.key, conn.key).complete(
+        request.args, checks=flow.checks(), return_url=starts.callback_url(store.key, conn.key)
     )
+    identity, upstream = verified.identity, verified.session
     return finish(
         store,
         conn,

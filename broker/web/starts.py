@@ -29,9 +29,6 @@ from broker.web.context import runtime
 #: How long the IdP has to send the browser back from its logout page.
 LOGOUT_TTL_SECONDS = 600
 
-SignInStart = Callable[
-    [StoreSettings, Connection, str, "int | None", "int | None", bool], BaseResponse
-]
 #: The last two: where the storefront logout that ends it all goes (the channel, and a path
 #: for Catalyst's ``redirectTo``), kept with the IdP logout's state for the way back.
 LogoutStart = Callable[
@@ -51,8 +48,7 @@ def sign_in(
     """Send the browser to the connection's IdP to sign in (or to link, for a customer), for
     the store's channel ``channel_id`` (None: the default; :mod:`broker.signin.channels`).
     ``trial``: the admin's test sign-in, which only shows what would happen."""
-    start = _SIGN_IN[type(_provider(store, conn))]
-    return start(store, conn, redirect_to, link_customer_id, channel_id, trial)
+    return _start(store, conn, redirect_to, link_customer_id, channel_id, trial)
 
 
 def idp_logout(
@@ -99,7 +95,15 @@ def _provider(store: StoreSettings, conn: Connection) -> Provider:
     return runtime().provider(store.key, conn.key)
 
 
-def _oidc_sign_in(
+#: Where a started sign-in is kept, by protocol: under a digest of the ``key`` the IdP hands
+#: back (OIDC ``state``, SAML RelayState); the shapes are stored data (storage/keys.py).
+_PENDING_KEY: dict[type[Provider], Callable[[str], str]] = {
+    OIDCProvider: keys.oidc_flow,
+    SAMLProvider: keys.saml_relay,
+}
+
+
+def _start(
     store: StoreSettings,
     conn: Connection,
     redirect_to: str,
@@ -107,66 +111,33 @@ def _oidc_sign_in(
     channel_id: int | None,
     trial: bool = False,
 ) -> BaseResponse:
-    """Record a new flow and send the browser to the IdP's authorization endpoint."""
+    """Begin at the upstream, keep the flow server-side under the key the IdP hands back,
+    and send the browser to the IdP with its id cookie (checked when the answer comes)."""
     broker = runtime()
     settings = broker.broker_settings
-    state, flow, browser = flows.begin(
-        broker.storage,
-        request,
-        store=store.key,
-        connection=conn.key,
-        redirect_to=redirect_to,
-        now=int(broker.clock()),
-        ttl=settings.flow_ttl_seconds,
-        secure=settings.cookie_secure,
-        link_customer_id=link_customer_id,
-        channel_id=channel_id,
-        trial=trial,
-    )
-    nonce, code_verifier = flow.oidc_checks()
-    url = broker.oidc(store.key, conn.key).authorization_url(
-        redirect_uri=callback_url(store.key, conn.key),
-        state=state,
-        nonce=nonce,
-        code_verifier=code_verifier,
-    )
-    return flows.redirect_binding_browser(
-        url, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
-    )
-
-
-def _saml_sign_in(
-    store: StoreSettings,
-    conn: Connection,
-    redirect_to: str,
-    link_customer_id: int | None,
-    channel_id: int | None,
-    trial: bool = False,
-) -> BaseResponse:
-    """An AuthnRequest over HTTP-Redirect, remembered under an opaque RelayState."""
-    broker = runtime()
-    settings = broker.broker_settings
-    relay_state = secrets.token_urlsafe(32)
-    request_id, url = broker.saml(store.key, conn.key).authn_request(relay_state=relay_state)
+    provider = _provider(store, conn)
+    key = secrets.token_urlsafe(32)
+    begun = provider.begin(key=key, return_url=callback_url(store.key, conn.key))
     browser = flows.browser_id(request, settings.cookie_secure)
-    now = int(broker.clock())
     pending = PendingSignIn(
         store=store.key,
         connection=conn.key,
         redirect_to=redirect_to,
         browser=flows.digest(browser),
         link_customer_id=link_customer_id,
-        request_id=request_id,
+        nonce=begun.checks.nonce,
+        code_verifier=begun.checks.code_verifier,
+        request_id=begun.checks.request_id,
         channel_id=channel_id,
         trial=trial,
     )
     broker.storage.save_pending(
-        keys.saml_relay(relay_state),
+        _PENDING_KEY[type(provider)](key),
         pending.to_record(),
-        expires_at=now + settings.flow_ttl_seconds,
+        expires_at=int(broker.clock()) + settings.flow_ttl_seconds,
     )
     return flows.redirect_binding_browser(
-        url, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
+        begun.url, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
     )
 
 
@@ -230,10 +201,6 @@ def _saml_logout(
     return send_saml(message)
 
 
-_SIGN_IN: dict[type[Provider], SignInStart] = {
-    OIDCProvider: _oidc_sign_in,
-    SAMLProvider: _saml_sign_in,
-}
 _LOGOUT: dict[type[Provider], LogoutStart] = {
     OIDCProvider: _oidc_logout,
     SAMLProvider: _saml_logout,

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
-
-from broker.errors import StateMismatch
 from broker.signin.flows import PendingSignIn
+from broker.upstream.shape import Checks
 
 
-def test_an_oidc_flow_round_trips_and_carries_its_checks() -> None:
-    flow = PendingSignIn.for_oidc(store="acme", connection="corp", redirect_to="/", browser="b")
+def test_a_flow_round_trips_and_carries_its_checks() -> None:
+    flow = PendingSignIn(
+        store="acme", connection="corp", redirect_to="/", browser="b", nonce="n", code_verifier="v"
+    )
     again = PendingSignIn.from_record(flow.to_record())
     assert again == flow
-    nonce, verifier = again.oidc_checks()
-    assert len(nonce) >= 43
-    assert len(verifier) >= 43
+    assert again.checks() == Checks(nonce="n", code_verifier="v")
     assert again.belongs_to("acme", "corp")
     assert not again.belongs_to("acme", "other")
 
@@ -38,8 +36,7 @@ def test_records_of_the_earlier_shapes_still_read() -> None:
         "link_customer_id": 7,
         "identity": {"subject": "waiting"},  # a verified identity stored beside it
     }
-    assert PendingSignIn.from_record(oidc).oidc_checks() == ("n", "v")
+    assert PendingSignIn.from_record(oidc).checks() == Checks(nonce="n", code_verifier="v")
     flow = PendingSignIn.from_record(saml)
     assert (flow.request_id, flow.link_customer_id) == ("id-1", 7)
-    with pytest.raises(StateMismatch):
-        flow.oidc_checks()  # a SAML flow at an OIDC callback
+    assert flow.checks() == Checks(request_id="id-1")
