@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
 from broker.runtime import Runtime
 from broker.sandbox.idp import DevClient
 from tests.conftest import BrokerServer, DevIdP, Sandbox
+from tests.support.app import app_settings, register_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -53,34 +53,10 @@ def test_a_merchant_sets_up_sso_in_the_control_panel(
     app_id, app_secret = "sso-broker-app", secrets.token_hex(32)
     sandbox.add_store(HASH, name="Browser Goods")
 
-    def document(base_url: str) -> dict[str, Any]:
-        return {
-            "broker": {
-                "base_url": base_url.replace("127.0.0.1", "localhost"),
-                "secret_key": secrets.token_urlsafe(32),
-            },
-            "app": {
-                "client_id": app_id,
-                "client_secret": app_secret,
-                "login_url": sandbox.url,
-                "api_url": sandbox.url,
-                "encryption_key": [Fernet.generate_key().decode()],
-                "frame_ancestors": [sandbox.url],
-            },
-        }
-
-    broker = make_broker(document)
+    broker = make_broker(app_settings(sandbox.url, app_id, app_secret, other_site=True))
     base = broker.settings.broker.base_url
     runtime: Runtime = broker.app.extensions["broker"]
-    httpx.post(
-        f"{sandbox.url}/_sandbox/apps",
-        json={
-            "client_id": app_id,
-            "client_secret": app_secret,
-            "callback_base": base,
-            "scopes": ["store_v2_customers", "store_v2_customers_login"],
-        },
-    ).raise_for_status()
+    register_app(sandbox.url, app_id, app_secret, base)
     idp_secret = secrets.token_urlsafe(24)
     dev_idp.state.add_client(
         DevClient(

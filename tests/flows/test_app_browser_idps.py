@@ -10,7 +10,6 @@ audit log."""
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,10 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
 from broker.runtime import Runtime
 from tests.conftest import BrokerServer, Sandbox
+from tests.support.app import app_settings, register_app, store_rows
 from tests.support.oidc_provider import start_oidc_provider
 from tests.support.saml_idp import start_saml_idp
 
@@ -65,26 +64,6 @@ def _axe_violations(frame: Any) -> list[str]:
     ]
 
 
-def _database_rows(runtime: Runtime) -> dict[str, int]:
-    """Rows naming the store, per table (as tests/flows/test_app_install.py counts them)."""
-    path = runtime.broker_settings.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        counts = {}
-        for table in tables:
-            columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
-            column = "store" if "store" in columns else "key" if "key" in columns else None
-            if column is None:
-                continue
-            count = db.execute(
-                f"SELECT COUNT(*) FROM {table} WHERE {column} = ? OR {column} LIKE ?",  # noqa: S608
-                (HASH, f"%:{HASH}:%"),
-            ).fetchone()[0]
-            if count:
-                counts[table] = count
-    return counts
-
-
 def _shown(admin: Any, row_header: str) -> str:
     """The value the admin page's "What to enter at the identity provider" table shows."""
     row = admin.locator("#idp-title ~ table tr", has=admin.locator("th", has_text=row_header))
@@ -115,34 +94,10 @@ def test_a_merchant_sets_up_oidc_and_saml_idps_for_two_channels(
         HASH, name="Two IdP Goods", channel_ids=CHANNELS, channel_names=("Retail", "Wholesale")
     )
 
-    def document(base_url: str) -> dict[str, Any]:
-        return {
-            "broker": {
-                "base_url": base_url.replace("127.0.0.1", "localhost"),
-                "secret_key": secrets.token_urlsafe(32),
-            },
-            "app": {
-                "client_id": APP_ID,
-                "client_secret": app_secret,
-                "login_url": sandbox.url,
-                "api_url": sandbox.url,
-                "encryption_key": [Fernet.generate_key().decode()],
-                "frame_ancestors": [sandbox.url],
-            },
-        }
-
-    broker = make_broker(document)
+    broker = make_broker(app_settings(sandbox.url, APP_ID, app_secret, other_site=True))
     base = broker.settings.broker.base_url
     runtime: Runtime = broker.app.extensions["broker"]
-    httpx.post(
-        f"{sandbox.url}/_sandbox/apps",
-        json={
-            "client_id": APP_ID,
-            "client_secret": app_secret,
-            "callback_base": base,
-            "scopes": ["store_v2_customers", "store_v2_customers_login"],
-        },
-    ).raise_for_status()
+    register_app(sandbox.url, APP_ID, app_secret, base)
     control_panel = f"{sandbox.url}/manage/{HASH}/apps/{APP_ID}?user=1"
     storefronts = {1: f"{sandbox.url}/s/{HASH}", 2: f"{sandbox.url}/s/{HASH}/c/2"}
     sign_ins = [
@@ -290,5 +245,5 @@ def test_a_merchant_sets_up_oidc_and_saml_idps_for_two_channels(
         assert httpx.get(url).status_code == 404, url
     assert runtime.find_store(HASH) is None
     assert runtime.storage.get_install(HASH) is None
-    assert _database_rows(runtime) == {"audit_log": 1}
+    assert store_rows(runtime, HASH) == {"audit_log": 1}
     assert [e.event for e in runtime.storage.search_audit(HASH)] == ["app.uninstalled"]

@@ -5,7 +5,6 @@ nothing changed."""
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
 from broker.admin.tokens import issue_token
 from broker.runtime import Runtime
 from broker.sandbox.idp import DevClient
 from tests.conftest import BrokerServer, DevIdP, Sandbox
+from tests.support.app import app_settings, register_app, store_rows
 from tests.support.flows import sign_in
 
 HASH = "inst42"
@@ -58,23 +57,7 @@ class Installed:
         )
 
     def database_rows(self) -> dict[str, int]:
-        """Rows naming the store, per table."""
-        path = self.runtime.broker_settings.database_url.removeprefix("sqlite:///")
-        with sqlite3.connect(path) as db:
-            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-            counts = {}
-            for table in tables:
-                columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
-                column = "store" if "store" in columns else "key" if "key" in columns else None
-                if column is None:
-                    continue
-                count = db.execute(
-                    f"SELECT COUNT(*) FROM {table} WHERE {column} = ? OR {column} LIKE ?",  # noqa: S608
-                    (HASH, f"%:{HASH}:%"),
-                ).fetchone()[0]
-                if count:
-                    counts[table] = count
-        return counts
+        return store_rows(self.runtime, HASH)
 
 
 @pytest.fixture
@@ -84,30 +67,9 @@ def installed_world(
     app_id, app_secret = "sso-broker-app", secrets.token_hex(32)
     sandbox.add_store(HASH, name="Installed Goods")
 
-    def document(base_url: str) -> dict[str, Any]:
-        return {
-            "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
-            "app": {
-                "client_id": app_id,
-                "client_secret": app_secret,
-                "login_url": sandbox.url,
-                "api_url": sandbox.url,
-                "encryption_key": Fernet.generate_key().decode(),
-                "frame_ancestors": [sandbox.url],
-            },
-        }
-
-    broker = make_broker(document)
+    broker = make_broker(app_settings(sandbox.url, app_id, app_secret))
     world = Installed(sandbox, dev_idp, broker, app_id, app_secret)
-    world.control(
-        "/apps",
-        {
-            "client_id": app_id,
-            "client_secret": app_secret,
-            "callback_base": broker.url,
-            "scopes": SCOPES,
-        },
-    )
+    register_app(sandbox.url, app_id, app_secret, broker.url, SCOPES)
     return world
 
 
@@ -286,29 +248,9 @@ def test_an_installed_store_learns_its_channels_and_signs_in_on_each(
     app_id, app_secret = "sso-broker-app", secrets.token_hex(32)
     sandbox.add_store("chan77", channel_ids=(1, 2), catalyst_channels=(2,))
 
-    def document(base_url: str) -> dict[str, Any]:
-        return {
-            "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
-            "app": {
-                "client_id": app_id,
-                "client_secret": app_secret,
-                "login_url": sandbox.url,
-                "api_url": sandbox.url,
-                "encryption_key": Fernet.generate_key().decode(),
-            },
-        }
-
-    broker = make_broker(document)
+    broker = make_broker(app_settings(sandbox.url, app_id, app_secret))
     world = Installed(sandbox, dev_idp, broker, app_id, app_secret)
-    world.control(
-        "/apps",
-        {
-            "client_id": app_id,
-            "client_secret": app_secret,
-            "callback_base": broker.url,
-            "scopes": SCOPES,
-        },
-    )
+    register_app(sandbox.url, app_id, app_secret, broker.url, SCOPES)
     auth_url = world.control(f"/stores/chan77/apps/{app_id}/install")["auth_url"]
     assert browser_http.get(auth_url).status_code == 303
     store = world.runtime.store("chan77")
@@ -408,12 +350,10 @@ def test_an_installed_store_registers_its_webhooks_and_a_deleted_customer_loses_
         time.sleep(0.05)
 
 
-def test_forty_browsers_racing_one_install_link_install_once(
-    installed_world: Installed,
-) -> None:
+def _forty_at_once(url: str) -> list[int]:
+    """The statuses of 40 browsers opening ``url`` at the same moment, sorted."""
     import threading
 
-    auth_url = installed_world.control(installed_world.app_path("install"))["auth_url"]
     start = threading.Barrier(40)
     statuses: list[int] = []
     lock = threading.Lock()
@@ -421,7 +361,7 @@ def test_forty_browsers_racing_one_install_link_install_once(
     def use() -> None:
         with httpx.Client() as http:
             start.wait()
-            status = http.get(auth_url).status_code
+            status = http.get(url).status_code
         with lock:
             statuses.append(status)
 
@@ -430,26 +370,15 @@ def test_forty_browsers_racing_one_install_link_install_once(
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(statuses) == [303] + [401] * 39
-    installs = [
-        e for e in installed_world.runtime.storage.search_audit(HASH) if e.event == "app.installed"
-    ]
-    assert len(installs) == 1
+    return sorted(statuses)
 
+
+def test_forty_browsers_racing_one_install_link_install_once(
+    installed_world: Installed,
+) -> None:
+    auth_url = installed_world.control(installed_world.app_path("install"))["auth_url"]
+    assert _forty_at_once(auth_url) == [303] + [401] * 39
+    audit = installed_world.runtime.storage.search_audit(HASH)
+    assert [e.event for e in audit].count("app.installed") == 1
     load_url = installed_world.control(installed_world.app_path("load"))["load_url"]
-    loads: list[int] = []
-    start = threading.Barrier(40)
-
-    def load() -> None:
-        with httpx.Client() as http:
-            start.wait()
-            status = http.get(load_url).status_code
-        with lock:
-            loads.append(status)
-
-    threads = [threading.Thread(target=load) for _ in range(40)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(loads) == [303] + [401] * 39
+    assert _forty_at_once(load_url) == [303] + [401] * 39

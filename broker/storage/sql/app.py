@@ -3,7 +3,6 @@ the control-panel users who administer a store, API tokens, and a store's remova
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,21 +47,9 @@ class SQLAppStore(SQLBase):
         """Record an install (or a reinstall: the new token and scopes replace the old) with
         the store's document and its first admin user, in one transaction; returns the
         document's version."""
-        body = json.dumps(dict(document))
         try:
             with self.engine.begin() as conn:
-                version = SQLTenantStore._bump_tenants(conn)
-                changed = conn.execute(
-                    update(tenant_stores)
-                    .where(tenant_stores.c.key == store)
-                    .values(document=body, version=version, updated_at=now)
-                ).rowcount
-                if not changed:
-                    conn.execute(
-                        insert(tenant_stores).values(
-                            key=store, document=body, version=version, updated_at=now
-                        )
-                    )
+                version = SQLTenantStore._write_tenant(conn, store, document, now)
                 values = {"scope": scope, "owner_id": owner_id, "name": name, "updated_at": now}
                 if not conn.execute(
                     update(app_installs).where(app_installs.c.store == store).values(**values)

@@ -52,21 +52,9 @@ class SQLTenantStore(SQLBase):
     def put_tenant(self, key: str, document: Mapping[str, Any], now: int) -> int:
         """Create or replace a stored store; returns its new version (every change raises the
         shared counter in the same transaction, so readers see both or neither)."""
-        body = json.dumps(dict(document))
         try:
             with self.engine.begin() as conn:
-                version = self._bump_tenants(conn)
-                changed = conn.execute(
-                    update(tenant_stores)
-                    .where(tenant_stores.c.key == key)
-                    .values(document=body, version=version, updated_at=now)
-                ).rowcount
-                if not changed:
-                    conn.execute(
-                        insert(tenant_stores).values(
-                            key=key, document=body, version=version, updated_at=now
-                        )
-                    )
+                version = self._write_tenant(conn, key, document, now)
         except IntegrityError:
             return self.put_tenant(key, document, now)  # created meanwhile: replace it
         except SQLAlchemyError as exc:
@@ -109,6 +97,24 @@ class SQLTenantStore(SQLBase):
                 return bool(gone.rowcount)
         except SQLAlchemyError as exc:
             raise storage_error(exc) from None
+
+    @classmethod
+    def _write_tenant(cls, conn: Any, key: str, document: Mapping[str, Any], now: int) -> int:
+        """Create or replace one stored store in ``conn``'s transaction; its new version."""
+        body = json.dumps(dict(document))
+        version = cls._bump_tenants(conn)
+        changed = conn.execute(
+            update(tenant_stores)
+            .where(tenant_stores.c.key == key)
+            .values(document=body, version=version, updated_at=now)
+        ).rowcount
+        if not changed:
+            conn.execute(
+                insert(tenant_stores).values(
+                    key=key, document=body, version=version, updated_at=now
+                )
+            )
+        return version
 
     @staticmethod
     def _bump_tenants(conn: Any) -> int:
