@@ -52,7 +52,8 @@
 
   function openLinking(event) {
     event.preventDefault();
-    window.location.href = NONCE_URL + "?return=" + encodeURIComponent(pathOnStore());
+    var joiner = NONCE_URL.indexOf("?") < 0 ? "?" : "&";
+    window.location.href = NONCE_URL + joiner + "return=" + encodeURIComponent(pathOnStore());
   }
 
   function continueLinking() {

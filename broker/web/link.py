@@ -34,9 +34,10 @@ from broker.accounts import WrongPassword
 from broker.bigcommerce.api import Customer
 from broker.bigcommerce.current_customer import verify_current_customer
 from broker.bigcommerce.login_token import safe_redirect_path
-from broker.config import StoreSettings
+from broker.config import Channel, StoreSettings
 from broker.errors import CrossSiteRequest, FlowExpired, NotFound
 from broker.identity import Identity
+from broker.signin.channels import chooser_channel
 from broker.storage import keys
 from broker.web import flows, signin, starts
 from broker.web.context import runtime
@@ -57,21 +58,24 @@ def nonce(store_key: str) -> BaseResponse:
     """Bind a new nonce to this browser (its session), and hand it to the storefront page."""
     broker = runtime()
     store = broker.store(store_key)
+    channel = _channel(store)
     value = secrets.token_urlsafe(32)
     session["link_nonce"] = {
         "store": store.key,
         "digest": flows.digest(value),
         "until": int(broker.clock()) + LINK_NONCE_SECONDS,
+        "channel": channel.id,
     }
-    back = safe_redirect_path(request.args.get("return"), store.default_redirect)
-    return redirect(f"{store.storefront_url}{back}#{NONCE_FRAGMENT}={value}", code=303)
+    back = safe_redirect_path(request.args.get("return"), channel.default_redirect)
+    return redirect(f"{channel.storefront_url}{back}#{NONCE_FRAGMENT}={value}", code=303)
 
 
 @bp.post("/<store_key>/link/start")
 def start(store_key: str) -> BaseResponse:
     broker = runtime()
     store = broker.store(store_key)
-    check_origin([store.storefront_url])
+    channel = _channel(store)
+    check_origin([channel.storefront_url])
     given = request.form.get("nonce", "")
     if len(given) != 43:  # token_urlsafe(32)
         raise CrossSiteRequest(
@@ -94,6 +98,7 @@ def start(store_key: str) -> BaseResponse:
             "customer_id": customer.id,
             "email": customer.email,
             "nonce": flows.digest(given),
+            "channel": channel.id,
         },
         expires_at=int(broker.clock()) + LINK_TICKET_SECONDS,
     )
@@ -117,6 +122,7 @@ def finish(store_key: str) -> BaseResponse:
         isinstance(bound, dict)
         and bound.get("store") == store.key
         and bound.get("until", 0) >= now
+        and bound.get("channel", record.get("channel")) == record.get("channel")
         and hmac.compare_digest(str(bound.get("digest", "")), str(record.get("nonce", "")))
     ):
         raise CrossSiteRequest(
@@ -128,7 +134,12 @@ def finish(store_key: str) -> BaseResponse:
     key = secrets.token_urlsafe(32)
     broker.storage.save_pending(
         keys.link_session(key),
-        {"store": store.key, "customer_id": record["customer_id"], "email": record["email"]},
+        {
+            "store": store.key,
+            "customer_id": record["customer_id"],
+            "email": record["email"],
+            "channel": record.get("channel"),
+        },
         expires_at=now + LINK_SESSION_SECONDS,
     )
     session["link"] = key
@@ -159,8 +170,13 @@ def connect(store_key: str, conn_key: str) -> BaseResponse:
     check_csrf()
     store, conn = runtime().connection(store_key, conn_key)
     customer_id, _ = _linking_customer(store)
+    channel = store.channel(_linking_channel(store)) or store.default_channel
     return starts.sign_in(
-        store, conn, redirect_to=store.default_redirect, link_customer_id=customer_id
+        store,
+        conn,
+        redirect_to=channel.default_redirect,
+        link_customer_id=customer_id,
+        channel_id=channel.id,
     )
 
 
@@ -222,6 +238,23 @@ def _confirm_page(store: StoreSettings, email: str, conn_key: str, error: int | 
         connection=store.connections[conn_key],
         attempts_left=error,
     )
+
+
+def _channel(store: StoreSettings) -> Channel:
+    """The storefront linking from: ``?channel=ID`` (its script says so), else the default."""
+    return chooser_channel(store, requested=request.args.get("channel"), redirect_to=None)
+
+
+def _linking_channel(store: StoreSettings) -> int | None:
+    key = session.get("link")
+    broker = runtime()
+    data = (
+        broker.storage.peek_pending(keys.link_session(key), int(broker.clock()))
+        if isinstance(key, str)
+        else None
+    )
+    channel = (data or {}).get("channel")
+    return channel if isinstance(channel, int) else None
 
 
 def _linking_customer(store: StoreSettings) -> tuple[int, str]:

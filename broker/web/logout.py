@@ -200,12 +200,14 @@ def storefront_script(store_key: str) -> Response:
     # One script per storefront: ``?channel=ID`` for a channel other than the default.
     channel = chooser_channel(store, requested=request.args.get("channel"), redirect_to=None)
     base = f"{broker.broker_settings.base_url}/{store.key}"
+    # The linking URLs name this channel, so linking starts and ends on this storefront.
+    suffix = "" if channel.id == store.channel_id else f"?channel={channel.id}"
     body = render_template(
         "storefront.js",
-        script_url=f"{base}/storefront.js",
-        start_url=f"{base}/link/start",
+        script_url=f"{base}/storefront.js{suffix}",
+        start_url=f"{base}/link/start{suffix}",
         status_url=f"{base}/session/status",
-        nonce_url=f"{base}/link/nonce",
+        nonce_url=f"{base}/link/nonce{suffix}",
         nonce_fragment=NONCE_FRAGMENT,
         storefront_url=channel.storefront_url,
         client_id=store.client_id,

@@ -207,3 +207,52 @@ def test_the_chooser_lists_the_connections_of_its_channel(
     # Without a hint, a connection offered only on channel 2 signs in there.
     outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
     assert outcome.location.startswith(f"{world.storefront}/c/2/login/token/")
+
+
+def test_linking_from_another_channels_storefront_links_on_that_channel(
+    make_world: Callable[..., World], sandbox: Sandbox, browser_http: httpx.Client
+) -> None:
+    from tests.flows.test_linking import csrf_of, current_customer_jwt
+
+    world = two_channels(make_world, sandbox)
+    second = f"{sandbox.storefront(HASH)}/c/2"
+    pat = world.sandbox.state.add_customer(HASH, email="pat@shop.example", channel_ids=[2])
+    broker = world.broker.url
+
+    # The channel's own script names its channel in every linking URL.
+    script = browser_http.get(f"{broker}/acme/storefront.js", params={"channel": 2}).text
+    assert f"{broker}/acme/link/nonce?channel=2" in script
+    back = browser_http.get(
+        f"{broker}/acme/link/nonce", params={"channel": 2, "return": "/account.php"}
+    )
+    page, _, nonce = back.headers["location"].partition("#sso-link-nonce=")
+    assert page == f"{second}/account.php"
+    # A start posted from channel 2's storefront to the default channel's URL is refused...
+    data = {"customer_jwt": current_customer_jwt(world, pat), "nonce": nonce}
+    wrong = browser_http.post(
+        f"{broker}/acme/link/start", data=data, headers={"Origin": "https://elsewhere.example"}
+    )
+    assert wrong.status_code == 403
+    started = browser_http.post(
+        f"{broker}/acme/link/start?channel=2", data=data, headers={"Origin": sandbox.url}
+    )
+    assert started.status_code == 303, started.text
+    finished = browser_http.get(broker + started.headers["location"])
+    manage = browser_http.get(broker + finished.headers["location"])
+    to_idp = browser_http.post(
+        f"{broker}/acme/link/connect/corp", data={"csrf_token": csrf_of(manage.text)}
+    )
+    browser_http.get(to_idp.headers["location"])
+    answer = browser_http.post(
+        to_idp.headers["location"], data={"email": "alice@example.com", "password": "password"}
+    )
+    assert browser_http.get(answer.headers["location"]).status_code == 303
+
+    [link] = open_storage(world.broker.settings.broker.database_url).links_for_customer(
+        "acme", pat["id"]
+    )
+    assert link.channel_id == 2
+    # Alice's company sign-in on channel 2 now opens Pat's channel-2 account.
+    outcome = sign_in(browser_http, broker, "alice@example.com", path="/acme/login/corp?channel=2")
+    assert outcome.location.startswith(f"{second}/login/token/")
+    assert account_of(browser_http, outcome.location) == (str(pat["id"]), "pat@shop.example")
