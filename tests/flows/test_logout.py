@@ -29,6 +29,8 @@ from tests.support.flows import Outcome, page_field, query, sign_in, start_login
 from tests.support.oidc_provider import complete_login, complete_logout, start_oidc_provider
 from tests.support.serve import broker_serve, free_port
 from tests.support.servers import serve_in_thread
+from tests.support.settings import document as settings_document
+from tests.support.settings import oidc_connection, store_table
 
 BACKCHANNEL = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -334,31 +336,13 @@ def test_a_jti_used_at_one_connection_does_not_block_another(
         store = sandbox.add_store("abc123")
 
         def connection(issuer: str) -> dict[str, Any]:
-            return {
-                "type": "oidc",
-                "issuer": issuer,
-                "client_id": "broker",
-                "client_secret": secrets.token_urlsafe(24),
-            }
+            return oidc_connection(issuer, secrets.token_urlsafe(24))
 
         def document(base_url: str) -> dict[str, Any]:
-            return {
-                "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
-                "stores": {
-                    "acme": {
-                        "store_hash": store.store_hash,
-                        "api_url": sandbox.url,
-                        "access_token": store.access_token,
-                        "client_id": store.client_id,
-                        "client_secret": store.client_secret,
-                        "storefront_url": sandbox.storefront(store.store_hash),
-                        "connections": {
-                            "corp": connection(dev_idp.url),
-                            "partner": connection(second.url),
-                        },
-                    }
-                },
-            }
+            connections = {"corp": connection(dev_idp.url), "partner": connection(second.url)}
+            return settings_document(
+                base_url, {"acme": store_table(sandbox.url, store, connections=connections)}
+            )
 
         broker = make_broker(document)
         jti = str(uuid.uuid4())
@@ -397,33 +381,15 @@ def op_world(tmp_path: Path, sandbox: Sandbox) -> Iterator[dict[str, Any]]:
     with start_oidc_provider(clients=[client], accounts=accounts) as provider:
 
         def document(base_url: str) -> dict[str, Any]:
-            return {
-                "broker": {
-                    "base_url": base_url,
-                    "secret_key": secrets.token_urlsafe(32),
-                    "database_url": f"sqlite:///{tmp_path / 'broker.db'}",
-                },
-                "stores": {
-                    "acme": {
-                        "store_hash": "acme1",
-                        "api_url": sandbox.url,
-                        "access_token": store.access_token,
-                        "client_id": store.client_id,
-                        "client_secret": store.client_secret,
-                        "storefront_url": sandbox.storefront("acme1"),
-                        "follow_idp_logout": True,
-                        "connections": {
-                            "corp": {
-                                "type": "oidc",
-                                "issuer": provider.issuer,
-                                "client_id": "acme-broker",
-                                "client_secret": secret,
-                                "idp_logout": True,
-                            }
-                        },
-                    }
-                },
-            }
+            corp = oidc_connection(
+                provider.issuer, secret, client_id="acme-broker", idp_logout=True
+            )
+            acme = store_table(
+                sandbox.url, store, follow_idp_logout=True, connections={"corp": corp}
+            )
+            return settings_document(
+                base_url, {"acme": acme}, database_url=f"sqlite:///{tmp_path / 'broker.db'}"
+            )
 
         with broker_serve(tmp_path, document, port=port) as url:
             yield {"broker": url, "provider": provider, "sandbox": sandbox, "store": store}

@@ -24,6 +24,9 @@ from tests.conftest import DevIdP, Sandbox
 from tests.support.databases import POSTGRES_URL, new_postgres_database
 from tests.support.flows import dev_idp_sign_in, start_login, visit_storefront
 from tests.support.serve import broker_serve, free_port
+from tests.support.settings import document as settings_document
+from tests.support.settings import oidc_connection
+from tests.support.settings import store_table as store_settings
 
 
 @pytest.fixture
@@ -68,34 +71,16 @@ def test_two_instances_serve_stores_changed_in_the_database(
     )
 
     def store_table(store: Any) -> dict[str, Any]:
-        return {
-            "store_hash": store.store_hash,
-            "api_url": sandbox.url,
-            "access_token": store.access_token,
-            "client_id": store.client_id,
-            "client_secret": store.client_secret,
-            "storefront_url": sandbox.storefront(store.store_hash),
-            "connections": {
-                "corp": {
-                    "type": "oidc",
-                    "display_name": "Corp SSO",
-                    "issuer": dev_idp.url,
-                    "client_id": "broker",
-                    "client_secret": secret,
-                    "link": "auto",
-                }
-            },
-        }
+        corp = oidc_connection(dev_idp.url, secret, display_name="Corp SSO", link="auto")
+        return store_settings(sandbox.url, store, connections={"corp": corp})
 
     def document(base_url: str) -> dict[str, Any]:
-        return {
-            "broker": {
-                "base_url": base_url,
-                "secret_key": "k" * 40,
-                "database_url": postgres_url,
-            },
-            "stores": {"acme": store_table(file_store)},
-        }
+        return settings_document(
+            base_url,
+            {"acme": store_table(file_store)},
+            secret_key="k" * 40,
+            database_url=postgres_url,
+        )
 
     with ExitStack() as stack:
         for n, port in enumerate(ports):

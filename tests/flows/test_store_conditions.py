@@ -19,6 +19,8 @@ from broker.sandbox.idp import DevClient, DevUser
 from tests.conftest import DevIdP, Sandbox, World
 from tests.support.flows import dev_idp_sign_in, sign_in, start_login, visit_storefront
 from tests.support.serve import broker_serve
+from tests.support.settings import document as settings_document
+from tests.support.settings import oidc_connection, store_table
 
 
 def test_a_5xx_then_success_signs_in(
@@ -79,32 +81,12 @@ def crowd(
         dev_idp.state.add_client(
             DevClient("broker", secret, (f"{base_url}/acme/oidc/corp/callback",))
         )
-        return {
-            "broker": {
-                "base_url": base_url,
-                "secret_key": secrets.token_urlsafe(32),
-                "database_url": f"sqlite:///{tmp_path / 'broker.db'}",
-            },
-            "stores": {
-                "acme": {
-                    "store_hash": store.store_hash,
-                    "api_url": sandbox.url,
-                    "access_token": store.access_token,
-                    "client_id": store.client_id,
-                    "client_secret": store.client_secret,
-                    "storefront_url": sandbox.storefront(store.store_hash),
-                    "connections": {
-                        "corp": {
-                            "type": "oidc",
-                            "issuer": dev_idp.url,
-                            "client_id": "broker",
-                            "client_secret": secret,
-                            "link": request.param,
-                        }
-                    },
-                }
-            },
-        }
+        corp = oidc_connection(dev_idp.url, secret, link=request.param)
+        return settings_document(
+            base_url,
+            {"acme": store_table(sandbox.url, store, connections={"corp": corp})},
+            database_url=f"sqlite:///{tmp_path / 'broker.db'}",
+        )
 
     with broker_serve(tmp_path, document, workers=3, threads=8) as url:
         yield {"broker": url, "people": people, "sandbox": sandbox, "store": store}

@@ -138,8 +138,19 @@ if (typeof idpOptions.entity_id_path !== 'string' || !idpOptions.entity_id_path.
   fail('idp.entity_id_path must be a path starting with "/"');
 }
 
-// The key and certificate are made in the background while samlify and the validator load.
-const keyMaterial = generateSelfSigned({ commonName: 'samlify test IdP' });
+// The key and certificate are made in the background while samlify and the validator load, unless
+// the harness hands over a pair an earlier IdP of the same test run made and announced:
+// "key": {"private_key_pem": ..., "cert_pem": ...} (an RSA key costs more than the rest of a start).
+function givenKeyMaterial(key) {
+  if (!isObject(key) || typeof key.private_key_pem !== 'string' || typeof key.cert_pem !== 'string') {
+    fail('"key" must be an object with "private_key_pem" and "cert_pem"');
+  }
+  const certBase64 = key.cert_pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
+  return { privateKeyPem: key.private_key_pem, certPem: key.cert_pem, certBase64 };
+}
+const keyMaterial = config.key === undefined
+  ? generateSelfSigned({ commonName: 'samlify test IdP' })
+  : Promise.resolve(givenKeyMaterial(config.key));
 
 const samlify = (await import('samlify')).default;
 const validator = await import('@authenio/samlify-xmllint-wasm');

@@ -17,8 +17,11 @@ POSTGRES_URL = os.environ.get("BROKER_TEST_POSTGRES_URL")
 
 @contextmanager
 def new_postgres_database(server_url: str) -> Iterator[str]:
-    """Create a database for the block and drop it afterwards (open connections too)."""
-    name = f"broker_test_{uuid.uuid4().hex[:12]}"
+    """Create a database for the block and drop it afterwards (open connections too).
+
+    The name is new each time (a random part), and says which pytest-xdist worker made it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"broker_test_{worker}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

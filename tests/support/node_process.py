@@ -12,11 +12,14 @@ within :data:`STOP_TIMEOUT` seconds (:func:`stop_process`).
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import queue
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -90,8 +93,11 @@ class NodeServer:
         return installed
 
     def ensure_node_modules(self) -> None:
-        """Install the pinned packages with ``npm ci`` unless those versions are installed."""
-        with self._npm_lock:
+        """Install the pinned packages with ``npm ci`` unless those versions are installed
+        (one install at a time across threads and processes: pytest-xdist's workers)."""
+        if self.installed_versions() == self.pinned_versions():
+            return
+        with self._npm_lock, self._install_lock():
             if self.installed_versions() == self.pinned_versions():
                 return
             command = [
@@ -115,6 +121,17 @@ class NodeServer:
                     f"npm ci for the test {self.name} failed (exit {result.returncode}):\n"
                     f"{result.stdout}\n{result.stderr}"
                 )
+
+    @contextmanager
+    def _install_lock(self) -> Iterator[None]:
+        digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"broker-tests-npm-{digest}.lock"
+        with path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def run(

@@ -144,11 +144,17 @@ def start_saml_idp(
     sp: dict[str, Any],
     users: dict[str, dict[str, Any]],
     idp: dict[str, Any] | None = None,
+    key: tuple[str, str] | None = None,
     startup_timeout: float = STARTUP_TIMEOUT,
 ) -> Iterator[SamlIdp]:
-    """Run the samlify IdP on a free port of 127.0.0.1 for the duration of the block."""
+    """Run the samlify IdP on a free port of 127.0.0.1 for the duration of the block.
+
+    ``key`` is a signing key and its certificate (PEM) to use instead of a new pair: those of
+    an IdP that has stopped (its ``key_pem`` and ``cert_pem``)."""
     ensure_node_modules()
-    config = {"port": 0, "idp": idp or {}, "sp": sp, "users": users}
+    config: dict[str, Any] = {"port": 0, "idp": idp or {}, "sp": sp, "users": users}
+    if key is not None:
+        config["key"] = {"private_key_pem": key[0], "cert_pem": key[1]}
     with _SERVER.run(
         config, announces="itself", required_key="metadata_url", startup_timeout=startup_timeout
     ) as run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,8 +64,19 @@ def broker_serve(
             _wait_ready(url, process, log_path)
             yield url
         finally:
-            process.terminate()
+            stop_server(process)
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """Stop gunicorn at once: SIGINT is its quick shutdown (SIGTERM, the graceful one, waits
+    for its workers' kept-alive connections, seconds per test), then SIGKILL after 20 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
             process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

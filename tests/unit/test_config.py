@@ -199,16 +199,18 @@ idp_metadata_url = "https://adfs.acme.com/FederationMetadata/2007-06/FederationM
 """
 
 
-@pytest.fixture
-def sp_keys(tmp_path: Path) -> tuple[Path, Path]:
+@pytest.fixture(scope="module")
+def sp_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    # Made once for the module (`broker keys` takes a second): no test changes the files.
+    out = tmp_path_factory.mktemp("sp-keys") / "keys"
     result = subprocess.run(
-        [sys.executable, "-m", "broker.cli", "keys", "--out", str(tmp_path / "keys")],
+        [sys.executable, "-m", "broker.cli", "keys", "--out", str(out)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    return tmp_path / "keys" / "saml-sp.key", tmp_path / "keys" / "saml-sp.crt"
+    return out / "saml-sp.key", out / "saml-sp.crt"
 
 
 def saml_text(keys: tuple[Path, Path], extra: str = "") -> str:
