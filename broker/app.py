@@ -80,6 +80,7 @@ def create_app(
         link,
         logout,
         saml,
+        scim,
         sso,
     )
 
@@ -93,6 +94,7 @@ def create_app(
     app.register_blueprint(logout.bp)
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(admin_pages.bp)
+    app.register_blueprint(scim.bp)
     if settings.app is not None:
         app.register_blueprint(app_callbacks.bp)
     return app

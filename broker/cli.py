@@ -2,7 +2,7 @@
 
 Thin commands over the functions the app itself uses (as flaskr's ``init-db`` calls
 ``init_db``): ``demo``, ``serve``, ``check``, ``migrate``, ``gc``, ``audit``, ``keys``,
-``webhooks register``.
+``webhooks register``, ``admin token``, ``scim token``.
 Exit status: 0 fine, 1 a check
 failed, 2 the configuration is invalid.
 """
@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from broker.config import Settings, load_settings
@@ -76,6 +76,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--label", default="broker admin token", help="what the token is for")
     token.add_argument("--revoke", action="store_true", help="revoke every token of the store")
 
+    scim = commands.add_parser("scim", help="SCIM 2.0 provisioning of a connection")
+    scim_commands = scim.add_subparsers(dest="scim_command", required=True)
+    scim_token = scim_commands.add_parser(
+        "token", help="print a new SCIM token for a connection (shown once; stored hashed)"
+    )
+    scim_token.add_argument("--config", required=True, help="the broker's TOML file")
+    scim_token.add_argument(
+        "--store", required=True, help="a store's key, or an installed store's hash"
+    )
+    scim_token.add_argument("--connection", required=True, help="the connection's key")
+    scim_token.add_argument("--label", default="broker scim token", help="what the token is for")
+    scim_token.add_argument(
+        "--revoke", action="store_true", help="revoke every SCIM token of the connection"
+    )
+
     rotate = commands.add_parser(
         "rotate-keys", help="re-encrypt stored secrets with the first [app].encryption_key"
     )
@@ -102,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _register_webhooks(args.config, args.store)
         if args.command == "admin":
             return _admin_token(args.config, args.store, label=args.label, revoke=args.revoke)
+        if args.command == "scim":
+            return _scim_token(
+                args.config, args.store, args.connection, label=args.label, revoke=args.revoke
+            )
         if args.command == "rotate-keys":
             return _rotate_keys(args.config)
         return _check(args.config)
@@ -272,6 +291,51 @@ def _admin_token(path: str, store_key: str, *, label: str, revoke: bool) -> int:
             print(f"ok: {count} admin token(s) of {store_key} revoked", file=sys.stderr)
             return 0
         token, _ = issue_token(storage, store=store_key, kind="admin", label=label, now=now)
+        print(token)
+    finally:
+        storage.close()
+    return 0
+
+
+def _scim_token(path: str, store_key: str, connection: str, *, label: str, revoke: bool) -> int:
+    """A new SCIM token of one connection alone on stdout, or that connection's SCIM tokens
+    revoked. The connection must be the store's: a file store's with its ``scim`` table
+    enabled; an installed store's by the connections of its stored document."""
+    from broker.admin.tokens import issue_token
+
+    settings = load_settings(path)
+    storage = open_storage(settings.broker.database_url)
+    try:
+        filed = settings.store(store_key)
+        if filed is not None:
+            conn = filed.connections.get(connection)
+            if conn is None:
+                print(f"no connection {connection!r} in store {store_key!r}", file=sys.stderr)
+                return 2
+            if conn.scim is None and not revoke:
+                print(
+                    f"stores.{store_key}.connections.{connection}.scim: SCIM is not enabled "
+                    "(set enabled = true in that table)",
+                    file=sys.stderr,
+                )
+                return 2
+        else:
+            stored = storage.tenant_documents().get(store_key)
+            if stored is None:
+                print(f"no store {store_key!r} in {path} or installed", file=sys.stderr)
+                return 2
+            connections = stored.document.get("connections")
+            if not isinstance(connections, Mapping) or connection not in connections:
+                print(f"no connection {connection!r} in store {store_key!r}", file=sys.stderr)
+                return 2
+        now = int(time.time())
+        if revoke:
+            count = storage.revoke_api_tokens(store_key, "scim", now, connection=connection)
+            print(f"ok: {count} SCIM token(s) of {store_key}/{connection} revoked", file=sys.stderr)
+            return 0
+        token, _ = issue_token(
+            storage, store=store_key, kind="scim", label=label, now=now, connection=connection
+        )
         print(token)
     finally:
         storage.close()

@@ -21,6 +21,7 @@ answers.
     ├── AppCallbackRefused           a BigCommerce app callback that cannot be trusted
     ├── AdminDenied                  no (or no longer a) right to this store's admin
     ├── PolicyDenied                 the identity is valid but may not sign in here
+    │   ├── AccessRevoked            deprovisioned by the company's IdP (SCIM)
     │   ├── EmailNotAllowed          missing, unverified, or outside allowed_domains
     │   ├── NoCustomer               no customer and just-in-time creation is off
     │   └── TooManyAttempts          too many wrong passwords: locked for a while
@@ -155,6 +156,14 @@ class PolicyDenied(BrokerError):
     status = 403
     title = "You cannot sign in to this store this way"
     code = "policy_denied"
+
+
+class AccessRevoked(PolicyDenied):
+    """The company's IdP deprovisioned this person (SCIM ``active: false`` or a deleted
+    user): no sign-in through any connection of the store until it provisions them again."""
+
+    title = "Your access to this store was removed"
+    code = "access_revoked"
 
 
 class EmailNotAllowed(PolicyDenied):

@@ -163,6 +163,15 @@ class BigCommerceClient:
         if response.status_code == 422:
             raise CustomerConflict("The store kept the old e-mail.", detail="update email: 422")
 
+    def update_customer_names(self, customer_id: int, first_name: str, last_name: str) -> None:
+        """Change one customer's names (``PUT /customers``, array body)."""
+        self._request(
+            "PUT",
+            "/v3/customers",
+            json=[{"id": customer_id, "first_name": first_name, "last_name": last_name}],
+            idempotent=True,
+        )
+
     def validate_credentials(self, email: str, password: str, channel_id: int) -> int | None:
         """The customer id when the storefront password is right, else None."""
         response = self._credentials_http.request(

@@ -30,6 +30,7 @@ from broker.settings.schema import (
     BrokerTable,
     ChannelTable,
     ConnectionB2BTable,
+    ConnectionScimTable,
     OIDCTable,
     SAMLTable,
     StoreTable,
@@ -46,6 +47,7 @@ from broker.settings.values import (
     Channel,
     Connection,
     ConnectionB2B,
+    ConnectionScim,
     OIDCConnection,
     SAMLConnection,
     Settings,
@@ -453,6 +455,21 @@ class _Reader:
             default_role=v["default_role"],
         )
 
+    def connection_scim(self, table: Table) -> ConnectionScim | None:
+        """``[stores.X.connections.Y.scim]``: every key is checked, enabled or not; None
+        unless it is enabled."""
+        v = self.validate(ConnectionScimTable, table)
+        self.close(table)
+        if table.has_problems() or not v["enabled"]:
+            return None
+        return ConnectionScim(
+            enabled=True,
+            deprovision=v["deprovision"],
+            delete_after_days=v["delete_after_days"],
+            customer_groups_by_group=MappingProxyType(dict(v["customer_groups_by_group"])),
+            subject_attribute=v["subject_attribute"] or "externalId",
+        )
+
     def connection(
         self, key: str, table: Table, broker: BrokerSettings | None
     ) -> Connection | None:
@@ -479,7 +496,7 @@ class _Reader:
             return None
         model = OIDCTable if kind == "oidc" else SAMLTable
         table.document = document = {**table.document, "type": kind}  # as resolved
-        v = self.validate(model, table, ("b2b",))
+        v = self.validate(model, table, ("b2b", "scim"))
         if v["display_name"] is None and "display_name" not in document:
             v.values["display_name"] = key.replace("-", " ").title()
         if v["allowed_domains"] is not None:
@@ -499,13 +516,19 @@ class _Reader:
             b2b_table = self.open(document["b2b"], f"{table.path}.b2b")
             b2b = self.connection_b2b(b2b_table)
             b2b_failed = b2b_table.has_problems()
-        if table.has_problems() or b2b_failed:
+        scim: ConnectionScim | None = None
+        scim_failed = False
+        if "scim" in document:
+            scim_table = self.open(document["scim"], f"{table.path}.scim")
+            scim = self.connection_scim(scim_table)
+            scim_failed = scim_table.has_problems()
+        if table.has_problems() or b2b_failed or scim_failed:
             return None
         values = dict(v.values)
         if kind == "oidc":
-            return OIDCConnection(key=key, b2b=b2b, **values)
+            return OIDCConnection(key=key, b2b=b2b, scim=scim, **values)
         values["name_id_format"] = NAME_ID_FORMATS[values["name_id_format"]]
-        return SAMLConnection(key=key, b2b=b2b, **values)
+        return SAMLConnection(key=key, b2b=b2b, scim=scim, **values)
 
     @staticmethod
     def _oidc_rules(v: _Values) -> None:

@@ -2,10 +2,11 @@
 bounds and one-line documentation.
 
 One pydantic model per table of the file (``[broker]``, ``[stores.X]``, its ``[b2b]``, each
-``[stores.X.connections.Y]`` and its ``[b2b]``). The TOML file is read through them now
-(:mod:`broker.settings.file`); database rows, admin forms and admin API bodies are next, and
-``Model.model_json_schema()`` gives them the keys, defaults and bounds. Sub-tables
-(``connections``, ``b2b``) are validated as tables of their own, so one bad table hides no other.
+``[stores.X.connections.Y]``, its ``[b2b]`` and its ``[scim]``). The TOML file is read through
+them now (:mod:`broker.settings.file`); database rows, admin forms and admin API bodies are
+next, and ``Model.model_json_schema()`` gives them the keys, defaults and bounds. Sub-tables
+(``connections``, ``b2b``, ``scim``) are validated as tables of their own, so one bad table
+hides no other.
 
 Each type's validator raises our own wording (``must be an integer``), so the lines an operator
 reads do not change with pydantic's; :mod:`broker.settings.problems` turns the rest (missing,
@@ -191,6 +192,11 @@ Platform = Annotated[
     Literal["stencil", "catalyst"], BeforeValidator(_choice("stencil", "catalyst"))
 ]
 NoCompany = Annotated[Literal["refuse", "customer"], BeforeValidator(_choice("refuse", "customer"))]
+Deprovision = Annotated[Literal["block", "delete"], BeforeValidator(_choice("block", "delete"))]
+ScimSubject = Annotated[
+    Literal["externalId", "userName", "emails"] | None,
+    BeforeValidator(_choice("externalId", "userName", "emails")),
+]
 NameIdFormat = Annotated[
     Literal["emailAddress", "persistent", "unspecified"],
     BeforeValidator(_choice("emailAddress", "persistent", "unspecified")),
@@ -346,6 +352,26 @@ class ConnectionB2BTable(_B2BMaps):
     )
 
 
+class ConnectionScimTable(Table):
+    """``[stores.X.connections.Y.scim]``: SCIM 2.0 provisioning from this connection's IdP."""
+
+    enabled: Bool = Field(False, description="Serve SCIM for this connection (with a token)")
+    deprovision: Deprovision = Field(
+        "block", description="An inactive user: block (sign-in refused) | delete the customer"
+    )
+    delete_after_days: Int = Field(
+        30, ge=1, le=3650, description="With deprovision = delete: days blocked before deletion"
+    )
+    customer_groups_by_group: IdMap = Field(
+        default_factory=dict, description="SCIM group displayName -> customer group id"
+    )
+    subject_attribute: ScimSubject = Field(
+        None,
+        description="The SCIM attribute that is the IdP subject (OIDC sub, SAML NameID): "
+        "externalId (default), userName or emails",
+    )
+
+
 class _ConnectionTable(Table):
     """What every connection type has: its name and its account policy."""
 
@@ -445,6 +471,6 @@ class SAMLTable(_ConnectionTable):
 #: The keys of each table that are tables of their own.
 SUBTABLES: dict[type[Table], tuple[str, ...]] = {
     StoreTable: ("connections", "b2b", "channels"),
-    OIDCTable: ("b2b",),
-    SAMLTable: ("b2b",),
+    OIDCTable: ("b2b", "scim"),
+    SAMLTable: ("b2b", "scim"),
 }

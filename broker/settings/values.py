@@ -75,6 +75,26 @@ class ConnectionB2B:
         )
 
 
+ScimSubjectAttribute = Literal["externalId", "userName", "emails"]
+
+
+@dataclass(frozen=True)
+class ConnectionScim:
+    """SCIM 2.0 provisioning from one connection's IdP (``[stores.X.connections.Y.scim]``,
+    enabled: a table with ``enabled = false`` gives none)."""
+
+    enabled: bool = True
+    #: A user made inactive: "block" their sign-in, or "delete" the customer once blocked
+    #: ``delete_after_days``.
+    deprovision: Literal["block", "delete"] = "block"
+    delete_after_days: int = 30
+    #: SCIM group displayName -> BigCommerce customer group id.
+    customer_groups_by_group: Mapping[str, int] = field(default_factory=dict)
+    #: The SCIM attribute whose value is the connection's IdP subject (OIDC ``sub``, SAML
+    #: NameID): ``externalId`` unless the table says ``userName`` or ``emails`` (the primary).
+    subject_attribute: ScimSubjectAttribute = "externalId"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ConnectionPolicy:
     """What every connection type has: its key and name, and its account policy (the
@@ -98,6 +118,8 @@ class ConnectionPolicy:
     #: B2B Edition companies and roles bound to this connection (None: the store's maps,
     #: where they cannot cross connections).
     b2b: ConnectionB2B | None = None
+    #: SCIM provisioning from this connection's IdP (None: not enabled).
+    scim: ConnectionScim | None = None
 
     def offered_on(self, channel_id: int) -> bool:
         """Whether shoppers of this channel may sign in through this connection."""

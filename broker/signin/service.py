@@ -48,7 +48,7 @@ from broker.companies import (
     refuse_without_company,
 )
 from broker.config import Channel, Connection, StoreSettings
-from broker.errors import BrokerError, PolicyDenied
+from broker.errors import AccessRevoked, BrokerError, PolicyDenied
 from broker.events import log_event
 from broker.identity import Identity, UpstreamSession
 from broker.signin.channels import channel_for
@@ -212,6 +212,13 @@ class SignInService:
         )
 
     def _sign_in(self, done: Completion, decision: SignIn, plan: CompanyPlan | None) -> SignedIn:
+        if self.storage.is_blocked(done.store.key, decision.customer_id):
+            # Deprovisioned through some connection's SCIM: no connection signs them in.
+            raise AccessRevoked(
+                "Your organisation has removed your access to this store. If this is a "
+                "mistake, ask your administrator.",
+                detail=f"customer {decision.customer_id} blocked",
+            )
         decision = self._join_company(done, decision, plan)
         store, channel = done.store, done.channel
         cookie, status_token = start_session(

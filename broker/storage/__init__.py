@@ -12,7 +12,8 @@ workers racing over the same key see one winner.
   ``forget_once``), :class:`LinkStore` (links and unlinks), :class:`CreationStore`,
   :class:`CounterStore` (``reserve_attempt`` / ``release_attempt``, ``count_failure`` /
   ``failures`` / ``clear_failures``), :class:`AuditStore`, :class:`SessionStore`,
-  :class:`TenantStore`; :class:`Storage` is all of them, with ``gc`` and ``ping``. It
+  :class:`TenantStore`, :class:`ScimStore` (SCIM users, groups, and blocks on customers);
+  :class:`Storage` is all of them, with ``gc`` and ``ping``. It
   imports no SQLAlchemy: code takes the Protocols it needs.
 - :mod:`.keys` — every key of a pending entry, one-time key and counter, in one namespace.
 - :mod:`.schema` — the tables and their ``metadata`` (what the Alembic migrations follow).
@@ -47,10 +48,14 @@ from broker.storage.model import (
     LinkStore,
     OnceStore,
     PendingStore,
+    ScimGroup,
+    ScimStore,
+    ScimUser,
     SessionStore,
     Storage,
     TenantDocument,
     TenantStore,
+    scim_source,
 )
 from broker.storage.schema import (
     audit_log,
@@ -84,6 +89,9 @@ __all__ = [
     "OnceStore",
     "PendingStore",
     "SQLStorage",
+    "ScimGroup",
+    "ScimStore",
+    "ScimUser",
     "SessionStore",
     "Storage",
     "TenantDocument",
@@ -98,6 +106,7 @@ __all__ = [
     "open_storage",
     "pending_flows",
     "schema_revision",
+    "scim_source",
     "sessions",
     "tenant_changes",
     "tenant_stores",

@@ -36,9 +36,15 @@ Every verb is atomic on its own, so two workers racing over the same key see one
   counter every process reads.
 - :class:`AppStore` — ``install_store`` / ``get_install`` / ``remove_store``: stores installed
   as an app (a store's removal deletes every row of it); ``forget_connection`` (every
-  identity of a connection that is removed or now stands for another IdP); ``add_admin_user`` /
+  identity of a connection that is removed or now stands for another IdP, its SCIM users and
+  groups, and the blocks its SCIM put on customers); ``add_admin_user`` /
   ``is_admin_user`` / ``remove_admin_user``; ``create_api_token`` / ``find_api_token`` /
   ``list_api_tokens`` / ``revoke_api_tokens`` (stored as digests).
+- :class:`ScimStore` — SCIM 2.0 users and groups per connection (``create_scim_user`` /
+  ``get_scim_user`` / ``find_scim_users`` / ``replace_scim_user`` / ``delete_scim_user``, the
+  same for groups, ``groups_of_scim_user``, ``scim_users_of_customer``), and the blocks that
+  deprovisioning puts on a customer (``block_customer`` / ``unblock_customer`` /
+  ``is_blocked`` / ``blocks_older_than``), each by a source (:func:`scim_source`).
 - :class:`Storage` — all of the above, and ``gc(now, audit_before=)`` (delete what has
   expired, and audit rows past their retention) and ``ping()``.
 
@@ -334,6 +340,92 @@ class AppStore(Protocol):
     ) -> int: ...
 
 
+@dataclass(frozen=True)
+class ScimUser:
+    """A SCIM user of one connection (``/{store}/scim/{conn}/v2/Users``).
+
+    ``user_name`` is kept as given and unique per connection without regard to case, as is
+    ``external_id`` (exactly). ``document`` is the SCIM JSON as last written; ``email`` its
+    primary e-mail, kept apart for filters; ``customer_id`` the store's customer, once known."""
+
+    store: str
+    connection: str
+    id: str
+    user_name: str
+    external_id: str | None
+    email: str | None
+    customer_id: int | None
+    active: bool
+    document: dict[str, Any]
+    version: int
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class ScimGroup:
+    """A SCIM group of one connection; ``members`` are the ids of its users, in order."""
+
+    store: str
+    connection: str
+    id: str
+    display_name: str
+    external_id: str | None
+    document: dict[str, Any]
+    members: tuple[str, ...]
+    version: int
+    created_at: int
+    updated_at: int
+
+
+def scim_source(connection: str) -> str:
+    """The source of the blocks a connection's SCIM puts on customers (``scim:okta``):
+    :meth:`AppStore.forget_connection` removes them with the connection."""
+    return f"scim:{connection}"
+
+
+class ScimStore(Protocol):
+    """SCIM users and groups per ``(store, connection)``, and blocks on customers.
+
+    ``where`` keys: users ``user_name`` and ``email`` (without regard to case), ``external_id``,
+    ``id``; groups ``display_name`` (without regard to case), ``external_id``, ``id``,
+    ``member`` (has this user id). ``start`` is 1-based (SCIM's ``startIndex``); a find
+    returns the total and one page, ordered by ``created_at`` then ``id``. A replace writes the
+    given fields (``created_at`` stays), raises the version by one and returns the record
+    stored: None when ``expected_version`` differs or the record is gone. Create and replace
+    raise :class:`AlreadyExists` on a ``user_name`` / ``external_id`` taken in the connection.
+
+    A block keeps a customer from signing in through every connection of the store while any
+    source holds one."""
+
+    def create_scim_user(self, user: ScimUser) -> None: ...
+    def get_scim_user(self, store: str, connection: str, user_id: str) -> ScimUser | None: ...
+    def find_scim_users(
+        self, store: str, connection: str, *, where: Mapping[str, str], start: int, count: int
+    ) -> tuple[int, list[ScimUser]]: ...
+    def replace_scim_user(
+        self, user: ScimUser, *, expected_version: int | None
+    ) -> ScimUser | None: ...
+    def delete_scim_user(self, store: str, connection: str, user_id: str) -> bool: ...
+    def create_scim_group(self, group: ScimGroup) -> None: ...
+    def get_scim_group(self, store: str, connection: str, group_id: str) -> ScimGroup | None: ...
+    def find_scim_groups(
+        self, store: str, connection: str, *, where: Mapping[str, str], start: int, count: int
+    ) -> tuple[int, list[ScimGroup]]: ...
+    def replace_scim_group(
+        self, group: ScimGroup, *, expected_version: int | None
+    ) -> ScimGroup | None: ...
+    def delete_scim_group(self, store: str, connection: str, group_id: str) -> bool: ...
+    def groups_of_scim_user(self, store: str, connection: str, user_id: str) -> list[ScimGroup]: ...
+    def scim_users_of_customer(self, store: str, customer_id: int) -> list[ScimUser]: ...
+    def block_customer(self, store: str, customer_id: int, *, source: str, now: int) -> None: ...
+    def unblock_customer(self, store: str, customer_id: int, *, source: str) -> bool: ...
+    def is_blocked(self, store: str, customer_id: int) -> bool: ...
+    def blocks_older_than(
+        self, store: str, cutoff: int, *, source: str | None = None
+    ) -> list[tuple[int, int]]: ...
+
+
 class Storage(
     PendingStore,
     OnceStore,
@@ -344,6 +436,7 @@ class Storage(
     SessionStore,
     TenantStore,
     AppStore,
+    ScimStore,
     Protocol,
 ):
     """Every store in one object (what the app holds), with upkeep."""

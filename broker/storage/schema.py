@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -196,4 +197,71 @@ api_tokens = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
     Index("ix_api_tokens_store", "store", "kind"),
+)
+
+#: SCIM users, per connection: the IdP's record of a shopper (``document``, the SCIM JSON as
+#: last written), with what filters and uniqueness need beside it. ``user_name_key`` is the
+#: user name lower-cased: unique per connection, so two creates racing see one winner.
+scim_users = Table(
+    "scim_users",
+    metadata,
+    Column("store", String(64), primary_key=True),
+    Column("connection", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("user_name", Text, nullable=False),
+    Column("user_name_key", Text, nullable=False),
+    Column("external_id", Text),
+    Column("email", String(320)),
+    Column("email_key", String(320)),
+    Column("customer_id", BigInteger),
+    Column("active", Boolean, nullable=False),
+    Column("document", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("store", "connection", "user_name_key", name="uq_scim_users_user_name"),
+    UniqueConstraint("store", "connection", "external_id", name="uq_scim_users_external_id"),
+    Index("ix_scim_users_email", "store", "connection", "email_key"),
+    Index("ix_scim_users_customer", "store", "customer_id"),
+)
+
+#: SCIM groups, per connection (display names may repeat: Entra ID allows it).
+scim_groups = Table(
+    "scim_groups",
+    metadata,
+    Column("store", String(64), primary_key=True),
+    Column("connection", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("display_name", Text, nullable=False),
+    Column("display_name_key", Text, nullable=False),
+    Column("external_id", Text),
+    Column("document", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("store", "connection", "external_id", name="uq_scim_groups_external_id"),
+    Index("ix_scim_groups_display_name", "store", "connection", "display_name_key"),
+)
+
+#: The members of each SCIM group (user ids of the same connection), in the order given.
+scim_members = Table(
+    "scim_members",
+    metadata,
+    Column("store", String(64), primary_key=True),
+    Column("connection", String(64), primary_key=True),
+    Column("group_id", String(64), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Index("ix_scim_members_user", "store", "connection", "user_id"),
+)
+
+#: Customers who may not sign in through any connection of the store, each block by the
+#: source that put it (``scim:{connection}``), since when.
+scim_blocks = Table(
+    "scim_blocks",
+    metadata,
+    Column("store", String(64), primary_key=True),
+    Column("customer_id", BigInteger, primary_key=True),
+    Column("source", String(80), primary_key=True),
+    Column("since", BigInteger, nullable=False),
 )

@@ -105,6 +105,8 @@ def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
     if status >= 500:
         log_event("request.failed", level=logging.ERROR, status=status, path=request.path)
+    if _SCIM_PATHS.match(request.path):
+        return _scim_error(status, error.description or error.name)
     if _wants_problem_json():
         return _problem(status, error.name, error.description or "", _reference())
     return _page(status, error.name, error.description or "", _reference())
@@ -134,6 +136,20 @@ def _unexpected_error(error: Exception) -> Response:
 
 #: Where answers are JSON: the admin API, and the app callbacks BigCommerce's servers call.
 _JSON_PATHS = re.compile(r"^/(?:bigcommerce/(?:uninstall|remove_user)$|[^/]+/admin/api(?:/|$))")
+
+
+#: SCIM's own error body (RFC 7644 3.12), for what the SCIM blueprint never sees (a 404 or
+#: 405 of routing).
+_SCIM_PATHS = re.compile(r"^/[^/]+/scim/[^/]+/v2(?:/|$)")
+
+
+def _scim_error(status: int, detail: str) -> Response:
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "status": str(status),
+        "detail": detail,
+    }
+    return Response(json.dumps(body), status=status, mimetype="application/scim+json")
 
 
 def _wants_problem_json() -> bool:

@@ -24,6 +24,7 @@ from broker.storage.sql.creations import SQLCreationStore
 from broker.storage.sql.links import SQLLinkStore
 from broker.storage.sql.once import SQLOnceStore
 from broker.storage.sql.pending import SQLPendingStore
+from broker.storage.sql.scim import SQLScimStore
 from broker.storage.sql.sessions import SQLSessionStore
 from broker.storage.sql.tenants import SQLTenantStore
 
@@ -39,6 +40,7 @@ __all__ = [
     "SQLLinkStore",
     "SQLOnceStore",
     "SQLPendingStore",
+    "SQLScimStore",
     "SQLSessionStore",
     "SQLStorage",
     "SQLTenantStore",
@@ -67,6 +69,7 @@ class SQLStorage(
     SQLSessionStore,
     SQLTenantStore,
     SQLAppStore,
+    SQLScimStore,
 ):
     """The one implementation, for SQLite and PostgreSQL alike: every aggregate on one engine."""
 

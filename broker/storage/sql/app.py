@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from broker.storage.model import ApiToken, AppInstall
+from broker.storage.model import ApiToken, AppInstall, scim_source
 from broker.storage.schema import (
     admin_users,
     api_tokens,
@@ -18,6 +18,10 @@ from broker.storage.schema import (
     counters,
     creations,
     links,
+    scim_blocks,
+    scim_groups,
+    scim_members,
+    scim_users,
     sessions,
     tenant_stores,
     unlinks,
@@ -27,7 +31,21 @@ from broker.storage.sql.base import SQLBase, storage_error
 from broker.storage.sql.tenants import SQLTenantStore
 
 #: Tables whose rows carry the store in a ``store`` column: a removed store leaves none.
-_BY_STORE = (links, unlinks, creations, sessions, admin_users, api_tokens, app_installs)
+_BY_STORE = (
+    links,
+    unlinks,
+    creations,
+    sessions,
+    admin_users,
+    api_tokens,
+    app_installs,
+    scim_members,
+    scim_groups,
+    scim_users,
+    scim_blocks,
+)
+#: A connection's identities: removed with it, or when it now stands for another IdP.
+_BY_CONNECTION = (links, unlinks, sessions, creations, scim_members, scim_groups, scim_users)
 
 
 class SQLAppStore(SQLBase):
@@ -111,18 +129,25 @@ class SQLAppStore(SQLBase):
         return removed
 
     def forget_connection(self, store: str, connection: str) -> int:
-        """Delete every identity of a connection (links, unlink records, sessions, creations):
-        when it is removed, or now stands for another IdP, none of its subjects may reach
-        the customers the old IdP's subjects were linked to."""
+        """Delete every identity of a connection (links, unlink records, sessions, creations,
+        its SCIM users and groups, and the blocks its SCIM put on customers): when it is
+        removed, or now stands for another IdP, none of its subjects may reach the customers
+        the old IdP's subjects were linked to, nor its old IdP keep them blocked."""
         removed = 0
         try:
             with self.engine.begin() as conn:
-                for table in (links, unlinks, sessions, creations):
+                for table in _BY_CONNECTION:
                     removed += conn.execute(
                         delete(table).where(
                             and_(table.c.store == store, table.c.connection == connection)
                         )
                     ).rowcount
+                removed += conn.execute(
+                    delete(scim_blocks).where(
+                        scim_blocks.c.store == store,
+                        scim_blocks.c.source == scim_source(connection),
+                    )
+                ).rowcount
         except SQLAlchemyError as exc:
             raise storage_error(exc) from None
         return removed
