@@ -194,12 +194,20 @@ def _migrate(path: str) -> int:
 
 
 def _gc(path: str) -> int:
-    """Expired rows only cost space; run this from cron (broker serve runs it at start-up)."""
+    """Expired rows only cost space; run this from cron (broker serve runs it at start-up).
+    It also deletes the customers a SCIM connection with ``deprovision = "delete"`` blocked
+    ``delete_after_days`` ago."""
     settings = load_settings(path)
     storage = open_storage(settings.broker.database_url)
     try:
         removed = storage.gc(int(time.time()), audit_before=audit_cutoff(settings, time.time()))
         print(f"ok: {removed} expired row(s) deleted")
+        from broker.provisioning.deprovision import delete_deprovisioned
+        from broker.runtime import Runtime
+
+        deleted = delete_deprovisioned(Runtime(settings, storage), int(time.time()))
+        if deleted:
+            print(f"ok: {deleted} deprovisioned customer(s) deleted (deprovision = delete)")
     finally:
         storage.close()
     return 0

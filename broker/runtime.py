@@ -130,6 +130,13 @@ class Runtime:
         """The HTTP transport every outbound client uses (tests may give their own)."""
         return self._transport
 
+    def all_stores(self) -> list[StoreSettings]:
+        """Every store served now: the file's, then those held in the database."""
+        self.refresh()
+        with self._lock:
+            stored = [entry[1] for entry in self._db_stores.values()]
+        return [*self._file_stores.values(), *stored]
+
     def file_stores(self) -> Mapping[str, StoreSettings]:
         return self._file_stores
 

@@ -37,6 +37,13 @@ COMMON = (
     Field("allowed_domains", "Allowed e-mail domains", "list", "Comma-separated; empty: any"),
     Field("idp_logout", "Sign out of the IdP too when shoppers sign out", "bool"),
     Field(
+        "scim",
+        "SCIM provisioning (JSON)",
+        "json",
+        'e.g. {"enabled": true, "deprovision": "block", "customer_groups_by_group": '
+        '{"Wholesale": 2}}; empty: off. The IdP\'s SCIM URL and tokens are below',
+    ),
+    Field(
         "b2b",
         "B2B Edition companies and roles (JSON)",
         "json",

@@ -172,6 +172,21 @@ class BigCommerceClient:
             idempotent=True,
         )
 
+    def update_customer_group(self, customer_id: int, customer_group_id: int) -> None:
+        """Put one customer in a customer group (0: none), ``PUT /customers``."""
+        self._request(
+            "PUT",
+            "/v3/customers",
+            json=[{"id": customer_id, "customer_group_id": customer_group_id}],
+            idempotent=True,
+        )
+
+    def delete_customers(self, ids: list[int]) -> None:
+        """Delete customers (``DELETE /customers?id:in=``; at most 50 at once)."""
+        for start in range(0, len(ids), 50):
+            batch = ",".join(str(i) for i in ids[start : start + 50])
+            self._request("DELETE", "/v3/customers", params={"id:in": batch}, accept=(404,))
+
     def validate_credentials(self, email: str, password: str, channel_id: int) -> int | None:
         """The customer id when the storefront password is right, else None."""
         response = self._credentials_http.request(

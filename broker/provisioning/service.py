@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from broker.accounts import customer_group_for
 from broker.config import Connection, OIDCConnection, StoreSettings
 from broker.errors import BrokerError
 from broker.provisioning.customers import CustomerTarget, Person
@@ -253,6 +254,7 @@ class ScimService:
             self.storage.create_scim_group(record)
         except AlreadyExists:
             raise ScimError(409, "A group with this displayName exists.", "uniqueness") from None
+        self._regroup(record.members)
         return self._group_resource(record), etag(record.version)
 
     def get_group(self, group_id: str) -> tuple[dict[str, Any], str]:
@@ -290,8 +292,9 @@ class ScimService:
         )
 
     def delete_group(self, group_id: str) -> None:
-        self._group(group_id)
+        record = self._group(group_id)
         self.storage.delete_scim_group(self.store.key, self.conn.key, group_id)
+        self._regroup(record.members)
 
     def _write_group(
         self,
@@ -320,7 +323,26 @@ class ScimService:
             raise ScimError(409, "A group with this displayName exists.", "uniqueness") from None
         if stored is None:
             raise ScimError(412, "The group changed while this change was written; retry.")
+        self._regroup((*record.members, *stored.members))
         return self._group_resource(stored), etag(stored.version)
+
+    def _regroup(self, member_ids: tuple[str, ...] | list[str]) -> None:
+        """Bring the customer group of these users in line with their SCIM groups
+        (``customer_groups_by_group``: the first group of the map they are in; none: 0)."""
+        mapping = self.settings.customer_groups_by_group
+        if not mapping:
+            return
+        api = self.runtime.store_api(self.store.key)
+        for member in dict.fromkeys(member_ids):
+            user = self.storage.get_scim_user(self.store.key, self.conn.key, member)
+            if user is None or user.customer_id is None:
+                continue
+            names = [
+                g.display_name
+                for g in self.storage.groups_of_scim_user(self.store.key, self.conn.key, member)
+            ]
+            group_id = customer_group_for(names, mapping)
+            api.update_customer_group(user.customer_id, group_id or 0)
 
     def _known_members(self, member_ids: tuple[str, ...]) -> None:
         for member in member_ids:

@@ -157,6 +157,7 @@ def _connection_page(
     errors: dict[str, str],
     *,
     key: str = "",
+    scim_token: str | None = None,
 ) -> str:
     groups: list[dict[str, Any]] = []
     with contextlib.suppress(BrokerError):  # the picker is a help; the form works without it
@@ -180,6 +181,8 @@ def _connection_page(
         mapped_groups=mapped,
         redirect_uri=f"{base}/{store_key}/oidc/{conn_key or '<key>'}/callback",
         saml_base=f"{base}/{store_key}/saml/{conn_key or '<key>'}",
+        scim_base=f"{base}/{store_key}/scim/{conn_key}/v2" if conn_key else None,
+        scim_token=scim_token,
     )
 
 
@@ -188,6 +191,25 @@ def confirm_delete(store_key: str, conn_key: str) -> str:
     """Deleting asks first (the admin runs no script: its CSP allows none)."""
     described = StoreAdmin(runtime(), store_key).connection(conn_key)
     return _render("admin/delete.html", store_key, conn=described)
+
+
+@bp.post("/connections/<conn_key>/scim-token")
+def create_scim_token(store_key: str, conn_key: str) -> str:
+    """A bearer token for the IdP's SCIM client, shown once (stored hashed)."""
+    runtime().connection(store_key, conn_key)  # 404 for a connection the store lacks
+    token, _ = issue_token(
+        runtime().storage,
+        store=store_key,
+        kind="scim",
+        label="admin",
+        now=int(runtime().clock()),
+        connection=conn_key,
+    )
+    described = StoreAdmin(runtime(), store_key).connection(conn_key)
+    kind = str(described["type"])
+    return _connection_page(
+        store_key, kind, conn_key, form_values(kind, described), {}, scim_token=token
+    )
 
 
 @bp.post("/connections/<conn_key>/delete")

@@ -7,6 +7,7 @@ which the API shows read-only.
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from collections.abc import Callable
@@ -620,3 +621,25 @@ def test_writes_to_what_does_not_exist_are_problems(app_world: AppWorld) -> None
     )
     assert nowhere.status_code == 404
     assert app_world.api("GET", "/connections").json() == {"connections": []}
+
+
+def test_scim_is_set_up_from_the_admin(app_world: AppWorld) -> None:
+    body = app_world.oidc_body(scim={"enabled": True})
+    assert app_world.api("PUT", "/connections/corp", json=body).status_code == 201
+    ctx = _admin_ctx(app_world)
+    page = _admin_post(app_world, "/connections/corp/scim-token", ctx)
+    assert page.status_code == 200
+    token = re.search(r'id="scim-token">([^<]+)<', page.text)
+    assert token is not None
+    base = f"{app_world.broker.url}/{STORE}/scim/corp/v2"
+    assert base in page.text
+    listed = httpx.get(f"{base}/Users", headers={"Authorization": f"Bearer {token.group(1)}"})
+    assert listed.status_code == 200
+    assert listed.json()["totalResults"] == 0
+    # The admin token is not a SCIM token.
+    assert (
+        httpx.get(
+            f"{base}/Users", headers={"Authorization": f"Bearer {app_world.token}"}
+        ).status_code
+        == 401
+    )

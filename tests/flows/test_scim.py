@@ -317,3 +317,47 @@ def test_a_store_that_cannot_take_the_user_now_leaves_nothing_for_the_retry(
     retried = scim("POST", "/Users", okta_user())
     assert retried.status_code == 201, retried.text
     assert len(world.customers()) == 1
+
+
+def test_scim_groups_put_customers_in_customer_groups(make_world: Callable[..., World]) -> None:
+    world = scim_world(make_world, customer_groups_by_group={"Wholesale": 3, "Staff": 5})
+    scim = Scim(world)
+    alice = scim("POST", "/Users", okta_user()).json()
+    group = scim(
+        "POST",
+        "/Groups",
+        {"schemas": [GROUP], "displayName": "Wholesale", "members": [{"value": alice["id"]}]},
+    ).json()
+    assert world.customers()[0]["customer_group_id"] == 3
+    scim(
+        "PATCH",
+        f"/Groups/{group['id']}",
+        {
+            "schemas": [PATCH],
+            "Operations": [{"op": "remove", "path": f'members[value eq "{alice["id"]}"]'}],
+        },
+    )
+    assert world.customers()[0]["customer_group_id"] == 0
+
+
+def test_deprovision_delete_removes_the_customer_after_the_days_and_block_keeps_it(
+    make_world: Callable[..., World],
+) -> None:
+    import time
+
+    from broker.provisioning.deprovision import delete_deprovisioned
+
+    world = scim_world(make_world, deprovision="delete", delete_after_days=30)
+    scim = Scim(world)
+    user = scim("POST", "/Users", okta_user()).json()
+    kept = scim("POST", "/Users", okta_user("bob@example.com", "dev-bob")).json()
+    assert len(world.customers()) == 2
+    assert scim("DELETE", f"/Users/{user['id']}").status_code == 204
+    now = int(time.time())
+    assert delete_deprovisioned(scim.runtime, now + 29 * 86400) == 0
+    assert len(world.customers()) == 2
+    assert delete_deprovisioned(scim.runtime, now + 31 * 86400) == 1
+    assert [c["email"] for c in world.customers()] == ["bob@example.com"]
+    events = [e.event for e in scim.runtime.storage.search_audit("acme")]
+    assert "scim.customer_deleted" in events
+    assert scim("GET", f"/Users/{kept['id']}").status_code == 200
