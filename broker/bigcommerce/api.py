@@ -122,6 +122,10 @@ class BigCommerceClient:
             deadline_seconds=deadline_seconds,
         )
 
+    def spare(self, reserve: float) -> float | None:
+        """Whether background work may spend the store's quota now (see StoreHTTP.spare)."""
+        return self._http.spare(reserve)
+
     def close(self) -> None:
         self._http.close()
         self._credentials_http.close()

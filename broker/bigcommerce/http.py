@@ -60,6 +60,8 @@ class StoreHTTP:
         self._deadline_seconds = deadline_seconds
         self._quota_lock = threading.Lock()
         self._quota_exhausted_until = 0.0
+        #: The last answer's quota: (requests left, the window's quota, when it resets).
+        self._last_quota: tuple[int, int, float] | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -116,9 +118,27 @@ class StoreHTTP:
                 )
             return response
 
+    def spare(self, reserve: float) -> float | None:
+        """None when background work may use the store's quota now; else the seconds until
+        the window resets. ``reserve``: the share of the window's quota kept for shoppers
+        (the quota is shared by every request of the store: sign-ins come first)."""
+        with self._quota_lock:
+            known = self._last_quota
+        if known is None:
+            return None
+        left, quota, resets_at = known
+        wait = resets_at - self._clock()
+        if wait <= 0 or left > quota * reserve:
+            return None
+        return wait
+
     def _note_quota(self, response: httpx.Response) -> None:
         left = response.headers.get("X-Rate-Limit-Requests-Left", "")
         reset_ms = response.headers.get("X-Rate-Limit-Time-Reset-Ms", "")
+        quota = response.headers.get("X-Rate-Limit-Requests-Quota", "")
+        if left.isdigit() and quota.isdigit() and reset_ms.isdigit():
+            with self._quota_lock:
+                self._last_quota = (int(left), int(quota), self._clock() + int(reset_ms) / 1000)
         if left == "0" and reset_ms.isdigit():
             with self._quota_lock:
                 self._quota_exhausted_until = self._clock() + int(reset_ms) / 1000

@@ -9,6 +9,7 @@ the version it names (412 otherwise), so two writers never lose each other's cha
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,7 +17,7 @@ from typing import Any
 
 from broker.accounts import customer_group_for
 from broker.config import Connection, OIDCConnection, StoreSettings
-from broker.errors import BrokerError
+from broker.errors import BrokerError, RateLimited
 from broker.provisioning.customers import CustomerTarget, Person
 from broker.provisioning.scim.errors import ScimError
 from broker.provisioning.scim.filters import parse_filter
@@ -35,6 +36,11 @@ from broker.provisioning.scim.resources import (
 )
 from broker.runtime import Runtime
 from broker.storage.model import AlreadyExists, AuditEntry, ScimGroup, ScimUser
+
+#: The share of the store's quota provisioning leaves to shoppers: when less is left in the
+#: window, the IdP is told to come back after it (429 with Retry-After, which Okta and Entra
+#: honour), so a burst of thousands of users never starves sign-ins.
+PROVISIONING_RESERVE = 0.3
 
 
 def etag(version: int) -> str:
@@ -70,8 +76,19 @@ class ScimService:
 
     # -- users ------------------------------------------------------------------------------
 
+    def _make_room(self) -> None:
+        """Sign-ins first: refuse (for now) work that would eat the shoppers' share."""
+        wait = self.runtime.store_api(self.store.key).spare(PROVISIONING_RESERVE)
+        if wait is not None:
+            raise RateLimited(
+                "The store is busy serving shoppers; provisioning waits.",
+                retry_after=max(1, math.ceil(wait)),
+                detail="scim: quota kept for sign-ins",
+            )
+
     def create_user(self, body: Any) -> tuple[dict[str, Any], str]:
         user = parse_user(body)
+        self._make_room()
         now = self._now()
         record = ScimUser(
             store=self.store.key,
@@ -136,6 +153,7 @@ class ScimService:
 
     def delete_user(self, user_id: str) -> None:
         record = self._user(user_id)
+        self._make_room()
         self.storage.delete_scim_user(self.store.key, self.conn.key, user_id)
         self._target(self._now()).deprovision(record.customer_id)
         self._audit("scim.user_deleted", self.settings.deprovision, record)
@@ -148,6 +166,7 @@ class ScimService:
         if expected is not None and expected != record.version:
             raise ScimError(412, "The user changed since that version.")
         user = change(record)
+        self._make_room()
         before = self._person(parse_user(record.document))
         now = self._now()
         customer_id = self._target(now).update(self._person(user), before, record.customer_id)

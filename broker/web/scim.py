@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from broker.admin.tokens import authenticate
-from broker.errors import BrokerError
+from broker.errors import BrokerError, RateLimited
 from broker.events import log_event
 from broker.provisioning.scim.errors import ScimError
 from broker.provisioning.scim.resources import (
@@ -57,7 +57,10 @@ def _broker_error(error: BrokerError) -> Response:
         status=error.status,
         detail=error.detail,
     )
-    response = _scim_error(ScimError(error.status, error.message))
+    # A store too busy for provisioning is 429 to a SCIM client (Okta and Entra back off on
+    # it and honour Retry-After), though a busy page is a 503 to a shopper.
+    status = 429 if isinstance(error, RateLimited) else error.status
+    response = _scim_error(ScimError(status, error.message))
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     return response

@@ -361,3 +361,28 @@ def test_deprovision_delete_removes_the_customer_after_the_days_and_block_keeps_
     events = [e.event for e in scim.runtime.storage.search_audit("acme")]
     assert "scim.customer_deleted" in events
     assert scim("GET", f"/Users/{kept['id']}").status_code == 200
+
+
+def test_a_burst_leaves_the_quota_to_sign_ins_and_is_told_when_to_come_back(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = scim_world(make_world)
+    scim = Scim(world)
+    faults = f"{world.sandbox.url}/_sandbox/stores/{world.store.store_hash}/faults"
+    httpx.post(faults, json={"quota": 20}).raise_for_status()
+    statuses: list[int] = []
+    retry_after: list[str] = []
+    for n in range(20):
+        answer = scim("POST", "/Users", okta_user(f"user{n}@example.com", f"sub-{n}"))
+        statuses.append(answer.status_code)
+        if answer.status_code == 429:
+            retry_after.append(answer.headers.get("retry-after", ""))
+            assert answer.json()["status"] == "429"
+            break
+    assert statuses[-1] == 429, (statuses, answer.text)
+    assert retry_after[0].isdigit()
+    assert 1 <= int(retry_after[0]) <= 31
+    created = scim("GET", "/Users").json()["totalResults"]
+    assert created == statuses.count(201) == len(world.customers())
+    # The shoppers' share is still there: a sign-in goes through at once.
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
