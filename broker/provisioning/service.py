@@ -16,8 +16,10 @@ from dataclasses import replace
 from typing import Any
 
 from broker.accounts import customer_group_for
+from broker.companies import binding_for, join_company, plan_for
 from broker.config import Connection, OIDCConnection, StoreSettings
 from broker.errors import BrokerError, RateLimited
+from broker.identity import Identity
 from broker.provisioning.customers import CustomerTarget, Person
 from broker.provisioning.scim.errors import ScimError
 from broker.provisioning.scim.filters import parse_filter
@@ -122,6 +124,7 @@ class ScimService:
                 replace(record, customer_id=customer_id), expected_version=1
             )
             record = stored or record
+            self._join_company(record, ())
         self._audit("scim.user_created", "active" if user.active else "inactive", record)
         return self._user_resource(record), etag(record.version)
 
@@ -346,10 +349,11 @@ class ScimService:
         return self._group_resource(stored), etag(stored.version)
 
     def _regroup(self, member_ids: tuple[str, ...] | list[str]) -> None:
-        """Bring the customer group of these users in line with their SCIM groups
-        (``customer_groups_by_group``: the first group of the map they are in; none: 0)."""
+        """Bring these users in line with their SCIM groups: the customer group
+        (``customer_groups_by_group``: the first group of the map they are in; none: 0) and,
+        with B2B Edition, the company and role the connection's binding gives those groups."""
         mapping = self.settings.customer_groups_by_group
-        if not mapping:
+        if not mapping and self.store.b2b is None:
             return
         api = self.runtime.store_api(self.store.key)
         for member in dict.fromkeys(member_ids):
@@ -360,8 +364,47 @@ class ScimService:
                 g.display_name
                 for g in self.storage.groups_of_scim_user(self.store.key, self.conn.key, member)
             ]
-            group_id = customer_group_for(names, mapping)
-            api.update_customer_group(user.customer_id, group_id or 0)
+            if mapping:
+                api.update_customer_group(user.customer_id, customer_group_for(names, mapping) or 0)
+            self._join_company(user, tuple(names))
+
+    def _join_company(self, user: ScimUser, groups: tuple[str, ...]) -> None:
+        """The SCIM user as the company user the connection's B2B binding says (the same
+        step as at sign-in, with the directory's e-mail and the SCIM groups). No company
+        found, or B2B Edition refusing, leaves it to the sign-in's own company step."""
+        store = self.store
+        if store.b2b is None or user.customer_id is None:
+            return
+        person = parse_user(user.document)
+        identity = Identity(
+            connection=self.conn.key,
+            issuer=self._issuer(),
+            subject=self._subject(person),
+            email=user.email,
+            email_verified=True,  # the company's directory says so
+            first_name=person.given_name,
+            last_name=person.family_name,
+            groups=groups,
+        )
+        binding = binding_for(store.b2b, self.conn, connections=len(store.connections))
+        plan = plan_for(identity, binding)
+        if plan is None:
+            return
+        try:
+            events = join_company(
+                self.runtime.b2b_api(store.key),
+                customer_id=user.customer_id,
+                directory=self.runtime.store_api(store.key),
+                identity=identity,
+                plan=plan,
+                settings=store.b2b,
+                channel_ids=[store.channel_id],
+            )
+        except BrokerError as error:
+            self._audit("scim.company", error.code, user)
+            return
+        if events:
+            self._audit("scim.company", ",".join(events), user)
 
     def _known_members(self, member_ids: tuple[str, ...]) -> None:
         for member in member_ids:

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from broker.admin.tokens import issue_token
 from broker.runtime import Runtime
+from broker.storage import schema
 from tests.conftest import World
 from tests.support.flows import sign_in
 
@@ -386,3 +388,53 @@ def test_a_burst_leaves_the_quota_to_sign_ins_and_is_told_when_to_come_back(
     assert created == statuses.count(201) == len(world.customers())
     # The shoppers' share is still there: a sign-in goes through at once.
     assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+
+
+def test_with_b2b_edition_scim_groups_make_company_users_with_their_role(
+    make_world: Callable[..., World],
+) -> None:
+    from tests.flows.test_b2b import b2b_world, company_user
+
+    world, acme, _ = b2b_world(make_world, connection={"scim": {"enabled": True}})
+    scim = Scim(world)
+    ada = scim("POST", "/Users", okta_user("ada@example.com", "ada")).json()
+    [customer] = world.customers()
+    joined = company_user(world, customer["id"])
+    assert joined is not None
+    assert (joined["companyId"], joined["role"]) == (acme["companyId"], 2)  # the default role
+    scim(
+        "POST",
+        "/Groups",
+        {"schemas": [GROUP], "displayName": "approvers", "members": [{"value": ada["id"]}]},
+    )
+    promoted = company_user(world, customer["id"])
+    assert promoted is not None
+    assert promoted["role"] == 1
+
+
+def test_okta_puts_the_whole_user_and_entra_probes_users_and_groups(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    world = scim_world(make_world)
+    scim = Scim(world)
+    user = scim("POST", "/Users", okta_user()).json()
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    put = scim(
+        "PUT",
+        f"/Users/{user['id']}",
+        okta_user(name={"givenName": "Alice", "familyName": "Kingsleigh"}, active=False),
+        headers={"If-Match": user["meta"]["version"]},
+    )
+    assert put.status_code == 200, put.text
+    assert world.customers()[0]["last_name"] == "Kingsleigh"
+    # Inactive users are still returned, as Entra expects.
+    listed = scim("GET", "/Users", params={"filter": 'externalId eq "dev-alice"'}).json()
+    assert listed["Resources"][0]["active"] is False
+    probe = scim("GET", "/Groups", params={"filter": 'displayName eq "nobody-7c1e"'})
+    assert probe.json()["totalResults"] == 0
+    # The broker's session of that sign-in ended with the deactivation.
+
+    with scim.runtime.storage.engine.connect() as conn:
+        ended = conn.execute(select(schema.sessions.c.ended_at)).scalars().all()
+    assert ended
+    assert all(value is not None for value in ended)
