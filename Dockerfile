@@ -9,10 +9,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends xmlsec1 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY requirements.lock pyproject.toml README.md ./
 COPY broker ./broker
 COPY templates ./templates
-RUN pip install . && useradd --system --uid 10001 --home-dir /data broker \
+# Every dependency at the version the tests ran with, then the broker itself without any.
+RUN pip install -r requirements.lock && pip install --no-deps . && useradd --system --uid 10001 --home-dir /data broker \
     && mkdir -p /data && chown broker /data
 
 USER broker
