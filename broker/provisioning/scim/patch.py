@@ -204,7 +204,7 @@ def _user_operation(
             raise ScimError(400, f"{path.attr} has no sub-attributes", "invalidPath")
         key = _USER_SIMPLE[path.attr]
         if op == "remove" or _is_null(value):
-            if key in ("userName", "active"):
+            if key == "userName":
                 raise ScimError(400, f"{key} is required and cannot be removed", "mutability")
             working.pop(key, None)
         else:

@@ -81,6 +81,8 @@ class UserInput:
     display_name: str | None = None
     emails: tuple[Email, ...] = ()
     active: bool = True
+    #: Whether the body said ``active`` at all (unassigned: active, and not served back).
+    active_given: bool = True
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,7 @@ def parse_user(body: Any) -> UserInput:
         display_name=_text(lookup(body, "displayName"), "displayName"),
         emails=_emails(lookup(body, "emails")),
         active=True if active is None else boolean(active, "active"),
+        active_given=active is not None,
     )
 
 
@@ -219,8 +222,8 @@ def primary_email(user: UserInput) -> str | None:
 def user_document(user: UserInput) -> dict[str, Any]:
     """The canonical stored JSON of a user, without ``id`` and ``meta``.
 
-    Unassigned attributes are left out (RFC 7643 §2.5); ``name.formatted`` is derived from
-    the given and family names, so it never disagrees with them.
+    Unassigned attributes are left out (RFC 7643 §2.5), ``active`` too; of ``name``, the
+    given and family names are kept (``formatted`` is not: it could disagree with them).
     """
     document: dict[str, Any] = {"schemas": [USER_SCHEMA], "userName": user.user_name}
     if user.external_id is not None:
@@ -231,7 +234,6 @@ def user_document(user: UserInput) -> dict[str, Any]:
     if user.family_name is not None:
         name["familyName"] = user.family_name
     if name:
-        name["formatted"] = " ".join(p for p in (user.given_name, user.family_name) if p)
         document["name"] = name
     if user.display_name is not None:
         document["displayName"] = user.display_name
@@ -244,7 +246,8 @@ def user_document(user: UserInput) -> dict[str, Any]:
             item["primary"] = email.primary
             emails.append(item)
         document["emails"] = emails
-    document["active"] = user.active
+    if user.active_given:
+        document["active"] = user.active
     return document
 
 
@@ -464,14 +467,14 @@ def resource_types(base_url: str) -> dict[str, Any]:
 #: What ``/Schemas`` advertises: the stored attributes and, for complex ones, sub-attributes.
 _USER_ATTRIBUTES: dict[str, tuple[str, ...] | None] = {
     "userName": None,
-    "name": ("formatted", "familyName", "givenName"),
+    "name": ("familyName", "givenName"),
     "displayName": None,
     "active": None,
     "emails": ("value", "type", "primary"),
 }
 _GROUP_ATTRIBUTES: dict[str, tuple[str, ...] | None] = {
     "displayName": None,
-    "members": ("value", "$ref", "display"),
+    "members": ("value", "$ref"),
 }
 
 #: ``externalId`` is a common attribute (RFC 7643 §3.1), not part of the core schemas;

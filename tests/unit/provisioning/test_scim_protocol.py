@@ -196,6 +196,7 @@ def test_unknown_attributes_are_ignored() -> None:
         family_name=None,
         display_name=None,
         emails=(),
+        active_given=False,
     )
 
 
@@ -231,17 +232,15 @@ def test_user_document_is_canonical_and_round_trips() -> None:
         "schemas": [USER_SCHEMA],
         "userName": "pat.doe@example.com",
         "externalId": "00u1abcd",
-        "name": {"givenName": "Pat", "familyName": "Doe", "formatted": "Pat Doe"},
+        "name": {"givenName": "Pat", "familyName": "Doe"},
         "displayName": "Pat Doe",
         "emails": [{"value": "pat.doe@example.com", "type": "work", "primary": True}],
         "active": True,
     }
     assert user_document(parse_user(document)) == document
-    assert _stored(_user()) == {
-        "schemas": [USER_SCHEMA],
-        "userName": "pat@example.com",
-        "active": True,
-    }
+    # Unassigned, ``active`` is not served back (the user counts as active).
+    assert _stored(_user()) == {"schemas": [USER_SCHEMA], "userName": "pat@example.com"}
+    assert parse_user(_user()).active is True
 
 
 def test_user_resource_adds_id_and_meta() -> None:
@@ -409,11 +408,9 @@ def test_schemas_advertise_what_is_kept() -> None:
     assert user["userName"]["required"] is True
     assert user["userName"]["uniqueness"] == "server"
     assert {s["name"] for s in user["emails"]["subAttributes"]} == {"value", "type", "primary"}
-    assert {s["name"] for s in user["name"]["subAttributes"]} == {
-        "givenName",
-        "familyName",
-        "formatted",
-    }
+    assert {s["name"] for s in user["name"]["subAttributes"]} == {"givenName", "familyName"}
+    members = {a["name"]: a for a in by_id[GROUP_SCHEMA]["attributes"]}["members"]
+    assert {s["name"] for s in members["subAttributes"]} == {"value", "$ref"}
     group = {a["name"]: a for a in by_id[GROUP_SCHEMA]["attributes"]}
     assert set(group) == {"displayName", "members", "externalId"}
     assert by_id[USER_SCHEMA]["meta"]["location"] == f"https://x/v2/Schemas/{USER_SCHEMA}"
@@ -539,7 +536,7 @@ def test_okta_replaces_name_parts() -> None:
             {"op": "replace", "path": "name.familyName", "value": "Roe"},
         ),
     )
-    assert patched["name"] == {"givenName": "Robin", "familyName": "Roe", "formatted": "Robin Roe"}
+    assert patched["name"] == {"givenName": "Robin", "familyName": "Roe"}
 
 
 def test_entra_capitalised_ops_string_booleans_and_dotted_keys() -> None:
@@ -648,6 +645,12 @@ def test_emails_add_replace_and_remove() -> None:
     assert nothing == document
 
 
+def test_active_may_be_removed_and_then_counts_as_active() -> None:
+    patched = apply_user_patch(_stored(), _patch({"op": "remove", "path": "active"}))
+    assert "active" not in patched
+    assert parse_user(patched).active is True
+
+
 def test_remove_of_optional_attributes() -> None:
     document = _stored()
     patched = apply_user_patch(
@@ -660,7 +663,7 @@ def test_remove_of_optional_attributes() -> None:
     )
     assert "displayName" not in patched
     assert "externalId" not in patched
-    assert patched["name"] == {"familyName": "Doe", "formatted": "Doe"}
+    assert patched["name"] == {"familyName": "Doe"}
     gone = apply_user_patch(patched, _patch({"op": "remove", "path": "name.familyName"}))
     assert "name" not in gone
     assert "name" not in apply_user_patch(document, _patch({"op": "remove", "path": "name"}))
@@ -672,14 +675,14 @@ def test_replace_with_null_unassigns() -> None:
         _patch({"op": "replace", "value": {"displayName": None, "name": {"givenName": ""}}}),
     )
     assert "displayName" not in patched
-    assert patched["name"] == {"familyName": "Doe", "formatted": "Doe"}
+    assert patched["name"] == {"familyName": "Doe"}
 
 
 def test_replace_of_name_keeps_unnamed_parts() -> None:
     patched = apply_user_patch(
         _stored(), _patch({"op": "replace", "path": "name", "value": {"givenName": "Robin"}})
     )
-    assert patched["name"] == {"givenName": "Robin", "familyName": "Doe", "formatted": "Robin Doe"}
+    assert patched["name"] == {"givenName": "Robin", "familyName": "Doe"}
 
 
 def test_pathless_replace_of_a_whole_user_okta_style() -> None:
@@ -722,7 +725,6 @@ def test_patch_result_is_canonical() -> None:
     [
         ({"op": "remove", "path": "userName"}, "mutability"),
         ({"op": "replace", "path": "userName", "value": ""}, "mutability"),
-        ({"op": "remove", "path": "active"}, "mutability"),
         ({"op": "replace", "path": "id", "value": "x"}, "mutability"),
         ({"op": "remove"}, "noTarget"),
         ({"op": "move", "path": "userName", "value": "x"}, "invalidSyntax"),
