@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from broker.accounts import customer_group_for
@@ -45,6 +45,21 @@ from broker.storage.model import AlreadyExists, AuditEntry, ScimGroup, ScimUser
 PROVISIONING_RESERVE = 0.3
 
 
+Served = tuple[dict[str, Any], str]  # a resource and its ETag
+
+
+@dataclass(frozen=True)
+class Operations:
+    """The verbs of one resource type (Users or Groups): one HTTP view serves both."""
+
+    list: Callable[[str | None, str | None, str | None], dict[str, Any]]
+    create: Callable[[Any], Served]
+    get: Callable[[str], Served]
+    replace: Callable[[str, Any, str | None], Served]
+    patch: Callable[[str, Any, str | None], Served]
+    delete: Callable[[str], None]
+
+
 def etag(version: int) -> str:
     return f'W/"{version}"'
 
@@ -75,6 +90,26 @@ class ScimService:
 
     def _now(self) -> int:
         return int(self._clock())
+
+    def operations(self, resource_type: str) -> Operations:
+        """The verbs of ``Users`` or ``Groups``."""
+        if resource_type == "Users":
+            return Operations(
+                self.list_users,
+                self.create_user,
+                self.get_user,
+                self.replace_user,
+                self.patch_user,
+                self.delete_user,
+            )
+        return Operations(
+            self.list_groups,
+            self.create_group,
+            self.get_group,
+            self.replace_group,
+            self.patch_group,
+            self.delete_group,
+        )
 
     # -- users ------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from broker.provisioning.scim.resources import (
     schemas,
     service_provider_config,
 )
-from broker.provisioning.service import ScimService
+from broker.provisioning.service import Operations, ScimService
 from broker.web.context import runtime
 
 bp = Blueprint("scim", __name__, url_prefix="/<store_key>/scim/<conn_key>/v2")
@@ -155,11 +155,12 @@ def _search(body: Any) -> tuple[Mapping[str, Any], str | None, str | None, str |
     return body, body.get("filter"), number["startIndex"], number["count"]
 
 
-@bp.get("/Users")
-def list_users(store_key: str, conn_key: str) -> Response:
-    args = request.args
-    listing = _service().list_users(args.get("filter"), args.get("startIndex"), args.get("count"))
-    return _answer(_shaped(listing))
+#: Users and Groups have the same verbs (RFC 7644 3.2): one view each, for both.
+RESOURCES = "<any(Users, Groups):resource>"
+
+
+def _ops(resource: str) -> Operations:
+    return _service().operations(resource)
 
 
 @bp.post("/.search")
@@ -168,80 +169,44 @@ def search_everything(store_key: str, conn_key: str) -> Response:
     raise ScimError(501, "Search each resource type: POST /Users/.search or /Groups/.search.")
 
 
-@bp.post("/Users/.search")
-def search_users(store_key: str, conn_key: str) -> Response:
-    body, filter_text, start, count = _search(_body())
-    return _answer(_shaped(_service().list_users(filter_text, start, count), body))
-
-
-@bp.post("/Users")
-def create_user(store_key: str, conn_key: str) -> Response:
-    resource, tag = _service().create_user(_body())
-    return _answer(resource, 201, tag)
-
-
-@bp.get("/Users/<user_id>")
-def get_user(store_key: str, conn_key: str, user_id: str) -> Response:
-    resource, tag = _service().get_user(user_id)
-    return _answer(_shaped(resource), etag=tag)
-
-
-@bp.put("/Users/<user_id>")
-def replace_user(store_key: str, conn_key: str, user_id: str) -> Response:
-    resource, tag = _service().replace_user(user_id, _body(), request.headers.get("If-Match"))
-    return _answer(resource, etag=tag)
-
-
-@bp.patch("/Users/<user_id>")
-def patch_user(store_key: str, conn_key: str, user_id: str) -> Response:
-    resource, tag = _service().patch_user(user_id, _body(), request.headers.get("If-Match"))
-    return _answer(resource, etag=tag)
-
-
-@bp.delete("/Users/<user_id>")
-def delete_user(store_key: str, conn_key: str, user_id: str) -> Response:
-    _service().delete_user(user_id)
-    return Response(status=204)
-
-
-@bp.get("/Groups")
-def list_groups(store_key: str, conn_key: str) -> Response:
+@bp.get(f"/{RESOURCES}")
+def listing(store_key: str, conn_key: str, resource: str) -> Response:
     args = request.args
-    listing = _service().list_groups(args.get("filter"), args.get("startIndex"), args.get("count"))
-    return _answer(_shaped(listing))
+    found = _ops(resource).list(args.get("filter"), args.get("startIndex"), args.get("count"))
+    return _answer(_shaped(found))
 
 
-@bp.post("/Groups/.search")
-def search_groups(store_key: str, conn_key: str) -> Response:
+@bp.post(f"/{RESOURCES}/.search")
+def search(store_key: str, conn_key: str, resource: str) -> Response:
     body, filter_text, start, count = _search(_body())
-    return _answer(_shaped(_service().list_groups(filter_text, start, count), body))
+    return _answer(_shaped(_ops(resource).list(filter_text, start, count), body))
 
 
-@bp.post("/Groups")
-def create_group(store_key: str, conn_key: str) -> Response:
-    resource, tag = _service().create_group(_body())
-    return _answer(resource, 201, tag)
+@bp.post(f"/{RESOURCES}")
+def create(store_key: str, conn_key: str, resource: str) -> Response:
+    created, tag = _ops(resource).create(_body())
+    return _answer(created, 201, tag)
 
 
-@bp.get("/Groups/<group_id>")
-def get_group(store_key: str, conn_key: str, group_id: str) -> Response:
-    resource, tag = _service().get_group(group_id)
-    return _answer(_shaped(resource), etag=tag)
+@bp.get(f"/{RESOURCES}/<item_id>")
+def get(store_key: str, conn_key: str, resource: str, item_id: str) -> Response:
+    found, tag = _ops(resource).get(item_id)
+    return _answer(_shaped(found), etag=tag)
 
 
-@bp.put("/Groups/<group_id>")
-def replace_group(store_key: str, conn_key: str, group_id: str) -> Response:
-    resource, tag = _service().replace_group(group_id, _body(), request.headers.get("If-Match"))
-    return _answer(resource, etag=tag)
+@bp.put(f"/{RESOURCES}/<item_id>")
+def replace(store_key: str, conn_key: str, resource: str, item_id: str) -> Response:
+    written, tag = _ops(resource).replace(item_id, _body(), request.headers.get("If-Match"))
+    return _answer(written, etag=tag)
 
 
-@bp.patch("/Groups/<group_id>")
-def patch_group(store_key: str, conn_key: str, group_id: str) -> Response:
-    resource, tag = _service().patch_group(group_id, _body(), request.headers.get("If-Match"))
-    return _answer(resource, etag=tag)
+@bp.patch(f"/{RESOURCES}/<item_id>")
+def patch(store_key: str, conn_key: str, resource: str, item_id: str) -> Response:
+    written, tag = _ops(resource).patch(item_id, _body(), request.headers.get("If-Match"))
+    return _answer(written, etag=tag)
 
 
-@bp.delete("/Groups/<group_id>")
-def delete_group(store_key: str, conn_key: str, group_id: str) -> Response:
-    _service().delete_group(group_id)
+@bp.delete(f"/{RESOURCES}/<item_id>")
+def delete(store_key: str, conn_key: str, resource: str, item_id: str) -> Response:
+    _ops(resource).delete(item_id)
     return Response(status=204)

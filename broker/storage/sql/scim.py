@@ -92,21 +92,13 @@ class SQLScimStore(SQLBase):
         return None if row is None else _user(row)
 
     def delete_scim_user(self, store: str, connection: str, user_id: str) -> bool:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    delete(scim_members).where(
-                        scim_members.c.store == store,
-                        scim_members.c.connection == connection,
-                        scim_members.c.user_id == user_id,
-                    )
-                )
-                gone = conn.execute(
-                    delete(scim_users).where(_user_key(store, connection, user_id))
-                ).rowcount
-        except SQLAlchemyError as exc:
-            raise storage_error(exc) from None
-        return bool(gone)
+        """Delete a user and its memberships."""
+        return self._delete_with_memberships(
+            delete(scim_users).where(_user_key(store, connection, user_id)),
+            store,
+            connection,
+            scim_members.c.user_id == user_id,
+        )
 
     def scim_users_of_customer(self, store: str, customer_id: int) -> list[ScimUser]:
         """The SCIM users of every connection of the store that stand for this customer."""
@@ -199,18 +191,29 @@ class SQLScimStore(SQLBase):
             raise storage_error(exc) from None
 
     def delete_scim_group(self, store: str, connection: str, group_id: str) -> bool:
+        """Delete a group and its memberships."""
+        return self._delete_with_memberships(
+            delete(scim_groups).where(_group_key(store, connection, group_id)),
+            store,
+            connection,
+            scim_members.c.group_id == group_id,
+        )
+
+    def _delete_with_memberships(
+        self, statement: Any, store: str, connection: str, membership: Any
+    ) -> bool:
+        """Run ``statement`` (one user's or group's delete) with its memberships' in one
+        transaction; whether it deleted anything."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     delete(scim_members).where(
                         scim_members.c.store == store,
                         scim_members.c.connection == connection,
-                        scim_members.c.group_id == group_id,
+                        membership,
                     )
                 )
-                gone = conn.execute(
-                    delete(scim_groups).where(_group_key(store, connection, group_id))
-                ).rowcount
+                gone = conn.execute(statement).rowcount
         except SQLAlchemyError as exc:
             raise storage_error(exc) from None
         return bool(gone)
