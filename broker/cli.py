@@ -289,7 +289,9 @@ def _admin_token(path: str, store_key: str, *, label: str, revoke: bool) -> int:
     settings = load_settings(path)
     storage = open_storage(settings.broker.database_url)
     try:
-        known = settings.store(store_key) is not None or store_key in storage.tenant_documents()
+        known = (
+            settings.store(store_key) is not None or storage.tenant_document(store_key) is not None
+        )
         if not known:
             print(f"no store {store_key!r} in {path} or installed", file=sys.stderr)
             return 2
@@ -328,7 +330,7 @@ def _scim_token(path: str, store_key: str, connection: str, *, label: str, revok
                 )
                 return 2
         else:
-            stored = storage.tenant_documents().get(store_key)
+            stored = storage.tenant_document(store_key)
             if stored is None:
                 print(f"no store {store_key!r} in {path} or installed", file=sys.stderr)
                 return 2
@@ -364,7 +366,7 @@ def _rotate_keys(path: str) -> int:
         done = 0
         for key in storage.tenant_documents():
             for _ in range(8):  # an admin's edit may come in between: read again
-                row = storage.tenant_documents().get(key)
+                row = storage.tenant_document(key)
                 if row is None:
                     break
                 document = rotate_document(row.document, box)

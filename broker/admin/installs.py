@@ -80,7 +80,7 @@ class AppInstaller:
         facts = learn_store(
             self.app, grant.store_hash, grant.access_token, transport=self.runtime.transport
         )
-        previous = self.storage.tenant_documents().get(grant.store_hash)
+        previous = self.storage.tenant_document(grant.store_hash)
         document = store_document(
             grant,
             facts,

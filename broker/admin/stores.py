@@ -79,7 +79,7 @@ class StoreAdmin:
 
     def stored_table(self, conn_key: str) -> dict[str, Any] | None:
         """A stored connection's table as written, without its secrets (None: not stored)."""
-        row = self.runtime.storage.tenant_documents().get(self.key)
+        row = self.runtime.storage.tenant_document(self.key)
         if row is None:
             return None
         table = (row.document.get("connections") or {}).get(conn_key)
@@ -194,7 +194,7 @@ class StoreAdmin:
         return self.settings()
 
     def _has_sp_key(self, conn_key: str) -> bool:
-        row = self.runtime.storage.tenant_documents().get(self.key)
+        row = self.runtime.storage.tenant_document(self.key)
         table = (row.document.get("connections") or {}).get(conn_key) if row else None
         return isinstance(table, Mapping) and "sp_key_pem" in table
 
@@ -211,7 +211,7 @@ class StoreAdmin:
         """Apply ``change`` to the stored document and write it if the rules accept it."""
         storage, box = self.runtime.storage, self.runtime.secrets
         for _ in range(_ATTEMPTS):
-            row = storage.tenant_documents().get(self.key)
+            row = storage.tenant_document(self.key)
             if row is None:
                 raise NotFound("There is no store here by that name.", detail="store removed")
             document = change(open_document(row.document, box))

@@ -31,9 +31,9 @@ Every verb is atomic on its own, so two workers racing over the same key see one
 - :class:`SessionStore` — ``create_session`` / ``get_session`` / ``session_by_status_key`` /
   ``end_session`` / ``end_sessions`` / ``end_saml_sessions``: the sign-ins the broker made,
   for logout.
-- :class:`TenantStore` — ``tenants_version`` / ``tenant_documents`` / ``put_tenant`` /
-  ``delete_tenant``: stores held in the database (installed as an app), behind one change
-  counter every process reads.
+- :class:`TenantStore` — ``tenants_version`` / ``tenant_documents`` / ``tenant_document`` /
+  ``put_tenant`` / ``replace_tenant`` / ``delete_tenant``: stores held in the database
+  (installed as an app), behind one change counter every process reads.
 - :class:`AppStore` — ``install_store`` / ``get_install`` / ``remove_store``: stores installed
   as an app (a store's removal deletes every row of it); ``forget_connection`` (every
   identity of a connection that is removed or now stands for another IdP, its SCIM users and
@@ -265,6 +265,7 @@ class TenantStore(Protocol):
 
     def tenants_version(self) -> int: ...
     def tenant_documents(self) -> dict[str, TenantDocument]: ...
+    def tenant_document(self, key: str) -> TenantDocument | None: ...
     def put_tenant(self, key: str, document: Mapping[str, Any], now: int) -> int: ...
     def replace_tenant(
         self, key: str, document: Mapping[str, Any], *, expected_version: int, now: int

@@ -17,6 +17,10 @@ def test_stores_held_in_the_database_are_versioned(storage: SQLStorage) -> None:
     documents = storage.tenant_documents()
     assert documents["abc123"].document == {"store_hash": "abc123", "channel_id": 2}
     assert documents["abc123"].version == changed
+    one = storage.tenant_document("abc123")
+    assert one is not None
+    assert (one.document, one.version) == ({"store_hash": "abc123", "channel_id": 2}, changed)
+    assert storage.tenant_document("nothere") is None
     assert storage.delete_tenant("abc123") is True
     assert storage.delete_tenant("abc123") is False
     assert storage.tenants_version() == changed + 1

@@ -23,6 +23,15 @@ _BUMP_TENANTS = (
 )
 
 
+def _document(row: Any) -> TenantDocument:
+    return TenantDocument(
+        key=row.key,
+        document=json.loads(row.document),
+        version=int(row.version),
+        updated_at=int(row.updated_at),
+    )
+
+
 class _Stale(Exception):
     """The stored store changed between the read and the write."""
 
@@ -39,15 +48,12 @@ class SQLTenantStore(SQLBase):
                 rows = conn.execute(select(tenant_stores)).all()
         except SQLAlchemyError as exc:
             raise storage_error(exc) from None
-        return {
-            row.key: TenantDocument(
-                key=row.key,
-                document=json.loads(row.document),
-                version=int(row.version),
-                updated_at=int(row.updated_at),
-            )
-            for row in rows
-        }
+        return {row.key: _document(row) for row in rows}
+
+    def tenant_document(self, key: str) -> TenantDocument | None:
+        """One stored store (an edit reads only its own, not every store's)."""
+        row = self._first(select(tenant_stores).where(tenant_stores.c.key == key))
+        return None if row is None else _document(row)
 
     def put_tenant(self, key: str, document: Mapping[str, Any], now: int) -> int:
         """Create or replace a stored store; returns its new version (every change raises the
