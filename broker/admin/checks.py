@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import defusedxml.ElementTree as SafeET
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
@@ -24,8 +23,6 @@ from broker.upstream.registry import open_provider
 from broker.upstream.saml import SAMLProvider
 
 EXPIRY_WARNING_DAYS = 30
-_DS = "{http://www.w3.org/2000/09/xmldsig#}"
-_MD = "{urn:oasis:names:tc:SAML:2.0:metadata}"
 
 
 @dataclass
@@ -113,13 +110,12 @@ def _saml(report: Report, provider: SAMLProvider, base: str, now: float) -> None
     )
     try:
         entity = provider.idp_entity_id()
-        metadata = provider.idp_metadata()
+        certificates = _described(provider.signing_certificates())
     except BrokerError as error:
         report.check("metadata", False, f"{error.message} ({error.detail})")
         return
     report.check("metadata", True, f"IdP entity {entity}")
     report.facts["idp_entity_id"] = entity
-    certificates = _signing_certificates(metadata, entity)
     report.facts["certificates"] = certificates
     live = [c for c in certificates if c["not_after"] > now]
     report.check(
@@ -137,32 +133,21 @@ def _saml(report: Report, provider: SAMLProvider, base: str, now: float) -> None
             report.warnings.append(f"the IdP certificate {cert['subject']} has expired")
 
 
-def _signing_certificates(metadata: str, entity: str) -> list[dict[str, Any]]:
+def _described(certificates: list[str]) -> list[dict[str, Any]]:
+    """Each certificate's subject, expiry and fingerprint (unreadable ones left out)."""
     found: list[dict[str, Any]] = []
-    try:
-        root = SafeET.fromstring(metadata)
-    except SafeET.ParseError:
-        return found
-    for descriptor in root.iter(f"{_MD}EntityDescriptor"):
-        if descriptor.get("entityID") != entity:
+    for text in certificates:
+        try:
+            cert = x509.load_der_x509_certificate(base64.b64decode(text))
+        except ValueError:
             continue
-        for idp in descriptor.iter(f"{_MD}IDPSSODescriptor"):
-            for key in idp.iter(f"{_MD}KeyDescriptor"):
-                if key.get("use") not in (None, "signing"):
-                    continue
-                for value in key.iter(f"{_DS}X509Certificate"):
-                    text = "".join((value.text or "").split())
-                    try:
-                        cert = x509.load_der_x509_certificate(base64.b64decode(text))
-                    except ValueError:
-                        continue
-                    after = cert.not_valid_after_utc
-                    found.append(
-                        {
-                            "subject": cert.subject.rfc4514_string()[:200],
-                            "expires": after.date().isoformat(),
-                            "not_after": after.timestamp(),
-                            "sha256": cert.fingerprint(hashes.SHA256()).hex(":"),
-                        }
-                    )
+        after = cert.not_valid_after_utc
+        found.append(
+            {
+                "subject": cert.subject.rfc4514_string()[:200],
+                "expires": after.date().isoformat(),
+                "not_after": after.timestamp(),
+                "sha256": cert.fingerprint(hashes.SHA256()).hex(":"),
+            }
+        )
     return found

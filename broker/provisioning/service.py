@@ -26,6 +26,7 @@ from broker.provisioning.scim.filters import parse_filter
 from broker.provisioning.scim.patch import apply_group_patch, apply_user_patch
 from broker.provisioning.scim.resources import (
     UserInput,
+    etag,
     group_document,
     group_resource,
     list_response,
@@ -58,10 +59,6 @@ class Operations:
     replace: Callable[[str, Any, str | None], Served]
     patch: Callable[[str, Any, str | None], Served]
     delete: Callable[[str], None]
-
-
-def etag(version: int) -> str:
-    return f'W/"{version}"'
 
 
 def version_of(if_match: str | None) -> int | None:

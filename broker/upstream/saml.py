@@ -368,6 +368,12 @@ class SAMLProvider:
             self._entity_guard(entity)
         return entity
 
+    def signing_certificates(self) -> list[str]:
+        """The configured IdP's signing certificates (base64 DER), exactly those signatures
+        are verified with (its IDPSSODescriptor's ``use="signing"`` or unmarked keys)."""
+        client, entity = self._loaded()
+        return ["".join(str(cert).split()) for _, cert in client.metadata.certs(entity, "idpsso")]
+
     def sp_metadata(self) -> str:
         """This connection's SP metadata: entity id, ACS, SLO (when it has one), signing and
         encryption certificates, and ``AuthnRequestsSigned`` saying whether

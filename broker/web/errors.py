@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from broker.errors import BrokerError
 from broker.events import log_event
+from broker.provisioning.scim.errors import ScimError
 from broker.storage import AuditEntry, keys
 from broker.web.context import runtime
 
@@ -144,11 +145,7 @@ _SCIM_PATHS = re.compile(r"^/[^/]+/scim/[^/]+/v2(?:/|$)")
 
 
 def _scim_error(status: int, detail: str) -> Response:
-    body = {
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-        "status": str(status),
-        "detail": detail,
-    }
+    body = ScimError(status, detail).body()
     return Response(json.dumps(body), status=status, mimetype="application/scim+json")
 
 

@@ -643,3 +643,54 @@ def test_scim_is_set_up_from_the_admin(app_world: AppWorld) -> None:
         ).status_code
         == 401
     )
+
+
+def _idp_metadata(entity: str, *, days: int) -> str:
+    import base64
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expiring-idp")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    return (
+        '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
+        f'xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">'
+        '<md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+        '<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data>'
+        f"<ds:X509Certificate>{der}</ds:X509Certificate>"
+        "</ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
+        '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" '
+        'Location="https://idp.partner.example/sso"/>'
+        "</md:IDPSSODescriptor></md:EntityDescriptor>"
+    )
+
+
+def test_a_saml_test_shows_the_idps_certificate_and_warns_before_it_expires(
+    app_world: AppWorld,
+) -> None:
+    body = {
+        "type": "saml",
+        "idp_metadata_xml": _idp_metadata("https://idp.partner.example", days=10),
+    }
+    assert app_world.api("PUT", "/connections/partner", json=body).status_code == 201
+    report = app_world.api("POST", "/connections/partner/test").json()
+    assert report["ok"] is True, report
+    [cert] = report["facts"]["certificates"]
+    assert cert["subject"] == "CN=expiring-idp"
+    assert any("expires in" in w for w in report["warnings"])
