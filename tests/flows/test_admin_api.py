@@ -28,6 +28,7 @@ from broker.sandbox.idp import DevClient
 from broker.settings.secrets import seal_document
 from tests.conftest import BrokerServer, DevIdP, Sandbox
 from tests.support.flows import query, sign_in
+from tests.support.settings import broker_table
 
 STORE = "app123"
 
@@ -84,7 +85,7 @@ def app_world(
 
     def document(base_url: str) -> dict[str, Any]:
         return {
-            "broker": {"base_url": base_url, "secret_key": secrets.token_urlsafe(32)},
+            "broker": broker_table(base_url),
             "app": {
                 "client_id": app_id,
                 "client_secret": app_secret,

@@ -3,7 +3,6 @@ and what the database still holds of a store."""
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,6 +11,7 @@ import httpx
 from cryptography.fernet import Fernet
 
 from broker.runtime import Runtime
+from tests.support.settings import broker_table
 
 SCOPES = ("store_v2_customers", "store_v2_customers_login", "store_v2_information_read_only")
 
@@ -25,10 +25,9 @@ def app_settings(
 
     def document(base_url: str) -> dict[str, Any]:
         return {
-            "broker": {
-                "base_url": base_url.replace("127.0.0.1", "localhost") if other_site else base_url,
-                "secret_key": secrets.token_urlsafe(32),
-            },
+            "broker": broker_table(
+                base_url.replace("127.0.0.1", "localhost") if other_site else base_url
+            ),
             "app": {
                 "client_id": app_id,
                 "client_secret": app_secret,
