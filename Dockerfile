@@ -5,9 +5,6 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     BROKER_CONFIG=/config/broker.toml
 
-RUN apt-get update && apt-get install -y --no-install-recommends xmlsec1 \
-    && rm -rf /var/lib/apt/lists/*
-
 WORKDIR /app
 COPY requirements.lock pyproject.toml README.md ./
 COPY broker ./broker

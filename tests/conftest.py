@@ -20,6 +20,7 @@ from broker.sandbox import idp as dev_idp_module
 from broker.sandbox.idp import create_idp_app
 from broker.sandbox.store import create_sandbox_app
 from broker.storage import open_storage
+from tests.support.broker_log import LogLines, collecting
 from tests.support.servers import serve_in_thread
 from tests.support.speed import KeyRecycler, use_hashed_trust_store
 from tests.support.world import (
@@ -119,3 +120,10 @@ def browser_http() -> Iterator[httpx.Client]:
     """A cookie-keeping client that follows nothing by itself, like a careful browser."""
     with httpx.Client(follow_redirects=False, timeout=20) as client:
         yield client
+
+
+@pytest.fixture
+def broker_log() -> Iterator[LogLines]:
+    """The broker's JSON log lines while the test runs."""
+    with collecting() as lines:
+        yield lines

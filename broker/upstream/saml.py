@@ -1,4 +1,5 @@
-"""SAML 2.0 service provider for one connection, on pysaml2 (with the xmlsec1 program).
+"""SAML 2.0 service provider for one connection, on pysaml2 (its XML signatures and decryption in
+this process: :mod:`broker.upstream.saml_crypto`).
 
 Follows SAML 2.0 Core, Bindings (HTTP-Redirect for the AuthnRequest, HTTP-POST for the
 Response) and the Web Browser SSO profile (saml-profiles-2.0-os, 4.1), with the checks the
@@ -35,7 +36,7 @@ build signed messages for the IdP (:class:`OutboundMessage`), and
 what the IdP sends to the SLO endpoint (a :class:`LogoutRequestInfo` for a request). Every
 incoming logout message must be signed, whatever the IdP's metadata says: by query signature
 (HTTP-Redirect, checked here over the octets as sent) or an enveloped XML signature (HTTP-POST,
-checked by pysaml2 with xmlsec1), by a key of the IdP's metadata only; its Issuer, Destination,
+checked by pysaml2), by a key of the IdP's metadata only; its Issuer, Destination,
 times and (for a response) InResponseTo and status are checked here, because pysaml2's logout
 parsers (``parse_logout_request``, ``parse_logout_request_response``) accept unsigned messages,
 check no HTTP-Redirect signature on what an SP receives, never compare InResponseTo, and drop
@@ -78,8 +79,6 @@ from saml2.response import AuthnResponse
 from saml2.s_utils import UnsupportedBinding, sid, success_status_factory
 from saml2.saml import NAMEID_FORMAT_ENTITY, Issuer, NameID
 from saml2.validate import valid_instance
-from saml2.xml.schema import XMLSchemaError
-from saml2.xml.schema import validate as validate_with_schema
 
 from broker.config import SAMLConnection
 from broker.errors import (
@@ -91,6 +90,7 @@ from broker.errors import (
     UpstreamMisconfigured,
 )
 from broker.identity import Identity, UpstreamSession
+from broker.upstream import saml_schema
 from broker.upstream.saml_checks import (
     DS,
     SAML,
@@ -104,9 +104,16 @@ from broker.upstream.saml_checks import (
     parse_protocol_message,
 )
 from broker.upstream.saml_checks import refused as _refused
+from broker.upstream.saml_crypto import (
+    REDIRECT_SIGNATURE_HASHES,
+    InProcessCrypto,
+    InProcessSecurity,
+    RedirectSigner,
+)
 from broker.upstream.shape import Begun, Checks, Verified
 
-XMLSEC_BINARY = "/usr/bin/xmlsec1"
+#: How pysaml2's refusal of an assertion for another audience begins (a plain Exception).
+_PYSAML2_AUDIENCE_REFUSAL = "AudienceRestrictions conditions not satisfied"
 #: The largest SAMLResponse accepted, base64 included.
 MAX_RESPONSE_BYTES = 200_000
 EMAIL_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
@@ -154,14 +161,6 @@ RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 DIGEST_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 #: The query-signature algorithms (SigAlg) accepted on HTTP-Redirect logout messages; SHA-1
 #: only with the connection's ``allow_sha1``.
-REDIRECT_SIGNATURE_HASHES: Mapping[str, Callable[[], hashes.HashAlgorithm]] = MappingProxyType(
-    {
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": hashes.SHA256,
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": hashes.SHA384,
-        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": hashes.SHA512,
-        "http://www.w3.org/2000/09/xmldsig#rsa-sha1": hashes.SHA1,
-    }
-)
 #: The largest logout message accepted once inflated (HTTP-Redirect) or decoded (HTTP-POST).
 MAX_LOGOUT_XML_BYTES = 100_000
 #: How old (IssueInstant) an incoming logout message may be, beyond the clock skew: the browser
@@ -270,6 +269,7 @@ class SAMLProvider:
         #: Our SingleLogoutService (HTTP-Redirect and HTTP-POST); None: no single logout.
         self.slo_url = slo_url
         self._signing_key: rsa.RSAPrivateKey | None = None
+        self._crypto = InProcessCrypto()
         self._clock = clock
         self._http = httpx.Client(transport=transport, timeout=10.0)
         self._lock = threading.Lock()
@@ -330,6 +330,7 @@ class SAMLProvider:
                 detail=f"saml metadata: not readable as SAML metadata ({type(exc).__name__})"
             ) from None
         entity = self._configured_idp(client)
+        client.sec = self._security(client)
         client.sec.metadata = _IdPSigningKeysOnly(client.metadata, entity)
         with self._lock:
             self._client, self._entity = client, entity
@@ -475,6 +476,10 @@ class SAMLProvider:
                 detail=f"saml status: {' / '.join(codes) or 'none'}",
             )
         check_response_structure(document, allow_sha1=self.connection.allow_sha1, root=root)
+        try:
+            saml_schema.validate(document)
+        except saml_schema.SchemaInvalid as exc:
+            raise _refused(f"not valid against the SAML schema: {exc}", "schema") from None
         response = self._parse(document, outstanding)
         return self._to_assertion(response)
 
@@ -485,7 +490,16 @@ class SAMLProvider:
             response = client.parse_authn_request_response(
                 encoded, BINDING_HTTP_POST, outstanding=outstanding
             )
+        except saml_schema.SchemaInvalid as exc:  # a decrypted assertion
+            raise _refused(f"not valid against the SAML schema: {exc}", "schema") from None
         except Exception as exc:
+            if str(exc).startswith(_PYSAML2_AUDIENCE_REFUSAL):
+                raise _refused(
+                    "the assertion's Audience is not this SP's entity id "
+                    f"{self.sp_entity_id!r}: register the SP at the IdP with that entity id "
+                    "(from its metadata URL)",
+                    "audience",
+                ) from None
             # Only the exception's name: pysaml2's messages quote the document (the issuer,
             # the status message, whole elements).
             raise _refused(f"{type(exc).__name__} from pysaml2", "verify") from None
@@ -906,11 +920,9 @@ class SAMLProvider:
             document, tag=tag, xml_signature=not redirect, allow_sha1=self.connection.allow_sha1
         )
         try:
-            validate_with_schema(document.decode("utf-8"))
-        except XMLSchemaError as exc:
-            raise _logout_refused(
-                f"not valid against the SAML schema: {_schema_error(exc)}", "schema"
-            ) from None
+            saml_schema.validate(document)
+        except saml_schema.SchemaInvalid as exc:
+            raise _logout_refused(f"not valid against the SAML schema: {exc}", "schema") from None
         client = self.client()
         idp = self.idp_entity_id()
         issuers = root.findall(f"{{{SAML}}}Issuer")
@@ -938,7 +950,7 @@ class SAMLProvider:
         self, client: Saml2Client, document: bytes, tag: str, *, xml_signature: bool
     ) -> Any:
         """pysaml2's object of the message. With ``xml_signature`` (HTTP-POST) its enveloped
-        signature must verify (xmlsec1, with the certificates the metadata gives the Issuer,
+        signature must verify (with the certificates the metadata gives the Issuer,
         never a KeyInfo one, plus pysaml2's own profile of XML signatures); a Redirect
         message's stray XML signature is verified the same way when there is one."""
         xml = document.decode("utf-8")
@@ -1009,7 +1021,8 @@ class SAMLProvider:
             ]
         settings: dict[str, Any] = {
             "entityid": self.sp_entity_id,
-            "xmlsec_binary": XMLSEC_BINARY,
+            # Any backend that needs no program: _loaded() puts InProcessCrypto in its place.
+            "crypto_backend": "XMLSecurity",
             "key_file": conn.sp_key_file,
             "cert_file": conn.sp_cert_file,
             "encryption_keypairs": [{"key_file": conn.sp_key_file, "cert_file": conn.sp_cert_file}],
@@ -1034,6 +1047,21 @@ class SAMLProvider:
         config = SPConfig()
         config.load(settings)
         return config
+
+    def _security(self, client: Saml2Client) -> InProcessSecurity:
+        """The security context pysaml2 made for ``client``, made again on
+        :class:`InProcessCrypto` (signatures, decryption) and :class:`RedirectSigner`."""
+        sec = client.sec
+        return InProcessSecurity(
+            self._crypto,
+            sec.key_file,
+            cert_file=sec.cert_file,
+            metadata=sec.metadata,
+            only_use_keys_in_metadata=True,
+            enc_key_files=sec.enc_key_files,
+            encryption_keypairs=sec.encryption_keypairs,
+            sec_backend=RedirectSigner(self._sp_key) if sec.key_file else None,
+        )
 
     @staticmethod
     def _idp_wants_signed_requests(client: Saml2Client, idp: str) -> bool:
@@ -1192,13 +1220,6 @@ def _summary(exc: Exception) -> str:
     if "<" in text or text.startswith("{"):
         text = ""
     return f"{type(exc).__name__}: {text[:160]}".rstrip(": ")
-
-
-def _schema_error(exc: XMLSchemaError) -> str:
-    """The first line of the schema validator's reason (its context holds the document)."""
-    context = exc.args[0] if exc.args else None
-    reason = str(context.get("error", "")) if isinstance(context, dict) else ""
-    return (reason.strip().splitlines() or ["?"])[0][:160]
 
 
 class _IdPSigningKeysOnly:

@@ -10,7 +10,10 @@ what gets read, and refuse the shapes that attacks on SAML service providers rel
   its parent's ID, and no ID used twice (XML signature wrapping);
 - signature and digest algorithms from an allow-list: RSA or ECDSA with SHA-256, SHA-384 or
   SHA-512; SHA-1 only when the connection allows it (``allow_sha1``); anything else (MD5,
-  SHA-224, RIPEMD-160, DSA, HMAC) refused.
+  SHA-224, RIPEMD-160, DSA, HMAC) refused;
+- an encrypted assertion's cipher (AES-GCM, AES-CBC, Triple-DES) and key transport (RSA-OAEP;
+  never RSA PKCS#1 v1.5, whose padding oracle lets whoever can post to the ACS decrypt keys)
+  from an allow-list too.
 
 Follows SAML 2.0 Core (OASIS saml-core-2.0-os) and the XML Signature best practices (W3C
 xmldsig-bestpractices, sections on wrapping attacks).
@@ -19,7 +22,8 @@ xmldsig-bestpractices, sections on wrapping attacks).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 from xml.etree.ElementTree import Element
 
 from defusedxml import DefusedXmlException
@@ -30,6 +34,8 @@ from broker.errors import InvalidResponse
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
+XENC = "http://www.w3.org/2001/04/xmlenc#"
+_XENC11 = "http://www.w3.org/2009/xmlenc11#"
 _MORE = "http://www.w3.org/2001/04/xmldsig-more#"
 #: Signature methods accepted (RFC 6931): RSA PKCS#1 v1.5 and ECDSA, with SHA-2.
 SIGNATURE_METHODS = frozenset(
@@ -60,6 +66,24 @@ SHA1_REFUSED = (
     "signed with SHA-1, which this connection does not accept "
     "(set allow_sha1 = true on the connection to accept it)"
 )
+#: Canonicalizations SAML's signature profile allows (Core 5.4.3): exclusive, with or without
+#: comments (comments are refused anyway, before any signature is looked at).
+EXCLUSIVE_C14N = frozenset(
+    {
+        "http://www.w3.org/2001/10/xml-exc-c14n#",
+        "http://www.w3.org/2001/10/xml-exc-c14n#WithComments",
+    }
+)
+ENVELOPED_SIGNATURE = f"{DS}enveloped-signature"
+#: Key transports accepted on an EncryptedKey: RSA-OAEP (XML Encryption 1.0 and 1.1).
+KEY_TRANSPORTS = frozenset({f"{XENC}rsa-oaep-mgf1p", f"{_XENC11}rsa-oaep"})
+#: Ciphers accepted on an EncryptedData: what pysaml2, ADFS, Shibboleth, Entra ID and samlify
+#: offer (AES-GCM, AES-CBC), and Triple-DES, which older ADFS still sends.
+DATA_CIPHERS = frozenset(
+    {f"{_XENC11}aes{bits}-gcm" for bits in (128, 192, 256)}
+    | {f"{XENC}aes{bits}-cbc" for bits in (128, 192, 256)}
+    | {f"{XENC}tripledes-cbc"}
+)
 # An algorithm URI is the message's own text: it is named in a log line only when it has the
 # shape of a W3C algorithm identifier (no room for an address or a name).
 _ALGORITHM_URI = re.compile(
@@ -67,7 +91,15 @@ _ALGORITHM_URI = re.compile(
 )
 
 
-Refuse = Callable[[str, str], InvalidResponse]
+Refuse = Callable[[str, str], Exception]
+
+
+class ElementLike(Protocol):
+    """An ElementTree or lxml element, as far as these checks read one."""
+
+    def iter(self, tag: str) -> Iterator[Any]: ...
+    def find(self, path: str) -> Any: ...
+    def findall(self, path: str) -> list[Any]: ...
 
 
 def parse_protocol_message(document: bytes, *, tag: str, refuse: Refuse) -> Element:
@@ -120,7 +152,60 @@ def check_response_structure(
     # Signature algorithms only: RSA-OAEP key transport names SHA-1 too, harmlessly.
     for signed_info in root.iter(f"{{{DS}}}SignedInfo"):
         check_signed_info(signed_info, allow_sha1=allow_sha1, refuse=refused)
+    check_encryption(direct[0], refuse=refused)
     return root
+
+
+def check_signature_profile(signature: ElementLike, element_id: str, *, refuse: Refuse) -> None:
+    """SAML Core 5.4's profile of XML Signature on one ``ds:Signature`` of the element whose ID
+    is ``element_id`` (as pysaml2 checks it): one Reference, to that ID; exclusive
+    canonicalization; one or two transforms, the enveloped-signature transform among them and
+    otherwise only exclusive canonicalization; no ``ds:Object``, which could carry unsigned
+    content."""
+    references = signature.findall(f"./{{{DS}}}SignedInfo/{{{DS}}}Reference")
+    if len(references) != 1 or references[0].get("URI") != f"#{element_id}":
+        raise refuse("a signature that does not cover its own element", "wrapping")
+    c14n = signature.findall(f"./{{{DS}}}SignedInfo/{{{DS}}}CanonicalizationMethod")
+    if len(c14n) != 1 or c14n[0].get("Algorithm") not in EXCLUSIVE_C14N:
+        raise refuse("a signature without exclusive canonicalization", "signature_profile")
+    transforms = [
+        transform.get("Algorithm")
+        for transform in references[0].findall(f"./{{{DS}}}Transforms/{{{DS}}}Transform")
+    ]
+    if (
+        not 1 <= len(transforms) <= 2
+        or ENVELOPED_SIGNATURE not in transforms
+        or not set(transforms) <= EXCLUSIVE_C14N | {ENVELOPED_SIGNATURE}
+    ):
+        raise refuse("a signature with transforms SAML does not allow", "signature_profile")
+    if signature.findall(f"./{{{DS}}}Object"):
+        raise refuse("a signature carrying a ds:Object", "signature_profile")
+
+
+def check_encryption(element: ElementLike, *, refuse: Refuse) -> None:
+    """Every EncryptedData and EncryptedKey within ``element`` (an EncryptedAssertion, say)
+    uses a cipher of :data:`DATA_CIPHERS` and a key transport of :data:`KEY_TRANSPORTS`."""
+    for data in element.iter(f"{{{XENC}}}EncryptedData"):
+        algorithm = _method(data)
+        if algorithm not in DATA_CIPHERS:
+            raise refuse(
+                f"encrypted with the cipher {describe_algorithm(algorithm)}, which is not "
+                "accepted: configure the IdP to encrypt with AES-GCM or AES-CBC",
+                "encryption",
+            )
+    for key in element.iter(f"{{{XENC}}}EncryptedKey"):
+        algorithm = _method(key)
+        if algorithm not in KEY_TRANSPORTS:
+            raise refuse(
+                f"the key is wrapped with {describe_algorithm(algorithm)}, which is not "
+                "accepted: configure the IdP to use RSA-OAEP key transport",
+                "encryption",
+            )
+
+
+def _method(element: ElementLike) -> str | None:
+    method = element.find(f"{{{XENC}}}EncryptionMethod")
+    return method.get("Algorithm") if method is not None else None
 
 
 def check_signed_info(signed_info: Element, *, allow_sha1: bool, refuse: Refuse) -> None:

@@ -19,10 +19,8 @@ shopper and an operator would check it:
 
 from __future__ import annotations
 
-import json
-import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -34,6 +32,7 @@ from broker.errors import ConfigError
 from tests.conftest import World
 from tests.saml_fixtures import SamlWorld
 from tests.support import saml_forge as forge
+from tests.support.broker_log import LogLines
 from tests.support.flows import Outcome, sign_in, start_login, visit_storefront
 from tests.support.saml_idp import SamlIdp
 from tests.support.servers import serve_in_thread
@@ -41,33 +40,6 @@ from tests.support.servers import serve_in_thread
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 MISCONFIGURED = "misconfigured"
-
-
-class LogLines(logging.Handler):
-    """The broker's own JSON log lines, as an operator reads them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[dict[str, Any]] = []
-        self.raw: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name == "broker":
-            self.raw.append(record.getMessage())
-            self.lines.append(json.loads(record.getMessage()))
-
-    def for_ref(self, ref: str | None) -> dict[str, Any]:
-        [line] = [line for line in self.lines if line.get("ref") == ref]
-        return line
-
-
-@pytest.fixture
-def broker_log() -> Iterator[LogLines]:
-    handler = LogLines()
-    logger = logging.getLogger("broker")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
 
 
 def _cert_body(cert_pem: str) -> str:
@@ -230,6 +202,33 @@ def test_sha1_is_accepted_with_allow_sha1(
         form["SAMLResponse"], world.idp.key_pem, world.idp.cert_pem
     )
     assert world.post(browser_http, form).status == 302
+
+
+@pytest.mark.parametrize(
+    "cipher", ["aes128-gcm", "aes256-gcm", "aes128-cbc", "aes256-cbc", "tripledes-cbc"]
+)
+def test_encrypted_assertions_in_each_cipher_idps_use(
+    make_saml_world: Callable[..., SamlWorld], browser_http: httpx.Client, cipher: str
+) -> None:
+    """ADFS, Shibboleth and Entra ID each default to another cipher: each one decrypts."""
+    world = make_saml_world(idp={"encrypt_assertion": True, "data_encryption": cipher})
+    outcome = world.post(browser_http, world.sso(browser_http))
+    assert outcome.status == 302, outcome.response.text[:2000]
+    [customer] = world.customers()
+    assert customer["email"] == "alice@example.com"
+
+
+def test_rsa_pkcs1_key_transport_is_refused_naming_the_fix(
+    make_saml_world: Callable[..., SamlWorld],
+    browser_http: httpx.Client,
+    broker_log: LogLines,
+) -> None:
+    """RSA PKCS#1 v1.5 key transport has a padding oracle (Bleichenbacher): never decrypted."""
+    world = make_saml_world(idp={"encrypt_assertion": True, "key_encryption": "rsa-1_5"})
+    outcome = world.post(browser_http, world.sso(browser_http))
+    refused_page(outcome, 400)
+    assert "RSA-OAEP" in broker_log.for_ref(outcome.error_ref)["detail"]
+    assert world.customers() == []
 
 
 # -- 4. the IdP's error text stays out of the log ---------------------------------------------

@@ -8,9 +8,8 @@ the store (no customer, no storefront login).
 from __future__ import annotations
 
 import json
-import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,6 +18,7 @@ from joserfc.jwk import RSAKey
 
 from broker.sandbox.idp import DevIdPState, DevUser, encode_hs256, encode_unsecured, flip_signature
 from tests.conftest import DevIdP, World
+from tests.support.broker_log import LogLines
 from tests.support.flows import (
     Outcome,
     dev_idp_sign_in,
@@ -28,25 +28,6 @@ from tests.support.flows import (
     start_login,
     visit_storefront,
 )
-
-
-class LogLines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name == "broker":  # the broker's own events, not the sandbox's
-            self.lines.append(json.loads(record.getMessage()))
-
-
-@pytest.fixture
-def broker_log() -> Iterator[LogLines]:
-    handler = LogLines()
-    logger = logging.getLogger("broker")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
 
 
 def assert_refused(

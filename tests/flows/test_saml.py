@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -35,6 +38,51 @@ def test_sp_initiated_sign_in(
     assert page_field(page.text, "customer-email") == "alice@example.com"
     [customer] = world.customers()
     assert (customer["first_name"], customer["last_name"]) == ("Alice", "Liddell")
+
+
+_WATCHED_EVENTS = frozenset({"subprocess.Popen", "os.posix_spawn", "os.exec", "tempfile.mkstemp"})
+_watchers: list[list[str]] = []
+_watchers_lock = threading.Lock()
+
+
+def _on_audit_event(event: str, _args: object) -> None:
+    if event in _WATCHED_EVENTS and _watchers:
+        with _watchers_lock:
+            for seen in _watchers:
+                seen.append(event)
+
+
+@contextmanager
+def programs_and_temporary_files() -> Iterator[list[str]]:
+    """The programs started and temporary files made in this process meanwhile (the broker
+    under test runs in it), from Python's audit events (PEP 578). The hook stays installed
+    (audit hooks cannot be removed) and costs nothing while nobody watches."""
+    if not getattr(sys, "_broker_test_audit_hook", False):
+        sys.addaudithook(_on_audit_event)
+        sys._broker_test_audit_hook = True  # type: ignore[attr-defined]
+    seen: list[str] = []
+    with _watchers_lock:
+        _watchers.append(seen)
+    try:
+        yield seen
+    finally:
+        with _watchers_lock:
+            _watchers.remove(seen)
+
+
+def test_the_acs_starts_no_program_and_writes_no_temporary_file(
+    make_saml_world: Callable[..., SamlWorld], browser_http: httpx.Client
+) -> None:
+    """Signatures are verified and the assertion decrypted in the process (python-xmlsec):
+    no xmlsec1 program per signature, no temporary copies of the document or of the keys."""
+    world = make_saml_world(
+        idp={"sign_assertion": True, "sign_response": True, "encrypt_assertion": True}
+    )
+    form = world.sso(browser_http, "alice")
+    with programs_and_temporary_files() as seen:
+        outcome = world.post(browser_http, form)
+    assert outcome.status == 302, outcome.response.text
+    assert seen == []
 
 
 def test_signed_response_alone_only_when_configured(

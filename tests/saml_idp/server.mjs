@@ -45,9 +45,12 @@
 //   sign_response      <ds:Signature> inside <samlp:Response>, after its <saml:Issuer>
 //                      (both may be on; with both off nothing is signed)
 //   encrypt_assertion  the assertion (signed first when sign_assertion) becomes
-//                      <saml:EncryptedAssertion> (aes256-cbc, key wrapped with rsa-oaep-mgf1p for
-//                      the SP's encryption certificate); the response signature, if any, is made
+//                      <saml:EncryptedAssertion> (data_encryption, default aes256-cbc; the key
+//                      wrapped with key_encryption, default rsa-oaep-mgf1p, for the SP's
+//                      encryption certificate); the response signature, if any, is made
 //                      after the encryption, so it covers the EncryptedAssertion
+//   data_encryption    aes128-cbc, aes256-cbc, aes128-gcm, aes256-gcm or tripledes-cbc
+//   key_encryption     rsa-oaep-mgf1p or rsa-1_5
 //   signature_algorithm rsa-sha256 (digest sha256), rsa-sha1 (digest sha1) or rsa-sha512
 // Logout messages the IdP sends (LogoutRequest, LogoutResponse) are always signed: an XML
 // signature in the POST binding, SigAlg + Signature query parameters in the Redirect binding.
@@ -108,6 +111,8 @@ const idpOptions = {
   sign_response: false,
   encrypt_assertion: false,
   signature_algorithm: 'rsa-sha256',
+  data_encryption: 'aes256-cbc',
+  key_encryption: 'rsa-oaep-mgf1p',
   want_authn_requests_signed: false,
   want_logout_requests_signed: false,
   name_id_format: 'emailAddress',
@@ -120,6 +125,7 @@ const idpOptions = {
 // A misspelt option would silently leave the default in place: refuse unknown keys.
 const IDP_KEYS = [
   'entity_id_path', 'sign_assertion', 'sign_response', 'encrypt_assertion', 'signature_algorithm',
+  'data_encryption', 'key_encryption',
   'want_authn_requests_signed', 'want_logout_requests_signed', 'name_id_format', 'attributes',
   'attribute_name_format', 'time_offset_seconds', 'assertion_lifetime_seconds', 'expose_key_for_tests',
 ];
@@ -168,6 +174,18 @@ const SIGNATURE_ALGORITHMS = {
   'rsa-sha256': 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
   'rsa-sha512': 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha512',
 };
+const XMLENC = 'http://www.w3.org/2001/04/xmlenc#';
+const DATA_ENCRYPTIONS = {
+  'aes128-cbc': `${XMLENC}aes128-cbc`,
+  'aes256-cbc': `${XMLENC}aes256-cbc`,
+  'aes128-gcm': 'http://www.w3.org/2009/xmlenc11#aes128-gcm',
+  'aes256-gcm': 'http://www.w3.org/2009/xmlenc11#aes256-gcm',
+  'tripledes-cbc': `${XMLENC}tripledes-cbc`,
+};
+const KEY_ENCRYPTIONS = {
+  'rsa-oaep-mgf1p': `${XMLENC}rsa-oaep-mgf1p`,
+  'rsa-1_5': `${XMLENC}rsa-1_5`,
+};
 const NAME_ID_FORMATS = {
   emailAddress: 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
   persistent: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
@@ -178,6 +196,10 @@ const signatureAlgorithm = SIGNATURE_ALGORITHMS[idpOptions.signature_algorithm];
 if (!signatureAlgorithm) {
   fail(`idp.signature_algorithm must be one of ${Object.keys(SIGNATURE_ALGORITHMS).join(', ')}`);
 }
+const dataEncryption = DATA_ENCRYPTIONS[idpOptions.data_encryption];
+if (!dataEncryption) fail(`idp.data_encryption must be one of ${Object.keys(DATA_ENCRYPTIONS).join(', ')}`);
+const keyEncryption = KEY_ENCRYPTIONS[idpOptions.key_encryption];
+if (!keyEncryption) fail(`idp.key_encryption must be one of ${Object.keys(KEY_ENCRYPTIONS).join(', ')}`);
 const nameIdFormat = NAME_ID_FORMATS[idpOptions.name_id_format];
 if (!nameIdFormat) fail(`idp.name_id_format must be one of ${Object.keys(NAME_ID_FORMATS).join(', ')}`);
 
@@ -202,6 +224,8 @@ const idp = samlify.IdentityProvider({
   wantLogoutRequestSigned: Boolean(idpOptions.want_logout_requests_signed),
   requestSignatureAlgorithm: signatureAlgorithm,
   isAssertionEncrypted: Boolean(idpOptions.encrypt_assertion),
+  dataEncryptionAlgorithm: dataEncryption,
+  keyEncryptionAlgorithm: keyEncryption,
   nameIDFormat: [nameIdFormat],
   singleSignOnService: [
     { Binding: BINDING.redirect, Location: ssoUrl },

@@ -25,8 +25,10 @@ fields still override its certificates).
   ``<saml:Assertion>`` and/or the ``<samlp:Response>`` (both may be on, or both off). These win
   over the SP metadata's ``WantAssertionsSigned``.
 - ``encrypt_assertion`` False: the assertion (signed first if asked) becomes
-  ``<saml:EncryptedAssertion>``: aes256-cbc, key wrapped with rsa-oaep-mgf1p for the SP's
-  encryption certificate; a response signature is made after the encryption.
+  ``<saml:EncryptedAssertion>``: ``data_encryption`` ("aes256-cbc"; "aes128-cbc", "aes128-gcm",
+  "aes256-gcm", "tripledes-cbc"), the key wrapped with ``key_encryption`` ("rsa-oaep-mgf1p";
+  "rsa-1_5") for the SP's encryption certificate; a response signature is made after the
+  encryption.
 - ``signature_algorithm`` "rsa-sha256" ("rsa-sha1" uses the sha1 digest too; "rsa-sha512").
 - ``want_authn_requests_signed`` / ``want_logout_requests_signed`` False: refuse unsigned
   requests from the SP (Redirect: SigAlg + Signature; POST: an enveloped XML signature).
