@@ -440,6 +440,9 @@ class SAMLTable(_ConnectionTable):
     metadata_refresh_hours: Int = Field(
         24, ge=1, le=24 * 30, description="The last good copy is kept when a refresh fails"
     )
+    idp_metadata_signing_cert: OptStr = Field(
+        None, repr=False, description="A certificate (PEM) the metadata must be signed with"
+    )
     allow_idp_initiated: Bool = Field(
         False, description="Accept sign-ins started from the IdP's portal"
     )

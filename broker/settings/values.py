@@ -148,6 +148,8 @@ class SAMLConnection(ConnectionPolicy):
     #: Which IdP in the metadata, when it describes several (else the only one).
     idp_entity_id: str | None = None
     metadata_refresh_hours: int = 24
+    #: A pinned certificate (PEM) the metadata must be signed with; None: not checked.
+    idp_metadata_signing_cert: str | None = field(default=None, repr=False)
     allow_idp_initiated: bool = False
     #: Require the assertion itself signed (else a signed response is enough).
     require_signed_assertion: bool = True

@@ -59,7 +59,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -110,8 +110,12 @@ from broker.upstream.saml_crypto import (
     InProcessSecurity,
     RedirectSigner,
 )
+from broker.upstream.saml_metadata import MetadataCopy, MetadataRefused, accept_metadata
 from broker.upstream.shape import Begun, Checks, Verified
 
+#: After a failed refresh, the last good copy of the metadata is used this long before the
+#: next attempt.
+METADATA_RETRY_SECONDS = 300
 #: How pysaml2's refusal of an assertion for another audience begins (a plain Exception).
 _PYSAML2_AUDIENCE_REFUSAL = "AudienceRestrictions conditions not satisfied"
 #: The largest SAMLResponse accepted, base64 included.
@@ -273,8 +277,7 @@ class SAMLProvider:
         self._clock = clock
         self._http = httpx.Client(transport=transport, timeout=10.0)
         self._lock = threading.Lock()
-        self._metadata: str | None = None
-        self._fetched_at = float("-inf")
+        self._copy: MetadataCopy | None = None
         self._client: Saml2Client | None = None
         #: The configured IdP's entity id in the metadata that built :attr:`_client`.
         self._entity: str | None = None
@@ -282,36 +285,57 @@ class SAMLProvider:
     # -- metadata -----------------------------------------------------------------------------
 
     def idp_metadata(self) -> str:
-        """The IdP metadata: inline, from a file, or fetched (refreshed; last good copy kept)."""
+        """The IdP metadata: inline, from a file, or fetched (refreshed as the connection and
+        the metadata's cacheDuration say; the last good copy kept while a refresh fails, but
+        never past its validUntil): :mod:`broker.upstream.saml_metadata`."""
         conn = self.connection
-        if conn.idp_metadata_xml:
-            return conn.idp_metadata_xml
-        if conn.idp_metadata_file:
-            return Path(conn.idp_metadata_file).read_text(encoding="utf-8")
+        now = self._clock()
         with self._lock:
-            fresh = self._clock() - self._fetched_at < conn.metadata_refresh_hours * 3600
-            if self._metadata is not None and fresh:
-                return self._metadata
+            copy = self._copy
+        if conn.idp_metadata_xml or conn.idp_metadata_file:
+            text = conn.idp_metadata_xml or Path(str(conn.idp_metadata_file)).read_text("utf-8")
+            if copy is None or copy.text != text or not copy.usable(now):
+                try:
+                    copy = self._accepted(text, now)
+                except MetadataRefused as refusal:
+                    raise UpstreamMisconfigured(detail=f"saml metadata: {refusal}") from None
+                self._keep(copy)
+            return copy.text
+        if copy is not None and now < copy.refresh_at and copy.usable(now):
+            return copy.text
         try:
             response = self._http.get(str(conn.idp_metadata_url))
             response.raise_for_status()
-            text = response.text
-            if "EntityDescriptor" not in text:
-                raise ValueError("not SAML metadata")
-        except (httpx.HTTPError, ValueError) as exc:
-            with self._lock:
-                if self._metadata is not None:  # keep serving the last good copy
-                    self._fetched_at = self._clock() - conn.metadata_refresh_hours * 3600 + 300
-                    return self._metadata
+            fresh = self._accepted(response.text, now)
+        except (httpx.HTTPError, MetadataRefused) as exc:
+            if copy is not None and copy.usable(now):  # keep serving the last good copy
+                with self._lock:
+                    self._copy = replace(copy, refresh_at=now + METADATA_RETRY_SECONDS)
+                return copy.text
+            if isinstance(exc, MetadataRefused):
+                raise UpstreamMisconfigured(detail=f"saml metadata: {exc}") from None
             raise IdPUnavailable(
                 "Your identity provider could not be reached. Please try again shortly.",
                 detail=f"saml metadata: {type(exc).__name__}",
             ) from None
+        self._keep(fresh)
+        return fresh.text
+
+    def _accepted(self, text: str, now: float) -> MetadataCopy:
+        conn = self.connection
+        return accept_metadata(
+            text,
+            now=now,
+            refresh_seconds=conn.metadata_refresh_hours * 3600,
+            pinned_certificate=conn.idp_metadata_signing_cert,
+            crypto=self._crypto,
+        )
+
+    def _keep(self, copy: MetadataCopy) -> None:
         with self._lock:
-            if text != self._metadata:
+            if self._copy is None or self._copy.text != copy.text:
                 self._client = None
-            self._metadata, self._fetched_at = text, self._clock()
-        return text
+            self._copy = copy
 
     def client(self) -> Saml2Client:
         return self._loaded()[0]

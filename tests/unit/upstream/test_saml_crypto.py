@@ -4,16 +4,10 @@ forgeries of tests/support/saml_forge.py, are in tests/flows/test_saml*.py."""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 from collections.abc import Callable
 
 import pytest
 import xmlsec
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from lxml import etree
 from saml2.sigver import SignatureError
 
@@ -21,35 +15,13 @@ from broker.errors import InvalidResponse
 from broker.upstream import saml_schema
 from broker.upstream.saml_checks import check_signature_profile, refused
 from broker.upstream.saml_crypto import InProcessCrypto
+from tests.support.certificates import key_pair
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 RESPONSE = f"{SAMLP}:Response"
-
-
-def key_pair() -> tuple[bytes, str]:
-    """A private key (PEM) and its self-signed certificate (base64 DER, as metadata has it)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return pem, base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
 
 
 @pytest.fixture(scope="module")
