@@ -10,6 +10,10 @@ The steps, in order (docs/design.md, flow 3):
    another customer holds the new address, the sign-in goes on with the old one, audited).
    Once in ``verify_link_after_hours`` the customer is checked to still exist (one ``id:in``
    lookup); a link to a deleted customer is removed and the sign-in goes on as unlinked.
+   What a sign-in by link changes on it (its time, the IdP's e-mail, the check) is handed back
+   as a :class:`~broker.storage.model.LinkTouch` for the caller to write with the rest of the
+   sign-in, and only when there is something to write: a new e-mail, a check made, or a
+   ``last_login_at`` older than :data:`LAST_SEEN_PRECISION_SECONDS`.
 2. :func:`check_identity` — the connection's rules on the identity: an e-mail is needed,
    verified unless the connection says otherwise, and inside ``allowed_domains``.
 3. **Lookup by e-mail** (``email:in``, compared by :func:`email_key`: ASCII letters without
@@ -68,6 +72,7 @@ from broker.storage.model import (
     CreationStore,
     Link,
     LinkStore,
+    LinkTouch,
     OnceStore,
 )
 
@@ -88,6 +93,10 @@ CREATE_CLAIM_SECONDS = 30
 CREATE_WAIT_STEPS = (0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 #: How long the broker remembers a customer it set out to create, to reconcile it as its own.
 CREATION_MEMORY_SECONDS = 7 * 24 * 3600
+#: A link's ``last_login_at`` is kept to within this much: a returning sign-in rewrites it only
+#: when it is older (or when the e-mail changed, or the customer was just checked), so most
+#: returning sign-ins write nothing on their link. Nothing decides by it; it is a record.
+LAST_SEEN_PRECISION_SECONDS = 3600
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -176,6 +185,11 @@ class SignIn:
     #: What happened on the way, for the audit log: "link", "linked", "created", "email_synced",
     #: "stale_link_removed".
     events: tuple[str, ...] = ()
+    #: The link signed in by: the one followed, the one this sign-in made, or a concurrent
+    #: sign-in's of the same person (None: none, as in a decision built by hand).
+    link: Link | None = None
+    #: What to write on ``link`` with the rest of the sign-in (None: nothing).
+    touch: LinkTouch | None = None
 
     @property
     def created(self) -> bool:
@@ -214,7 +228,13 @@ def check_identity(identity: Identity, policy: AccountPolicy) -> str:
     if policy.require_verified_email and not identity.email_verified:
         raise EmailNotAllowed(
             "Your identity provider does not confirm that your e-mail address is verified. "
-            "Verify it with your organisation, then sign in again."
+            "Verify it with your organisation, then sign in again. If your identity provider "
+            "never says so (Okta, Entra ID often do not), the store can fix it: have the IdP "
+            "send email_verified, name the claim that says so (email_verified_claim; Entra ID: "
+            "xms_edov), or set require_verified_email = false.",
+            detail="e-mail not asserted verified (absent or false): the IdP releases "
+            "email_verified; or OIDC email_verified_claim (Entra ID: xms_edov), SAML "
+            "trust_email = true; or require_verified_email = false (then new customers only)",
         )
     check_domain(identity, policy)
     return email
@@ -239,8 +259,8 @@ def resolve_customer(
             now - link.verified_at >= store.verify_link_after_seconds
         )
         if not due or directory.customers_by_id([link.customer_id]):
-            followed = _follow_link(link, identity, directory, links, policy, now, checked=due)
-            return SignIn(link.customer_id, followed)
+            followed, touch = _follow_link(link, identity, directory, policy, now, checked=due)
+            return SignIn(link.customer_id, followed, link=link, touch=touch)
         links.delete_link(store.key, link.id)
         events.append("stale_link_removed")
 
@@ -262,12 +282,12 @@ def resolve_customer(
                     store.key, identity.connection, identity.subject, store.link_channel
                 )
                 if raced is not None:
-                    return SignIn(raced.customer_id, ("link", "waited"))
+                    return SignIn(raced.customer_id, ("link", "waited"), link=raced)
                 created = _create(identity, email, directory, links, store, policy, now)
                 if created is not None:
                     events.append("created")
-                    linked = _link(identity, created.id, links, store, now)
-                    return SignIn(created.id, (*events, *linked))
+                    linked, made = _link(identity, created.id, links, store, now)
+                    return SignIn(created.id, (*events, *linked), link=made)
             finally:
                 links.forget_once(claim)
             existing = find_customer(directory, email, store.channel_id)
@@ -303,7 +323,7 @@ def _await_creation(
         waited += delay
         link = links.get_link(store.key, identity.connection, identity.subject, store.link_channel)
         if link is not None:
-            return SignIn(link.customer_id, ("link", "waited"))
+            return SignIn(link.customer_id, ("link", "waited"), link=link)
         if not links.seen_once(claim, now + int(waited)):
             return find_customer(directory, email, store.channel_id)
     raise BigCommerceUnavailable(
@@ -368,7 +388,8 @@ def confirm_ownership(
     for key, _, _ in budgets[:2]:
         links.clear_failures(key)
     links.clear_unlink(store.key, identity.connection, identity.subject)
-    return SignIn(customer.id, _link(identity, customer.id, links, store, now))
+    linked, made = _link(identity, customer.id, links, store, now)
+    return SignIn(customer.id, linked, link=made)
 
 
 def attempts_key(store_key: str, customer_id: int) -> str:
@@ -409,12 +430,12 @@ def _follow_link(
     link: Link,
     identity: Identity,
     directory: CustomerDirectory,
-    links: LinkStore,
     policy: AccountPolicy,
     now: int,
     *,
     checked: bool,
-) -> tuple[str, ...]:
+) -> tuple[tuple[str, ...], LinkTouch | None]:
+    """Sign in by the link: its events, and what to write on it (None: nothing)."""
     events = ["link"]
     email = identity.email
     changed = bool(email and link.email and email_key(email) != email_key(link.email))
@@ -426,8 +447,11 @@ def _follow_link(
             # Another customer holds the new address: sign in with the old one kept (the
             # audit says so), rather than refuse every sign-in of this person.
             events.append("email_sync_refused")
-    links.touch_link(link.id, now=now, email=email, verified=checked)
-    return tuple(events)
+    stale = link.last_login_at is None or now - link.last_login_at >= LAST_SEEN_PRECISION_SECONDS
+    if not (checked or stale or email != link.email):
+        return tuple(events), None
+    touch = LinkTouch(link.id, seen_at=now, email=email, verified_at=now if checked else None)
+    return tuple(events), touch
 
 
 def _create(
@@ -500,9 +524,9 @@ def _admit_existing(
     if creation is not None and _same_identity(creation, identity) and not unlinked:
         # The broker made this customer for this identity (its answer was lost, or a
         # concurrent sign-in of the same person made it): ours under every link policy.
-        linked = _link(identity, customer.id, links, store, now)
+        linked, made = _link(identity, customer.id, links, store, now)
         links.finish_creation(store.key, creation.email_key, customer.id)
-        return SignIn(customer.id, (*events, "created_reconciled", *linked))
+        return SignIn(customer.id, (*events, "created_reconciled", *linked), link=made)
     customer_links = links.links_for_customer(store.key, customer.id)
     if not unlinked and any(
         link.connection == identity.connection and link.subject == identity.subject
@@ -510,8 +534,8 @@ def _admit_existing(
     ):
         # This very identity signs in as this customer on another channel (a customer
         # allowed on several): the same person, under every link policy.
-        linked = _link(identity, customer.id, links, store, now)
-        return SignIn(customer.id, (*events, "linked_on_another_channel", *linked))
+        linked, made = _link(identity, customer.id, links, store, now)
+        return SignIn(customer.id, (*events, "linked_on_another_channel", *linked), link=made)
     if policy.link == "deny":
         raise PolicyDenied(
             "An account with your e-mail address already exists in this store, and this store "
@@ -538,7 +562,8 @@ def _admit_existing(
     ]
     if same_connection:
         raise _taken_by_another_person()
-    return SignIn(customer.id, (*events, *_link(identity, customer.id, links, store, now)))
+    linked, made = _link(identity, customer.id, links, store, now)
+    return SignIn(customer.id, (*events, *linked), link=made)
 
 
 def _taken_by_another_person() -> PolicyDenied:
@@ -552,12 +577,12 @@ def _taken_by_another_person() -> PolicyDenied:
 
 def _link(
     identity: Identity, customer_id: int, links: LinkStore, store: StoreContext, now: int
-) -> tuple[str, ...]:
-    """Link the identity to the customer. The database holds one link per identity and one
-    identity per connection per customer, so of two racing sign-ins one wins: the same person
-    finds their own link, another person is refused."""
+) -> tuple[tuple[str, ...], Link]:
+    """Link the identity to the customer; the events and the link. The database holds one link
+    per identity and one identity per connection per customer, so of two racing sign-ins one
+    wins: the same person finds their own link, another person is refused."""
     try:
-        links.create_link(
+        made = links.create_link(
             store=store.key,
             connection=identity.connection,
             subject=identity.subject,
@@ -570,7 +595,7 @@ def _link(
     except AlreadyExists:
         mine = links.get_link(store.key, identity.connection, identity.subject, store.link_channel)
         if mine is not None and mine.customer_id == customer_id:
-            return ()  # a concurrent sign-in of the same person linked it first
+            return (), mine  # a concurrent sign-in of the same person linked it first
         if mine is not None:
             raise PolicyDenied(
                 "This sign-in is already connected to another account in this store. "
@@ -578,4 +603,4 @@ def _link(
                 detail="identity linked to another customer meanwhile",
             ) from None
         raise _taken_by_another_person() from None
-    return ("linked",)
+    return ("linked",), made

@@ -33,6 +33,18 @@ Then, after the customer is resolved (:mod:`broker.accounts`):
   when ``sync_role`` is on. Refused: a user of *another* company, a company that is not
   approved (pending, rejected, inactive). Demoting a company's last admin is refused by B2B
   Edition; the sign-in goes on with the role unchanged, and the audit log says so.
+
+**Returning buyers ask B2B Edition nothing.** B2B Edition allows 150 requests a minute for the
+whole store, all integrations together. Once a sign-in has reconciled the customer with a
+plan (joined, role synced or kept, or found as planned), its link keeps the plan
+(:func:`plan_key`: company, role, custom role, and whether the role is synced) and the time.
+A later sign-in by that link whose plan is the same, within the store's
+``company_user_cache_hours``, trusts it (:func:`company_user_known`) and makes no B2B request;
+a changed plan (the IdP's groups, claim or domain now say another company or role, or
+``sync_role`` was switched) or an older check asks B2B Edition again, exactly as a first
+sign-in does (a company user gone meanwhile, 404, is joined again). What an admin changes in
+B2B Edition itself is therefore seen within ``company_user_cache_hours``; 0 asks at every
+sign-in.
 """
 
 from __future__ import annotations
@@ -48,6 +60,7 @@ from broker.bigcommerce.b2b import ROLE_NAMES, B2BRefused, Company, CompanyUser
 from broker.config import B2BSettings, Connection
 from broker.errors import BigCommerceUnavailable, PolicyDenied
 from broker.identity import Identity
+from broker.storage.model import Link
 
 
 class CompanyDirectory(Protocol):
@@ -146,6 +159,25 @@ def plan_for(identity: Identity, b2b: CompanyBinding) -> CompanyPlan | None:
     custom = next((rid for name, rid in b2b.company_roles_by_group.items() if name in groups), None)
     role = next((r for name, r in b2b.roles_by_group.items() if name in groups), b2b.default_role)
     return CompanyPlan(company_id=company, role=role, company_role_id=custom)
+
+
+def plan_key(plan: CompanyPlan, settings: B2BSettings) -> str:
+    """The plan as a link keeps it: any change of company, role, custom role or role sync
+    makes another key, so the next sign-in asks B2B Edition again."""
+    custom = "" if plan.company_role_id is None else str(plan.company_role_id)
+    sync = "sync" if settings.sync_role else "keep"
+    return f"{plan.company_id}:{plan.role}:{custom}:{sync}"
+
+
+def company_user_known(
+    link: Link | None, plan: CompanyPlan, settings: B2BSettings, now: int
+) -> bool:
+    """Whether the link's customer was reconciled with this very plan within
+    ``company_user_cache_hours`` (then the sign-in makes no B2B Edition request)."""
+    if link is None or link.company_checked_at is None or settings.company_user_cache_hours <= 0:
+        return False
+    fresh = now - link.company_checked_at < settings.company_user_cache_hours * 3600
+    return fresh and link.company_plan == plan_key(plan, settings)
 
 
 def refuse_without_company() -> PolicyDenied:

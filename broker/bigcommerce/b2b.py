@@ -4,8 +4,9 @@ Follows docs/bigcommerce-api.md, "B2B Edition": headers ``X-Auth-Token`` and ``X
 every answer is an envelope ``{"code", "data", "meta"}``; ``GET /users/customer/{customerId}``
 is 404 for a customer who is no company user; ``POST /users`` creates the company user and,
 unless a customer with that e-mail exists, the BigCommerce customer too, answering
-``{userId, bcId}``; 422 for an e-mail already a company user, and for other refusals. Rate
-limits and retries are :mod:`broker.bigcommerce.http`'s, as for the main API.
+``{userId, bcId}``; 422 for an e-mail already a company user, and for other refusals. A
+user's ``companyRoleId`` is its built-in role's own number (0-2) unless it has a custom role.
+Rate limits and retries are :mod:`broker.bigcommerce.http`'s, as for the main API.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class B2BClient:
             clock=clock,
             sleep=sleep,
             deadline_seconds=deadline_seconds,
+            store=store.key,
+            api="b2b",
         )
 
     def close(self) -> None:
@@ -156,11 +159,18 @@ def _message(response: httpx.Response) -> str:
 
 
 def _user(data: dict[str, Any]) -> CompanyUser:
+    role = int(data.get("role", 2))
     role_id = data.get("companyRoleId")
+    custom = int(role_id) if isinstance(role_id, int) and not isinstance(role_id, bool) else None
+    if custom == role and custom in ROLE_NAMES:
+        # A built-in role answers its own number as companyRoleId: no custom role. (Read as
+        # one, it never equalled a plan's "no custom role", and every sign-in with sync_role
+        # sent a PUT that changed nothing.)
+        custom = None
     return CompanyUser(
         id=int(data["id"]),
         company_id=int(data["companyId"]),
         customer_id=int(data.get("customerId") or data.get("bcId") or 0),
-        role=int(data.get("role", 2)),
-        company_role_id=int(role_id) if isinstance(role_id, int) else None,
+        role=role,
+        company_role_id=custom,
     )

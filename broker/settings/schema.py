@@ -339,6 +339,13 @@ class B2BTable(_B2BMaps):
     )
     default_role: Int = Field(2, ge=0, le=2, description="The role when no group names one")
     sync_role: Bool = Field(True, description="Bring the role in line with the IdP at each sign-in")
+    company_user_cache_hours: Int = Field(
+        24,
+        ge=0,
+        le=24 * 365,
+        description="Trust a company user checked at B2B Edition this long for sign-ins with the "
+        "same company and role (0: ask at every sign-in)",
+    )
 
 
 class ConnectionB2BTable(_B2BMaps):

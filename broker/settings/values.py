@@ -188,6 +188,9 @@ class B2BSettings:
     default_role: int = 2
     #: Bring an existing company user's role in line with the IdP at each sign-in.
     sync_role: bool = True
+    #: How long a company user reconciled at sign-in is trusted for a sign-in with the same
+    #: company plan, with no B2B Edition request (0: ask at every sign-in).
+    company_user_cache_hours: int = 24
 
 
 @dataclass(frozen=True)

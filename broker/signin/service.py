@@ -9,10 +9,12 @@ upstream session for logout) and the flow it belongs to, and runs, in this order
    refusal when it names no company of its own (``broker.companies``);
 3. **resolve the customer** (``broker.accounts``): a link, a lookup, a just-in-time create
    (as a company user with B2B Edition), or a confirmation the shopper must give first;
-4. **join the company** with the planned role; a refusal here undoes a link this very sign-in
-   wrote, so a refused sign-in leaves nothing behind;
-5. **the broker session**, then **the login JWT** (last: it lives 30 seconds);
-6. **the audit** of what happened, refusals included.
+4. **join the company** with the planned role (no B2B request for a customer reconciled with
+   the same plan lately); a refusal here undoes a link this very sign-in wrote, so a refused
+   sign-in leaves nothing behind;
+5. **the broker session**, kept in one transaction with **the audit** of what happened and
+   what changed on the link (:meth:`~broker.storage.model.SignInStore.record_sign_in`), then
+   **the login JWT** (last: it lives 30 seconds). Refusals are audited too, on their own.
 
 Steps are an explicit sequence, not a plugin chain: they are few, fixed and order-sensitive.
 Nothing here imports Flask; the web layer turns the outcome into a response.
@@ -24,7 +26,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from broker.accounts import (
@@ -43,8 +45,10 @@ from broker.companies import (
     CompanyPlan,
     CompanyUserDirectory,
     binding_for,
+    company_user_known,
     join_company,
     plan_for,
+    plan_key,
     refuse_without_company,
 )
 from broker.config import Channel, Connection, StoreSettings
@@ -52,8 +56,8 @@ from broker.errors import AccessRevoked, BrokerError, PolicyDenied
 from broker.events import log_event
 from broker.identity import Identity, UpstreamSession
 from broker.signin.channels import channel_for
-from broker.signin.sessions import start_session, with_status_token
-from broker.storage import AlreadyExists, AuditEntry, Storage, keys
+from broker.signin.sessions import new_session, with_status_token
+from broker.storage import AlreadyExists, AuditEntry, LinkTouch, Storage, keys
 
 #: How long a shopper has to enter their password on the confirmation page.
 CONFIRM_TTL_SECONDS = 600
@@ -212,17 +216,20 @@ class SignInService:
         )
 
     def _sign_in(self, done: Completion, decision: SignIn, plan: CompanyPlan | None) -> SignedIn:
-        if self.storage.is_blocked(done.store.key, decision.customer_id):
+        link = decision.link
+        blocked = None if link is None else link.blocked  # read with the link, if by a link
+        if blocked is None:
+            blocked = self.storage.is_blocked(done.store.key, decision.customer_id)
+        if blocked:
             # Deprovisioned through some connection's SCIM: no connection signs them in.
             raise AccessRevoked(
                 "Your organisation has removed your access to this store. If this is a "
                 "mistake, ask your administrator.",
                 detail=f"customer {decision.customer_id} blocked",
             )
-        decision = self._join_company(done, decision, plan)
+        decision, audit = self._join_company(done, decision, plan)
         store, channel = done.store, done.channel
-        cookie, status_token = start_session(
-            self.storage,
+        session = new_session(
             store=store,
             conn=done.conn,
             identity=done.identity,
@@ -230,9 +237,21 @@ class SignInService:
             upstream=done.upstream,
             now=self._now(),
         )
+        audit.append(
+            self._entry(
+                store,
+                "signin",
+                "ok",
+                done,
+                customer_id=decision.customer_id,
+                detail=",".join(decision.events),
+            )
+        )
+        # The session, the audit rows and the link's changes: one transaction, all or nothing.
+        self.storage.record_sign_in(session=session.record, audit=audit, touch=decision.touch)
         redirect_to = done.redirect_to
         if store.follow_idp_logout:
-            redirect_to = with_status_token(redirect_to, status_token)
+            redirect_to = with_status_token(redirect_to, session.status_token)
         token = mint_login_token(
             client_id=store.client_id,
             client_secret=store.client_secret,
@@ -244,14 +263,6 @@ class SignInService:
             jti=str(uuid.uuid4()),
             request_ip=done.client_ip if store.bind_request_ip else None,
         )
-        self._audit(
-            store,
-            "signin",
-            "ok",
-            done,
-            customer_id=decision.customer_id,
-            detail=",".join(decision.events),
-        )
         log_event(
             "signin.ok",
             store=store.key,
@@ -262,19 +273,56 @@ class SignInService:
         )
         return SignedIn(
             landing_url=storefront_login_url(channel.storefront_url, token),
-            session_cookie=cookie,
+            session_cookie=session.cookie,
             customer_id=decision.customer_id,
             events=decision.events,
         )
 
-    def _join_company(self, done: Completion, decision: SignIn, plan: CompanyPlan | None) -> SignIn:
-        """Make the signed-in customer the company user the IdP says (B2B Edition only). A
+    def _join_company(
+        self, done: Completion, decision: SignIn, plan: CompanyPlan | None
+    ) -> tuple[SignIn, list[AuditEntry]]:
+        """Make the signed-in customer the company user the IdP says (B2B Edition only); the
+        decision (with the plan to keep on its link) and the audit rows to write. A customer
+        reconciled with this plan lately asks B2B Edition nothing (``broker.companies``). A
         refusal undoes the link this sign-in wrote: nothing of a refused sign-in is kept."""
         store = done.store
         if plan is None or store.b2b is None:
-            return decision
+            return decision, []
+        now = self._now()
+        if company_user_known(decision.link, plan, store.b2b, now):
+            return decision, []
+        if decision.created:
+            # Created just now as a user of the planned company, with the planned role
+            # (CompanyUserDirectory): nothing to ask B2B Edition; the link keeps the plan.
+            events: tuple[str, ...] = ()
+        else:
+            events = self._join(done, decision, plan)
+        audit = []
+        if events:
+            audit.append(
+                self._entry(
+                    store,
+                    "company",
+                    ",".join(events),
+                    done,
+                    customer_id=decision.customer_id,
+                    detail=plan.describe(),
+                )
+            )
+        touch = decision.touch
+        if decision.link is not None and decision.link.customer_id == decision.customer_id:
+            touch = replace(
+                touch or LinkTouch(decision.link.id),
+                company_plan=plan_key(plan, store.b2b),
+                company_checked_at=now,
+            )
+        return replace(decision, events=(*decision.events, *events), touch=touch), audit
+
+    def _join(self, done: Completion, decision: SignIn, plan: CompanyPlan) -> tuple[str, ...]:
+        store = done.store
+        assert store.b2b is not None
         try:
-            events = join_company(
+            return join_company(
                 self.clients.b2b_api(store.key),
                 customer_id=decision.customer_id,
                 directory=self.clients.store_api(store.key),
@@ -287,16 +335,6 @@ class SignInService:
             if "linked" in decision.events:
                 self._unlink_new(done, decision.customer_id)
             raise
-        if events:
-            self._audit(
-                store,
-                "company",
-                ",".join(events),
-                done,
-                customer_id=decision.customer_id,
-                detail=plan.describe(),
-            )
-        return SignIn(decision.customer_id, (*decision.events, *events))
 
     def _unlink_new(self, done: Completion, customer_id: int) -> None:
         channel = store_context(done.store, done.channel.id).link_channel
@@ -372,18 +410,29 @@ class SignInService:
         customer_id: int | None = None,
         detail: str | None = None,
     ) -> None:
-        self.storage.record_audit(
-            AuditEntry(
-                at=self._now(),
-                store=store.key,
-                event=event,
-                outcome=outcome,
-                connection=done.conn.key,
-                subject=done.identity.subject,
-                customer_id=customer_id,
-                ip=done.client_ip,
-                detail=detail or None,
-            )
+        entry = self._entry(store, event, outcome, done, customer_id=customer_id, detail=detail)
+        self.storage.record_audit(entry)
+
+    def _entry(
+        self,
+        store: StoreSettings,
+        event: str,
+        outcome: str,
+        done: Completion,
+        *,
+        customer_id: int | None = None,
+        detail: str | None = None,
+    ) -> AuditEntry:
+        return AuditEntry(
+            at=self._now(),
+            store=store.key,
+            event=event,
+            outcome=outcome,
+            connection=done.conn.key,
+            subject=done.identity.subject,
+            customer_id=customer_id,
+            ip=done.client_ip,
+            detail=detail or None,
         )
 
 

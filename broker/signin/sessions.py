@@ -2,17 +2,19 @@
 
 A sign-in leaves the browser a cookie naming its broker session and, when the store follows
 IdP-side logouts, the storefront script a separate status token in the landing URL. Only
-hashes of both are stored (:func:`digest`); the web layer sets the cookie.
+hashes of both are stored (:func:`digest`), with the sign-in's other writes; the web layer
+sets the cookie.
 """
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from broker.config import Connection, StoreSettings
 from broker.identity import Identity, UpstreamSession
-from broker.storage import BrokerSession, Storage
+from broker.storage import BrokerSession
 from broker.storage.keys import digest
 
 #: How long a broker session is remembered (a storefront session rarely outlives it).
@@ -23,8 +25,17 @@ STATUS_PARAMETER = "sso_session"
 STATUS_TOKEN_BYTES = 24
 
 
-def start_session(
-    storage: Storage,
+@dataclass(frozen=True)
+class NewSession:
+    """A session to keep (``record``, hashes only), the browser's ``cookie`` value and the
+    storefront script's ``status_token``; the last two are never stored."""
+
+    record: BrokerSession
+    cookie: str = field(repr=False)
+    status_token: str = field(repr=False)
+
+
+def new_session(
     *,
     store: StoreSettings,
     conn: Connection,
@@ -32,11 +43,12 @@ def start_session(
     customer_id: int,
     upstream: UpstreamSession,
     now: int,
-) -> tuple[str, str]:
-    """Record a new session; return the cookie value and the status token (never stored)."""
+) -> NewSession:
+    """A new session, not yet stored: the sign-in keeps it with the rest of its writes
+    (:meth:`~broker.storage.model.SignInStore.record_sign_in`)."""
     cookie, status = secrets.token_urlsafe(32), secrets.token_urlsafe(STATUS_TOKEN_BYTES)
-    storage.create_session(
-        BrokerSession(
+    return NewSession(
+        record=BrokerSession(
             id=digest(cookie),
             status_key=digest(status),
             store=store.key,
@@ -51,9 +63,10 @@ def start_session(
             name_id_format=upstream.name_id_format,
             session_index=upstream.session_index,
             id_token=upstream.id_token,
-        )
+        ),
+        cookie=cookie,
+        status_token=status,
     )
-    return cookie, status
 
 
 def with_status_token(redirect_to: str, token: str) -> str:

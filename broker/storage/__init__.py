@@ -12,7 +12,9 @@ workers racing over the same key see one winner.
   ``forget_once``), :class:`LinkStore` (links and unlinks), :class:`CreationStore`,
   :class:`CounterStore` (``reserve_attempt`` / ``release_attempt``, ``count_failure`` /
   ``failures`` / ``clear_failures``), :class:`AuditStore`, :class:`SessionStore`,
-  :class:`TenantStore`, :class:`ScimStore` (SCIM users, groups, and blocks on customers);
+  :class:`TenantStore`, :class:`ScimStore` (SCIM users, groups, and blocks on customers),
+  :class:`SignInStore` (a sign-in's session, audit and link touch in one transaction),
+  :class:`SPKeyStore` (the broker's own SAML SP key pairs);
   :class:`Storage` is all of them, with ``gc`` and ``ping``. It
   imports no SQLAlchemy: code takes the Protocols it needs.
 - :mod:`.keys` — every key of a pending entry, one-time key and counter, in one namespace.
@@ -46,13 +48,17 @@ from broker.storage.model import (
     CreationStore,
     Link,
     LinkStore,
+    LinkTouch,
     OnceStore,
     PendingStore,
     ScimGroup,
     ScimStore,
     ScimUser,
     SessionStore,
+    SignInStore,
+    SPKeyStore,
     Storage,
+    StoredSPKey,
     TenantDocument,
     TenantStore,
     scim_source,
@@ -86,14 +92,18 @@ __all__ = [
     "CreationStore",
     "Link",
     "LinkStore",
+    "LinkTouch",
     "OnceStore",
     "PendingStore",
+    "SPKeyStore",
     "SQLStorage",
     "ScimGroup",
     "ScimStore",
     "ScimUser",
     "SessionStore",
+    "SignInStore",
     "Storage",
+    "StoredSPKey",
     "TenantDocument",
     "TenantStore",
     "audit_log",

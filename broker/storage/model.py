@@ -21,6 +21,9 @@ Every verb is atomic on its own, so two workers racing over the same key see one
   ``links_for_customer``, ``delete_link``, ``delete_links_for_customer``. An identity is the
   connection it came through and the subject: never the issuer the IdP declares.
   ``record_unlink`` / ``was_unlinked`` / ``clear_unlink``: identities a customer unlinked.
+- :class:`SignInStore` — ``record_sign_in(session=, audit=, touch=)``: what a successful
+  sign-in writes (its session, its audit rows, a :class:`LinkTouch` on its link), in one
+  transaction.
 - :class:`CreationStore` — ``begin_creation`` / ``finish_creation`` / ``forget_creation`` /
   ``creation_for``: customers the broker set out to create, by e-mail, to reconcile an
   uncertain create.
@@ -90,6 +93,34 @@ class Link:
     verified_at: int
     #: The channel this link signs in on (:data:`DEFAULT_CHANNEL`: the store's default one).
     channel_id: int = 0
+    #: B2B Edition: the company plan last reconciled for the customer (``broker.companies``
+    #: ``plan_key``), and when; None: never.
+    company_plan: str | None = None
+    company_checked_at: int | None = None
+    #: Whether a block stood on the customer when the link was read (``get_link`` reads it
+    #: with the link, so a sign-in by link asks no second question); None: not read. Not part
+    #: of the link's value (two reads of one link compare equal).
+    blocked: bool | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class LinkTouch:
+    """What a sign-in writes on the link it signed in by, in the sign-in's own transaction
+    (:meth:`SignInStore.record_sign_in`). A field left None is not written."""
+
+    link_id: int
+    #: The sign-in's time and the IdP's e-mail, written together (``last_login_at``, ``email``).
+    seen_at: int | None = None
+    email: str | None = None
+    #: The customer was just checked to exist at BigCommerce.
+    verified_at: int | None = None
+    #: B2B Edition was just reconciled with this plan (``company_plan``, ``company_checked_at``).
+    company_plan: str | None = None
+    company_checked_at: int | None = None
+
+    @property
+    def writes(self) -> bool:
+        return (self.seen_at, self.verified_at, self.company_checked_at) != (None, None, None)
 
 
 @dataclass(frozen=True)
@@ -202,6 +233,19 @@ class LinkStore(Protocol):
     def clear_unlink(self, store: str, connection: str, subject: str) -> None: ...
 
 
+class SignInStore(Protocol):
+    """A successful sign-in's writes, in one transaction: its broker session (None: none to
+    keep), its audit rows and what changed on its link. All or nothing."""
+
+    def record_sign_in(
+        self,
+        *,
+        session: BrokerSession | None,
+        audit: Sequence[AuditEntry],
+        touch: LinkTouch | None = None,
+    ) -> None: ...
+
+
 class CreationStore(Protocol):
     """Customers the broker set out to create, by e-mail."""
 
@@ -271,6 +315,25 @@ class TenantStore(Protocol):
         self, key: str, document: Mapping[str, Any], *, expected_version: int, now: int
     ) -> int | None: ...
     def delete_tenant(self, key: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class StoredSPKey:
+    """One of the broker's own SAML SP key pairs: ``key_pem`` as stored (sealed)."""
+
+    id: str
+    key_pem: str = field(repr=False)
+    cert_pem: str
+    created_at: int
+    activates_at: int
+
+
+class SPKeyStore(Protocol):
+    """The broker's own SAML SP key pairs."""
+
+    def sp_keys(self) -> list[StoredSPKey]: ...
+    def add_sp_key(self, key: StoredSPKey, *, only_if_none: bool = False) -> bool: ...
+    def remove_sp_key(self, key_id: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -438,6 +501,8 @@ class Storage(
     TenantStore,
     AppStore,
     ScimStore,
+    SignInStore,
+    SPKeyStore,
     Protocol,
 ):
     """Every store in one object (what the app holds), with upkeep."""

@@ -54,6 +54,11 @@ links = Table(
     # store's default channel (its ``channel_id``, whichever it is): every link made before
     # channels existed, and every one made on that channel since.
     Column("channel_id", Integer, nullable=False, server_default="0"),
+    # B2B Edition: the company plan (company, role, role sync) last reconciled with B2B Edition
+    # for this link's customer, and when; a sign-in within the store's
+    # ``company_user_cache_hours`` with the same plan asks B2B Edition nothing.
+    Column("company_plan", String(64)),
+    Column("company_checked_at", BigInteger),
     # An identity belongs to the connection it came through, never to the issuer it declares;
     # on each channel it signs in as one customer.
     UniqueConstraint(
@@ -158,6 +163,18 @@ tenant_changes = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("version", BigInteger, nullable=False),
+)
+
+#: The broker's own SAML SP key pairs (for connections that name none): the private key sealed,
+#: each active from ``activates_at`` (a next one is published before then), docs/design.md.
+sp_keys = Table(
+    "sp_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_pem", Text, nullable=False),
+    Column("cert_pem", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("activates_at", BigInteger, nullable=False),
 )
 
 #: Stores that installed the broker as a BigCommerce app: what the install granted. The

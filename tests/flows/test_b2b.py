@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from broker.sandbox.idp import DevClient, DevUser
+from broker.storage import LinkTouch
 from tests.conftest import DevIdP, World
 from tests.saml_fixtures import SamlWorld
 from tests.support.flows import (
@@ -426,3 +427,212 @@ def test_the_company_claim_is_found_whatever_the_case_of_its_name(
     outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
     assert outcome.status == 302, outcome.response.text
     assert len(members(world, acme)) == 1
+
+
+# -- returning buyers ask B2B Edition nothing --------------------------------------------------
+
+
+def b2b_requests(world: World) -> list[str]:
+    """The B2B Edition requests the store saw, as "METHOD /path"."""
+    return [
+        f"{r.method} {r.path.removeprefix('/api/v3/io')}"
+        for r in world.sandbox.state.requests(world.store.store_hash)
+        if r.path.startswith("/api/v3/io")
+    ]
+
+
+def sign_in_again(http: httpx.Client, world: World, email: str = "alice@example.com") -> None:
+    """A returning buyer in a new browser; the B2B requests are counted from here."""
+    world.sandbox.state.clear_requests(world.store.store_hash)
+    http.cookies.clear()
+    outcome = sign_in(http, world.broker.url, email)
+    assert outcome.status == 302, outcome.response.text
+
+
+def only_link(world: World, email: str = "alice@example.com") -> Any:
+    """The one link of the customer with ``email``."""
+    storage = world.broker.app.extensions["broker"].storage
+    [customer] = [c for c in world.customers() if c["email"] == email]
+    [link] = storage.links_for_customer("acme", customer["id"])
+    return link
+
+
+def set_alice_groups(world: World, *groups: str) -> None:
+    world.idp.state.add_user(
+        DevUser(sub="dev-alice", email="alice@example.com", password="password", groups=groups)
+    )
+
+
+def test_a_new_buyer_costs_two_b2b_requests_and_the_next_sign_in_none(
+    b2b: Callable[..., Any], browser_http: httpx.Client
+) -> None:
+    world, acme, _ = b2b()
+    world.sandbox.state.clear_requests(world.store.store_hash)
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    # Made as a company user with the planned role: nothing left to ask afterwards.
+    assert b2b_requests(world) == [f"GET /companies/{acme['companyId']}", "POST /users"]
+    sign_in_again(browser_http, world)
+    assert b2b_requests(world) == []
+
+
+def test_an_existing_customer_joins_with_three_b2b_requests(
+    b2b: Callable[..., Any], browser_http: httpx.Client
+) -> None:
+    world, acme, _ = b2b()
+    existing = world.sandbox.state.add_customer(world.store.store_hash, email="alice@example.com")
+    world.sandbox.state.clear_requests(world.store.store_hash)
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    assert b2b_requests(world) == [
+        f"GET /users/customer/{existing['id']}",
+        f"GET /companies/{acme['companyId']}",
+        "POST /users",
+    ]
+    sign_in_again(browser_http, world)
+    assert b2b_requests(world) == []
+
+
+@pytest.mark.parametrize("sync_role", [True, False])
+def test_a_returning_buyer_costs_no_b2b_request(
+    b2b: Callable[..., Any], browser_http: httpx.Client, sync_role: bool
+) -> None:
+    world, acme, _ = b2b(sync_role=sync_role)
+    first = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert first.status == 302, first.response.text
+    assert b2b_requests(world)  # the first sign-in asks (and creates the company user)
+    link = only_link(world)
+    assert link.company_plan == f"{acme['companyId']}:2::{'sync' if sync_role else 'keep'}"
+    for _ in range(2):
+        sign_in_again(browser_http, world)
+        assert b2b_requests(world) == []
+        assert world.sandbox.state.requests(world.store.store_hash) == []  # nor any other
+    page = visit_storefront(
+        browser_http, sign_in(browser_http, world.broker.url, "alice@example.com").location
+    )
+    [customer] = world.customers()
+    assert page_field(page.text, "customer-id") == str(customer["id"])
+    user = company_user(world, customer["id"])
+    assert user is not None
+    assert (user["companyId"], user["role"]) == (acme["companyId"], 2)
+
+
+def test_a_group_change_asks_b2b_again_and_syncs_the_role(
+    b2b: Callable[..., Any], browser_http: httpx.Client
+) -> None:
+    world, acme, _ = b2b()
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    [customer] = world.customers()
+    set_alice_groups(world, "approvers")  # the IdP makes her a senior buyer
+    sign_in_again(browser_http, world)
+    user_id = company_user(world, customer["id"])["id"]  # type: ignore[index]
+    assert b2b_requests(world) == [f"GET /users/customer/{customer['id']}", f"PUT /users/{user_id}"]
+    assert company_user(world, customer["id"])["role"] == 1  # type: ignore[index]
+    assert only_link(world).company_plan == f"{acme['companyId']}:1::sync"
+    sign_in_again(browser_http, world)
+    assert b2b_requests(world) == []
+
+
+def test_a_group_change_with_sync_role_off_asks_once_and_keeps_the_role(
+    b2b: Callable[..., Any], browser_http: httpx.Client
+) -> None:
+    world, _, _ = b2b(sync_role=False)
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    [customer] = world.customers()
+    set_alice_groups(world, "approvers")
+    sign_in_again(browser_http, world)
+    assert b2b_requests(world) == [f"GET /users/customer/{customer['id']}"]
+    assert company_user(world, customer["id"])["role"] == 2  # type: ignore[index]
+    sign_in_again(browser_http, world)
+    assert b2b_requests(world) == []
+
+
+def test_a_company_change_at_the_idp_is_refused_at_the_refresh(
+    b2b: Callable[..., Any], browser_http: httpx.Client
+) -> None:
+    """The IdP now puts the buyer in another company: asked again, refused as at a first
+    sign-in (a user of another company), and the link's plan is left as it was."""
+    world, acme, _ = b2b(
+        companies_by_domain={}, companies_by_group={"buyers": "ACME", "x": "OTHER"}
+    )
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    kept = only_link(world).company_plan
+    set_alice_groups(world, "x")
+    world.sandbox.state.clear_requests(world.store.store_hash)
+    browser_http.cookies.clear()
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert outcome.status == 403
+    assert "belongs to another company" in outcome.error_message
+    assert len(b2b_requests(world)) == 1
+    assert only_link(world).company_plan == kept == f"{acme['companyId']}:2::sync"
+    # Back in the old company: the kept plan matches again, nothing to ask.
+    set_alice_groups(world, "buyers")
+    sign_in_again(browser_http, world)
+    assert b2b_requests(world) == []
+
+
+def age_company_check(world: World, hours: int) -> None:
+    """Make the link's last B2B check ``hours`` older (the broker's own write verb)."""
+    storage = world.broker.app.extensions["broker"].storage
+    link = only_link(world)
+    storage.record_sign_in(
+        session=None,
+        audit=[],
+        touch=LinkTouch(
+            link.id,
+            company_plan=link.company_plan,
+            company_checked_at=link.company_checked_at - hours * 3600,
+        ),
+    )
+
+
+def test_an_expired_check_asks_b2b_again(
+    b2b: Callable[..., Any], browser_http: httpx.Client
+) -> None:
+    world, _, _ = b2b()
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    [customer] = world.customers()
+    age_company_check(world, 23)
+    sign_in_again(browser_http, world)
+    assert b2b_requests(world) == []  # 23 hours old: within company_user_cache_hours (24)
+    age_company_check(world, 2)
+    sign_in_again(browser_http, world)
+    assert b2b_requests(world) == [f"GET /users/customer/{customer['id']}"]
+    sign_in_again(browser_http, world)
+    assert b2b_requests(world) == []  # checked anew
+
+
+def test_a_company_user_removed_in_b2b_is_joined_again_at_the_refresh(
+    b2b: Callable[..., Any], browser_http: httpx.Client
+) -> None:
+    world, acme, _ = b2b()
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    [customer] = world.customers()
+    user = company_user(world, customer["id"])
+    assert user is not None
+    h = world.store.store_hash
+    colleague = world.sandbox.state.add_customer(h, email="bob@example.com")
+    world.sandbox.state.add_company_user(h, colleague["id"], acme["companyId"], 0)
+    removed = httpx.delete(
+        f"{world.sandbox.url}/api/v3/io/users/{user['id']}",
+        headers={"X-Auth-Token": B2B_TOKEN, "X-Store-Hash": h},
+    )
+    assert removed.status_code == 200, removed.text
+    sign_in_again(browser_http, world)
+    assert b2b_requests(world) == []  # trusted until the check expires
+    age_company_check(world, 25)
+    sign_in_again(browser_http, world)
+    assert b2b_requests(world)[0] == f"GET /users/customer/{customer['id']}"  # 404: gone
+    again = company_user(world, customer["id"])
+    assert again is not None
+    assert again["companyId"] == acme["companyId"]
+    entries = world.broker.app.extensions["broker"].storage.recent_audit("acme")
+    assert (entries[1].event, entries[1].outcome) == ("company", "company_joined")
+
+
+def test_with_no_cache_every_sign_in_asks_b2b(
+    b2b: Callable[..., Any], browser_http: httpx.Client
+) -> None:
+    world, _, _ = b2b(company_user_cache_hours=0)
+    assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+    [customer] = world.customers()
+    sign_in_again(browser_http, world)
+    assert b2b_requests(world) == [f"GET /users/customer/{customer['id']}"]

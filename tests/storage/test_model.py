@@ -33,6 +33,7 @@ AGGREGATES = {
     model.AuditStore: sql.SQLAuditStore,
     model.SessionStore: sql.SQLSessionStore,
     model.TenantStore: sql.SQLTenantStore,
+    model.SignInStore: sql.SQLSignInStore,
 }
 
 

@@ -26,6 +26,8 @@ from broker.storage.sql.once import SQLOnceStore
 from broker.storage.sql.pending import SQLPendingStore
 from broker.storage.sql.scim import SQLScimStore
 from broker.storage.sql.sessions import SQLSessionStore
+from broker.storage.sql.signins import SQLSignInStore
+from broker.storage.sql.sp_keys import SQLSPKeyStore
 from broker.storage.sql.tenants import SQLTenantStore
 
 if TYPE_CHECKING:
@@ -40,8 +42,10 @@ __all__ = [
     "SQLLinkStore",
     "SQLOnceStore",
     "SQLPendingStore",
+    "SQLSPKeyStore",
     "SQLScimStore",
     "SQLSessionStore",
+    "SQLSignInStore",
     "SQLStorage",
     "SQLTenantStore",
     "open_storage",
@@ -70,6 +74,8 @@ class SQLStorage(
     SQLTenantStore,
     SQLAppStore,
     SQLScimStore,
+    SQLSignInStore,
+    SQLSPKeyStore,
 ):
     """The one implementation, for SQLite and PostgreSQL alike: every aggregate on one engine."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, fields
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -12,19 +13,24 @@ from broker.storage.schema import audit_log
 from broker.storage.sql.base import SQLBase, storage_error
 
 # The hot path's statement, built once (see pending.py).
-_INSERT_AUDIT = insert(audit_log)
+INSERT_AUDIT = insert(audit_log)
 #: Audit text columns and their sizes: longer values are cut, never refused.
 _AUDIT_TEXT_SIZES = {"connection": 64, "subject": 255, "ip": 64, "detail": 255}
+
+
+def audit_row(entry: AuditEntry) -> dict[str, Any]:
+    """The row of an audit entry; text fields are cut to their columns (never an error)."""
+    values = asdict(entry)
+    for name, size in _AUDIT_TEXT_SIZES.items():
+        value = values[name]
+        values[name] = value[:size] if value else None
+    return values
 
 
 class SQLAuditStore(SQLBase):
     def record_audit(self, entry: AuditEntry) -> None:
         """Write one audit row; text fields are cut to their columns (never an error)."""
-        values = asdict(entry)
-        for name, size in _AUDIT_TEXT_SIZES.items():
-            value = values[name]
-            values[name] = value[:size] if value else None
-        self._execute(_INSERT_AUDIT, values)
+        self._execute(INSERT_AUDIT, audit_row(entry))
 
     def recent_audit(self, store: str, limit: int = 50) -> list[AuditEntry]:
         return self.search_audit(store, limit=limit)

@@ -13,16 +13,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from broker.storage.keys import digest
 from broker.storage.model import DEFAULT_CHANNEL, AlreadyExists, Link
-from broker.storage.schema import links, unlinks
+from broker.storage.schema import links, scim_blocks, unlinks
 from broker.storage.sql.base import SQLBase, storage_error
 
+#: Whether any source blocks the link's customer (read with the link: a sign-in by link then
+#: needs no second statement to know).
+_BLOCKED = (
+    exists()
+    .where(scim_blocks.c.store == links.c.store, scim_blocks.c.customer_id == links.c.customer_id)
+    .label("blocked")
+)
 # The hot path's statements, built once (see pending.py).
-_GET_LINK = select(links).where(
+_GET_LINK = select(links, _BLOCKED).where(
     links.c.store == bindparam("store"),
     links.c.connection == bindparam("connection"),
     links.c.subject == bindparam("subject"),
@@ -46,12 +53,12 @@ class SQLLinkStore(SQLBase):
             "subject": subject,
             "channel_id": channel_id,
         }
-        try:
-            with self.engine.connect() as conn:
-                row = conn.execute(_GET_LINK, params).first()
-        except SQLAlchemyError as exc:
-            raise storage_error(exc) from None
-        return None if row is None else Link(**row._mapping)
+        row = self._first(_GET_LINK, params)
+        if row is None:
+            return None
+        values = dict(row._mapping)
+        values["blocked"] = bool(values["blocked"])
+        return Link(**values)
 
     def create_link(
         self,

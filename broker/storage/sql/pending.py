@@ -27,7 +27,7 @@ class SQLPendingStore(SQLBase):
     def save_pending(self, key: str, data: Mapping[str, Any], expires_at: int) -> None:
         row = {"key": key, "data": json.dumps(dict(data)), "expires_at": expires_at}
         try:
-            with self.engine.begin() as conn:
+            with self._single_statement() as conn:
                 conn.execute(_INSERT_PENDING, row)
         except IntegrityError:
             raise AlreadyExists("duplicate pending key") from None
@@ -35,10 +35,10 @@ class SQLPendingStore(SQLBase):
             raise storage_error(exc) from None
 
     def take_pending(self, key: str, now: int) -> dict[str, Any] | None:
-        # One DELETE ... RETURNING: of two takers, only the one whose delete removed the row
-        # gets it.
+        # One DELETE ... RETURNING, a statement on its own: of any number of takers, in any
+        # number of processes, only the one whose delete removed the row gets it.
         try:
-            with self.engine.begin() as conn:
+            with self._single_statement() as conn:
                 row = conn.execute(_TAKE_PENDING, {"key": key}).first()
         except SQLAlchemyError as exc:
             raise storage_error(exc) from None

@@ -11,10 +11,13 @@ from broker.storage.model import BrokerSession
 from broker.storage.schema import sessions
 from broker.storage.sql.base import SQLBase
 
+# Built once (see pending.py).
+INSERT_SESSION = insert(sessions)
+
 
 class SQLSessionStore(SQLBase):
     def create_session(self, session: BrokerSession) -> None:
-        self._execute(insert(sessions), asdict(session))
+        self._execute(INSERT_SESSION, asdict(session))
 
     def get_session(self, session_id: str) -> BrokerSession | None:
         row = self._first(select(sessions).where(sessions.c.id == session_id))
