@@ -13,6 +13,16 @@ What it deliberately does not do: persistent sessions (every authorization reque
 page), consent, refresh tokens, dynamic registration, request objects.  Its discovery document
 advertises ``id_token_signing_alg_values_supported: ["RS256", "HS256", "none"]`` on purpose: a
 relying party must not take its algorithm allow-list from the provider.
+
+Each client can be taught the quirks of a real IdP (:class:`IdPQuirks`, docs/idps/): no
+``email_verified`` and an ``xms_edov`` instead (Entra ID), a groups overage with
+``_claim_names``/``_claim_sources`` and a Microsoft Graph double at
+``/_graph/v1.0/me/getMemberObjects`` (Entra ID), a multi-tenant issuer with ``{tenantid}``
+and a ``tid`` per user (Entra ID), an authorization server under a path (Okta's
+``/oauth2/default``), ``hd`` (Google), namespaced claims (Auth0), ``realm_access.roles``
+(Keycloak), a clock that is off. A client with a ``frontchannel_logout_uri`` gets a ``sid`` in
+its ID tokens, and ``GET /_frontchannel-logout?sub=...`` is the IdP's logout page that loads
+each of that user's RPs in an iframe (OpenID Connect Front-Channel Logout 1.0).
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ __all__ = [
     "DevIdPState",
     "DevUser",
     "DiscoveryOverride",
+    "IdPQuirks",
     "IdTokenTamper",
     "UserinfoOverride",
     "create_idp_app",
@@ -106,6 +117,43 @@ class DevUser:
     given_name: str | None = None
     family_name: str | None = None
     groups: tuple[str, ...] = ()
+    #: More claims of this user (``tid``, ``hd``, ``preferred_username``, ...), in every token
+    #: and userinfo answer; they win over the client's :attr:`IdPQuirks.claims`.
+    claims: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+#: Where Entra ID's overage claim points (the retired Azure AD Graph): never to be called.
+OVERAGE_ENDPOINT = "https://graph.windows.net/{tid}/users/{oid}/getMemberObjects"
+
+
+@dataclass(frozen=True)
+class IdPQuirks:
+    """How one client's tokens bend the standards, the way a real IdP's do (docs/idps/).
+
+    - ``send_email_verified`` False: the ``email_verified`` claim is never sent (Entra ID;
+      Okta, often).
+    - ``claims``: more claims for every user of this client (``{"xms_edov": True}``).
+    - ``groups_claim``: where the user's groups go: a string is one claim of exactly that
+      name (Auth0's ``"https://example.com/groups"``), a tuple a path into nested objects
+      (Keycloak's ``("realm_access", "roles")``).
+    - ``groups_overage_above``: with more groups than this, Entra ID's overage instead of the
+      groups: ``_claim_names``/``_claim_sources`` (the groups are then only in the Graph
+      double).
+    - ``issuer_path``: this client's authorization server, under the IdP's root: its tokens'
+      ``iss`` is the root plus this path (``/oauth2/default``, Okta's custom server), with
+      ``{tenantid}`` replaced by the user's ``tid`` claim (``/{tenantid}/v2.0``, Entra ID
+      multi-tenant); its discovery document is served at the path (any one segment in place
+      of ``{tenantid}``: ``/organizations/v2.0``) and names the path verbatim as its issuer.
+    - ``clock_offset_seconds``: the IdP's clock is this far ahead (negative: behind) in the
+      tokens it issues (``iat``, ``exp``, ``auth_time``).
+    """
+
+    send_email_verified: bool = True
+    claims: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    groups_claim: str | tuple[str, ...] = "groups"
+    groups_overage_above: int | None = None
+    issuer_path: str | None = None
+    clock_offset_seconds: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,13 +161,21 @@ class DevClient:
     """A registered relying party.
 
     ``client_secret`` None means a public client, which authenticates with PKCE only; its
-    ``token_endpoint_auth_method`` is then always ``"none"``.
+    ``token_endpoint_auth_method`` is then always ``"none"``. ``quirks`` shape its tokens
+    (:class:`IdPQuirks`). With a ``frontchannel_logout_uri`` its ID tokens carry a ``sid``,
+    and the IdP's logout page frames that URI with ``iss`` and ``sid`` (with only ``sid`` when
+    ``frontchannel_logout_iss`` is False, as Entra ID does; with neither when
+    ``frontchannel_logout_session_required`` is False).
     """
 
     client_id: str
     client_secret: str | None
     redirect_uris: tuple[str, ...]
     token_endpoint_auth_method: str = "client_secret_basic"  # noqa: S105 - or _post, none
+    quirks: IdPQuirks = field(default_factory=IdPQuirks)
+    frontchannel_logout_uri: str | None = None
+    frontchannel_logout_session_required: bool = True
+    frontchannel_logout_iss: bool = True
 
     def __post_init__(self) -> None:
         if self.client_secret is None:
@@ -173,6 +229,8 @@ class _AuthCode:
     expires_at: float
     used: bool = False
     access_tokens: list[str] = field(default_factory=list)
+    #: The IdP session of this sign-in, for a client with front-channel logout.
+    sid: str | None = None
 
 
 @dataclass
@@ -239,11 +297,15 @@ class DevIdPState:
     - ``token_error``: a dict makes the token endpoint answer 400 with it as the JSON body.
     - ``discovery_override``: ``override(document) -> document`` transforms the discovery
       document (an endpoint pointed elsewhere, say).
+    - ``graph_fault``: an HTTP status the Microsoft Graph double answers with instead (500,
+      401); ``graph_page_size``: its answer in pages of that many ids (``@odata.nextLink``).
 
     Records: ``authorize_requests`` (one query dict per authorization request received),
     ``token_requests`` (form dicts without ``client_secret``), ``token_auth_methods`` (how each
-    token request authenticated its client), ``end_session_requests``, and the counters
-    ``jwks_requests`` and ``userinfo_requests``.
+    token request authenticated its client), ``end_session_requests``, ``graph_requests``
+    (the Graph double's, as ``(method, access token)``), ``sessions`` (sid -> (client_id,
+    sub), for front-channel logout), and the counters ``jwks_requests`` and
+    ``userinfo_requests``.
     """
 
     def __init__(
@@ -267,6 +329,10 @@ class DevIdPState:
         self.userinfo_override: UserinfoOverride | None = None
         self.token_error: dict[str, Any] | None = None
         self.discovery_override: DiscoveryOverride | None = None
+        self.graph_fault: int | None = None
+        self.graph_page_size: int | None = None
+        self.graph_requests: list[tuple[str, str]] = []
+        self.sessions: dict[str, tuple[str, str]] = {}
         self.authorize_requests: list[dict[str, str]] = []
         self.token_requests: list[dict[str, str]] = []
         self.token_auth_methods: list[str] = []
@@ -318,6 +384,36 @@ class DevIdPState:
     def user_by_sub(self, sub: str) -> DevUser | None:
         with self._lock:
             return next((u for u in self._users.values() if u.sub == sub), None)
+
+    def server_path(self, requested: str) -> str | None:
+        """The ``issuer_path`` of a client's authorization server whose discovery document is
+        at ``requested`` (a ``{tenantid}`` segment matches any one segment), if any."""
+        wanted = requested.rstrip("/").split("/")
+        for client in self.clients.values():
+            path = client.quirks.issuer_path
+            if path is None:
+                continue
+            mine = path.rstrip("/").split("/")
+            if len(mine) == len(wanted) and all(
+                a in (b, TENANT_PLACEHOLDER) for a, b in zip(mine, wanted, strict=True)
+            ):
+                return path
+        return None
+
+    def start_session(self, client_id: str, sub: str) -> str:
+        """A new IdP session id (``sid``) of ``sub`` at a front-channel client."""
+        sid = secrets.token_urlsafe(16)
+        with self._lock:
+            self.sessions[sid] = (client_id, sub)
+        return sid
+
+    def end_sessions_of(self, sub: str) -> list[tuple[str, str]]:
+        """End every IdP session of ``sub``: their (sid, client_id)."""
+        with self._lock:
+            ended = [(sid, c) for sid, (c, owner) in self.sessions.items() if owner == sub]
+            for sid, _ in ended:
+                del self.sessions[sid]
+        return ended
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -421,6 +517,10 @@ class DevIdPState:
         with self._lock:
             self.token_auth_methods.append(method)
 
+    def record_graph(self, method: str, token: str) -> None:
+        with self._lock:
+            self.graph_requests.append((method, token))
+
     def count_jwks_request(self) -> None:
         with self._lock:
             self.jwks_requests += 1
@@ -509,7 +609,23 @@ _MESSAGE = """{% extends "idp/layout.html" %}
 {% endblock %}
 """
 
-_TEMPLATES = {"idp/layout.html": _LAYOUT, "idp/login.html": _LOGIN, "idp/message.html": _MESSAGE}
+_FRONTCHANNEL = """{% extends "idp/layout.html" %}
+{% block title %}Signing out{% endblock %}
+{% block content %}
+<h1>Signed out</h1>
+<p class="muted" id="rp-count">Signing you out of {{ frames|length }} application(s).</p>
+{% for src in frames %}<iframe class="rp-logout" src="{{ src }}"
+  title="Signing out of an application" width="300" height="120"></iframe>
+{% endfor %}
+{% endblock %}
+"""
+
+_TEMPLATES = {
+    "idp/layout.html": _LAYOUT,
+    "idp/login.html": _LOGIN,
+    "idp/message.html": _MESSAGE,
+    "idp/frontchannel.html": _FRONTCHANNEL,
+}
 _DEFAULT_PASSWORD_HINT = "password"  # noqa: S105 - the published test password
 _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
@@ -525,6 +641,28 @@ _PAGE_HEADERS = {
 
 def _issuer(state: DevIdPState) -> str:
     return state.issuer or request.url_root.rstrip("/")
+
+
+#: A CSP source list that allows nothing.
+NO_SOURCE = "'none'"
+#: The placeholder of a multi-tenant issuer (Entra ID's discovery document names it verbatim).
+TENANT_PLACEHOLDER = "{tenantid}"
+
+
+def _token_issuer(state: DevIdPState, client: DevClient, user: DevUser) -> str:
+    """The ``iss`` of a token for ``user`` at ``client``: the IdP's issuer, or its client's
+    authorization server's (``{tenantid}`` filled in with the user's ``tid``)."""
+    path = client.quirks.issuer_path
+    if path is None:
+        return _issuer(state)
+    tenant = {**client.quirks.claims, **user.claims}.get("tid", "")
+    return _issuer(state).rstrip("/") + path.replace(TENANT_PLACEHOLDER, str(tenant))
+
+
+def _graph_error(status: int, code: str, message: str) -> ResponseReturnValue:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
 
 
 def _page(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
@@ -580,6 +718,32 @@ def _s256(verifier: str) -> str:
 def _granted_scope(requested: str) -> tuple[str, ...]:
     asked = requested.split()
     return tuple(s for s in SUPPORTED_SCOPES if s in asked)
+
+
+def _shaped_claims(user: DevUser, scope: Iterable[str], quirks: IdPQuirks) -> dict[str, Any]:
+    """The user's claims as a client with these quirks receives them."""
+    claims = _user_claims(user, scope)
+    if not quirks.send_email_verified:
+        claims.pop("email_verified", None)
+    groups = claims.pop("groups", None)
+    extra = {**quirks.claims, **user.claims}
+    claims.update(extra)
+    if groups:
+        if quirks.groups_overage_above is not None and len(groups) > quirks.groups_overage_above:
+            endpoint = OVERAGE_ENDPOINT.format(tid=extra.get("tid", "common"), oid=user.sub)
+            claims["_claim_names"] = {"groups": "src1"}
+            claims["_claim_sources"] = {"src1": {"endpoint": endpoint}}
+        elif isinstance(quirks.groups_claim, str):
+            claims[quirks.groups_claim] = groups
+        else:
+            *parents, leaf = quirks.groups_claim
+            node = claims
+            for name in parents:
+                child = node.get(name)
+                node[name] = child = dict(child) if isinstance(child, Mapping) else {}
+                node = child
+            node[leaf] = groups
+    return claims
 
 
 def _user_claims(user: DevUser, scope: Iterable[str]) -> dict[str, Any]:
@@ -648,10 +812,7 @@ def create_idp_app(
     state = DevIdPState(clients=clients, users=users, issuer=issuer, clock=clock)
     app.extensions[EXTENSION_KEY] = state
 
-    @app.get("/.well-known/openid-configuration")
-    def discovery() -> ResponseReturnValue:
-        iss = _issuer(state)
-        base = iss.rstrip("/")
+    def discovery_document(iss: str, base: str) -> ResponseReturnValue:
         document: dict[str, Any] = {
             "issuer": iss,
             "authorization_endpoint": f"{base}/authorize",
@@ -673,8 +834,26 @@ def create_idp_app(
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
         }
+        if any(c.frontchannel_logout_uri for c in state.clients.values()):
+            document["frontchannel_logout_supported"] = True
+            document["frontchannel_logout_session_supported"] = True
         override = state.discovery_override
         return jsonify(override(document) if override else document)
+
+    @app.get("/.well-known/openid-configuration")
+    def discovery() -> ResponseReturnValue:
+        iss = _issuer(state)
+        return discovery_document(iss, iss.rstrip("/"))
+
+    @app.get("/<path:prefix>/.well-known/openid-configuration")
+    def server_discovery(prefix: str) -> ResponseReturnValue:
+        """A client's own authorization server (:attr:`IdPQuirks.issuer_path`): its issuer
+        is the path as registered (``{tenantid}`` kept verbatim); its endpoints are the IdP's."""
+        path = state.server_path(f"/{prefix}")
+        if path is None:
+            return _oauth_error("not_found", "no authorization server here", 404)
+        root = _issuer(state).rstrip("/")
+        return discovery_document(root + path, root)
 
     @app.get("/jwks.json")
     def jwks() -> ResponseReturnValue:
@@ -766,6 +945,11 @@ def create_idp_app(
             return login_page(error="Wrong e-mail or password.", email=email)
 
         now = state.clock()
+        sid = (
+            state.start_session(client.client_id, user.sub)
+            if client.frontchannel_logout_uri
+            else None
+        )
         code = state.issue_code(
             _AuthCode(
                 client_id=client.client_id,
@@ -776,6 +960,7 @@ def create_idp_app(
                 sub=user.sub,
                 auth_time=int(now),
                 expires_at=now + CODE_LIFETIME_SECONDS,
+                sid=sid,
             )
         )
         log.info("dev IdP: %s signed in for client %s", user.sub, client.client_id)
@@ -839,19 +1024,24 @@ def create_idp_app(
         if user is None:
             return _oauth_error("invalid_grant", "the user no longer exists")
 
-        now = int(state.clock())
+        offset = client.quirks.clock_offset_seconds
+        now = int(state.clock()) + offset
         claims: dict[str, Any] = {
-            "iss": _issuer(state),
+            "iss": _token_issuer(state, client, user),
             "sub": user.sub,
             "aud": client.client_id,
             "exp": now + ID_TOKEN_LIFETIME_SECONDS,
             "iat": now,
-            "auth_time": grant.auth_time,
+            "auth_time": grant.auth_time + offset,
         }
         if grant.nonce is not None:
             claims["nonce"] = grant.nonce
+        if grant.sid is not None:
+            claims["sid"] = grant.sid
         if state.id_token_claims_in_token:
-            claims.update(_user_claims(user, grant.scope))
+            claims.update(_shaped_claims(user, grant.scope, client.quirks))
+        elif "tid" in {**client.quirks.claims, **user.claims}:
+            claims["tid"] = {**client.quirks.claims, **user.claims}["tid"]
         header: dict[str, Any] = {"typ": "JWT", "alg": SIGNING_ALG, "kid": state.kid}
         tamper = state.tamper
         id_token = tamper(header, claims, state) if tamper else state.sign(header, claims)
@@ -882,13 +1072,72 @@ def create_idp_app(
                 401,
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
-        claims: dict[str, Any] = {"sub": user.sub, **_user_claims(user, grant.scope)}
+        client = state.client(grant.client_id)
+        quirks = client.quirks if client else IdPQuirks()
+        claims: dict[str, Any] = {"sub": user.sub, **_shaped_claims(user, grant.scope, quirks)}
         override = state.userinfo_override
         if override is not None:
             claims = override(claims)
         response = jsonify(claims)
         response.headers["Cache-Control"] = "no-store"
         return response
+
+    @app.route("/_graph/v1.0/me/getMemberObjects", methods=["GET", "POST"])
+    def graph_member_objects() -> ResponseReturnValue:
+        """A Microsoft Graph double: the signed-in user's group ids, for the bearer access
+        token this IdP issued; ``state.graph_fault`` answers with that status instead."""
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else ""
+        state.record_graph(request.method, token)
+        if state.graph_fault is not None:
+            return _graph_error(state.graph_fault, "ServiceFault", "the Graph double fails")
+        grant = state.access_grant(token) if token else None
+        user = state.user_by_sub(grant.sub) if grant else None
+        if grant is None or user is None:
+            return _graph_error(401, "InvalidAuthenticationToken", "Access token is invalid.")
+        if request.method == "POST":
+            body = request.get_json(silent=True)
+            if not isinstance(body, dict) or not isinstance(body.get("securityEnabledOnly"), bool):
+                return _graph_error(400, "Request_BadRequest", "securityEnabledOnly is required")
+        ids = list(user.groups)
+        start = int(request.args.get("skip", "0") or 0)
+        size = state.graph_page_size or max(len(ids), 1)
+        answer: dict[str, Any] = {
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(Edm.String)",
+            "value": ids[start : start + size],
+        }
+        if start + size < len(ids):
+            answer["@odata.nextLink"] = (
+                f"{request.url_root}_graph/v1.0/me/getMemberObjects?skip={start + size}"
+            )
+        return jsonify(answer)
+
+    @app.get("/_frontchannel-logout")
+    def frontchannel_logout_page() -> ResponseReturnValue:
+        """The IdP's logout page (OpenID Connect Front-Channel Logout 1.0, section 3): it ends
+        every IdP session of ``sub`` and loads each RP's front-channel logout URI in an
+        iframe, with ``iss`` and ``sid`` as each client registered."""
+        sub = request.args.get("sub", "")
+        user = state.user_by_sub(sub)
+        frames: list[str] = []
+        for sid, client_id in state.end_sessions_of(sub):
+            client = state.client(client_id)
+            if client is None or not client.frontchannel_logout_uri or user is None:
+                continue
+            params: dict[str, str | None] = {}
+            if client.frontchannel_logout_session_required:
+                if client.frontchannel_logout_iss:
+                    params["iss"] = _token_issuer(state, client, user)
+                params["sid"] = sid
+            frames.append(_with_query(client.frontchannel_logout_uri, params))
+        origins = sorted({f"{urlsplit(f).scheme}://{urlsplit(f).netloc}" for f in frames})
+        headers = {
+            **_PAGE_HEADERS,
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+            f"frame-src {' '.join(origins) or NO_SOURCE}; frame-ancestors 'none'; base-uri 'none'",
+        }
+        body = render_template("idp/frontchannel.html", frames=frames)
+        return body, 200, headers
 
     @app.route("/end-session", methods=["GET", "POST"])
     def end_session() -> ResponseReturnValue:

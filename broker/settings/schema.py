@@ -197,6 +197,7 @@ ScimSubject = Annotated[
     Literal["externalId", "userName", "emails"] | None,
     BeforeValidator(_choice("externalId", "userName", "emails")),
 ]
+GroupsOverage = Annotated[Literal["refuse", "graph"], BeforeValidator(_choice("refuse", "graph"))]
 NameIdFormat = Annotated[
     Literal["emailAddress", "persistent", "unspecified"],
     BeforeValidator(_choice("emailAddress", "persistent", "unspecified")),
@@ -429,7 +430,47 @@ class OIDCTable(_ConnectionTable):
         DEFAULT_ID_TOKEN_ALGORITHMS,
         description="ID token algorithms accepted; never HS*/none",
     )
-    groups_claim: Str = Field("groups", description="The claim carrying the IdP's groups")
+    groups_claim: Str = Field(
+        "groups",
+        description="The claim carrying the IdP's groups: a claim name (also one with dots, "
+        "https://example.com/groups), else a dotted path into nested claims (realm_access.roles)",
+    )
+    email_claim: Str = Field(
+        "email", description="The claim carrying the e-mail (a name, else a dotted path)"
+    )
+    email_verified_claim: Str = Field(
+        "email_verified",
+        description="The claim saying the e-mail is verified (Entra ID: xms_edov, the e-mail's "
+        "domain owner verified)",
+    )
+    first_name_claim: Str = Field(
+        "given_name", description="The claim carrying the given name (a name, else a path)"
+    )
+    last_name_claim: Str = Field(
+        "family_name", description="The claim carrying the family name (a name, else a path)"
+    )
+    groups_overage: GroupsOverage = Field(
+        "refuse",
+        description="Entra ID with too many groups for the token: refuse (naming the fix), or "
+        "graph (read them from Microsoft Graph with the access token)",
+    )
+    graph_url: Url = Field(
+        "https://graph.microsoft.com",
+        description="Microsoft Graph, for groups_overage = graph",
+    )
+    tenants: StrList = Field(
+        (),
+        description="Entra ID multi-tenant (issuer .../organizations/v2.0): the tenant ids "
+        "(tid) accepted; the subject is then tid:sub",
+    )
+    hosted_domains: StrList = Field(
+        (),
+        description="Google Workspace: only these hd (hosted domain) values (empty: not checked)",
+    )
+    frontchannel_logout_session_required: Bool = Field(
+        True,
+        description="Front-channel logout needs the IdP's sid (and iss, when it sends one)",
+    )
 
 
 class SAMLTable(_ConnectionTable):

@@ -134,7 +134,25 @@ class OIDCConnection(ConnectionPolicy):
     token_endpoint_auth_method: TokenAuthMethod
     scopes: tuple[str, ...] = ("openid", "email", "profile")
     algorithms: tuple[str, ...] = DEFAULT_ID_TOKEN_ALGORITHMS
+    #: Where each claim is read: a claim of that name, else a dotted path into nested claims
+    #: (broker.upstream.oidc_claims, "claim_value").
     groups_claim: str = "groups"
+    email_claim: str = "email"
+    #: Entra ID never sends email_verified: "xms_edov" (its e-mail domain owner verified) may
+    #: stand in for it.
+    email_verified_claim: str = "email_verified"
+    first_name_claim: str = "given_name"
+    last_name_claim: str = "family_name"
+    #: Entra ID's groups overage (more groups than fit in the token): "refuse" with a message
+    #: naming the fix, or "graph": read them from Microsoft Graph at ``graph_url``.
+    groups_overage: Literal["refuse", "graph"] = "refuse"
+    graph_url: str = "https://graph.microsoft.com"
+    #: Entra ID multi-tenant: the tenant ids accepted (the discovery issuer has "{tenantid}").
+    tenants: tuple[str, ...] = ()
+    #: Google Workspace: the ``hd`` values accepted (empty: not checked).
+    hosted_domains: tuple[str, ...] = ()
+    #: Front-channel logout requires the IdP's ``sid``.
+    frontchannel_logout_session_required: bool = True
     type: Literal["oidc"] = "oidc"
 
 

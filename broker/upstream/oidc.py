@@ -15,10 +15,18 @@ request goes there.
 Signing algorithms are pinned by the connection's configuration. Authlib's Flask client takes
 the allowed list from the IdP's discovery document, which would let a hostile or broken
 document admit ``none`` or HS256; here the discovery list is never consulted.
+
+The quirks of the IdPs stores use (docs/idps/) are met here, each only when the connection says
+so, none loosening a check: where a claim is read (:mod:`broker.upstream.oidc_claims`), Entra
+ID's ``xms_edov`` for ``email_verified``, its groups overage read from Microsoft Graph
+(:mod:`broker.upstream.graph`), its multi-tenant issuer (``{tenantid}`` filled in from ``tid``,
+the tenant listed, ``iss`` equal to the result), Google's ``hd``; a token refused for its
+times because a clock is off says so (:mod:`broker.upstream.clock`).
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -38,14 +46,30 @@ from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from broker.config import OIDCConnection
 from broker.errors import (
+    EmailNotAllowed,
     IdPDeniedError,
     IdPUnavailable,
     InvalidResponse,
+    PolicyDenied,
     StateMismatch,
     UpstreamMisconfigured,
 )
 from broker.identity import Identity, UpstreamSession
+from broker.upstream.clock import check_times
 from broker.upstream.egress import GuardedTransport, endpoint_problem, is_loopback_host
+from broker.upstream.graph import member_groups
+from broker.upstream.oidc_claims import (
+    TENANT_PLACEHOLDER,
+    asserted_true,
+    claim_value,
+    group_names,
+    groups_overaged,
+    person_names,
+    tenant_issuer,
+    tenant_subject,
+    tenant_template_of,
+    text,
+)
 from broker.upstream.shape import Begun, Checks, Verified
 
 with warnings.catch_warnings():
@@ -111,13 +135,29 @@ class OIDCProvider:
         issuer = self.connection.issuer
         self._check_endpoint("issuer", discovery_url(issuer), fetched=True)
         doc = self._get_json(discovery_url(issuer), "discovery document")
-        if doc.get("issuer") != issuer:
+        declared = doc.get("issuer")
+        template = tenant_template_of(declared, issuer)
+        if declared != issuer and not (template and self.connection.tenants):
             # Not the IdP failing: the configured issuer is not the one it names (compared
             # verbatim, a trailing "/" included). Issuers are configuration, so both are logged.
+            hint = (
+                f": a multi-tenant issuer ({TENANT_PLACEHOLDER}); list the tenant ids accepted "
+                "in tenants, or use the tenant's own issuer"
+                if template
+                else ""
+            )
             raise UpstreamMisconfigured(
                 detail=(
-                    f"oidc discovery: the document's issuer {str(doc.get('issuer'))[:200]!r} "
-                    f"is not the configured issuer {issuer!r}"
+                    f"oidc discovery: the document's issuer {str(declared)[:200]!r} "
+                    f"is not the configured issuer {issuer!r}{hint}"
+                ),
+            )
+        if declared == issuer and self.connection.tenants:
+            raise UpstreamMisconfigured(
+                detail=(
+                    f"oidc discovery: tenants is set, but the issuer {issuer!r} is not "
+                    f"multi-tenant (its document names no {TENANT_PLACEHOLDER}): for one "
+                    "tenant drop tenants; for several use .../organizations/v2.0"
                 ),
             )
         missing = [name for name in _ENDPOINTS if not isinstance(doc.get(name), str)]
@@ -187,6 +227,69 @@ class OIDCProvider:
         self.metadata()
         self._key_set()
 
+    # -- issuers: one, or one per tenant ------------------------------------------------------
+
+    def _issuer_template(self) -> str | None:
+        """A multi-tenant connection's issuer template (``.../{tenantid}/v2.0``), else None.
+        :meth:`metadata` admits a document issuer other than the configured one only then."""
+        if not self.connection.tenants:
+            return None
+        declared = str(self.metadata()["issuer"])
+        return declared if declared != self.connection.issuer else None
+
+    def _expected_issuer(self, claims: Mapping[str, Any], *, what: str) -> str:
+        """The ``iss`` this token must carry: the configured issuer, verbatim; for a
+        multi-tenant connection the template filled in with the token's ``tid``, which must be
+        one of ``tenants`` (exactly as listed)."""
+        template = self._issuer_template()
+        if template is None:
+            return self.connection.issuer
+        tenant = claims.get("tid")
+        if not isinstance(tenant, str) or not tenant:
+            raise InvalidResponse(
+                f"The {what} from your identity provider is not valid for this store.",
+                detail=f"{what}: a multi-tenant issuer, and no tid",
+            )
+        if tenant not in self.connection.tenants:
+            # The tid is the IdP's text: it is not logged (docs/design.md, "Security floor").
+            raise PolicyDenied(
+                "Your organisation's Microsoft Entra ID directory is not one this store accepts "
+                "for this sign-in. Sign in with an account of an organisation the store works "
+                "with, or ask the store to add yours.",
+                detail=f"{what}: the token's tid is not one of the connection's tenants",
+            )
+        return tenant_issuer(template, tenant)
+
+    def subject_of(self, claims: Mapping[str, Any]) -> str:
+        """The identity's subject: ``sub``; on a multi-tenant connection ``<tid>:<sub>``, so
+        that two tenants' people never share one (``sub`` is unique within one issuer only)."""
+        subject = str(claims["sub"])
+        if self._issuer_template() is None:
+            return subject
+        return tenant_subject(str(claims["tid"]), subject)
+
+    def accepts_issuer(self, iss: str) -> bool:
+        """Whether ``iss`` names this connection's IdP (front-channel logout's ``iss``): the
+        configured issuer verbatim, or for a multi-tenant one a listed tenant's issuer."""
+        if iss == self.connection.issuer:
+            return not self.connection.tenants
+        template = self._issuer_template()
+        return template is not None and any(
+            iss == tenant_issuer(template, tenant) for tenant in self.connection.tenants
+        )
+
+    def frame_origins(self) -> tuple[str, ...]:
+        """The origins whose pages may frame front-channel logout: the issuer's, and the end
+        session endpoint's when discovery names one (the IdP's logout page)."""
+        origins = [_origin_of(self.connection.issuer)]
+        try:
+            endpoint = self.metadata().get("end_session_endpoint")
+        except (IdPUnavailable, UpstreamMisconfigured):
+            endpoint = None
+        if isinstance(endpoint, str) and _origin_of(endpoint):
+            origins.append(_origin_of(endpoint))
+        return tuple(dict.fromkeys(o for o in origins if o))
+
     # -- the flow ---------------------------------------------------------------------------
 
     def authorization_url(
@@ -194,11 +297,18 @@ class OIDCProvider:
     ) -> str:
         """Where to send the browser: code flow with PKCE S256, state and nonce."""
         client = self._oauth_client(redirect_uri)
+        extra: dict[str, str] = {}
+        domains = self.connection.hosted_domains
+        if domains:
+            # Google's account chooser hint (its "hd" parameter): one domain, or any Workspace
+            # domain. Only a hint: the ID token's hd claim is what is checked.
+            extra["hd"] = domains[0] if len(domains) == 1 else "*"
         url, _ = client.create_authorization_url(
             self.metadata()["authorization_endpoint"],
             state=state,
             code_verifier=code_verifier,
             nonce=nonce,
+            **extra,
         )
         return str(url)
 
@@ -254,11 +364,39 @@ class OIDCProvider:
             nonce=nonce,
             access_token=access_token if isinstance(access_token, str) else None,
         )
-        if not _has_profile(claims) and isinstance(access_token, str):
+        if not self._has_profile(claims) and isinstance(access_token, str):
             claims = {**self._userinfo(access_token, subject=str(claims["sub"])), **claims}
+        groups = None
+        if groups_overaged(claims, self.connection.groups_claim):
+            groups = self._overage_groups(access_token if isinstance(access_token, str) else None)
         sid = claims.get("sid")
         session = UpstreamSession(sid=sid if isinstance(sid, str) else None, id_token=id_token)
-        return self._to_identity(claims), session
+        return self._to_identity(claims, groups=groups), session
+
+    def _overage_groups(self, access_token: str | None) -> tuple[str, ...]:
+        """Entra ID's groups overage: the groups from Microsoft Graph when the connection says
+        ``groups_overage = "graph"``; else a refusal naming the fixes."""
+        conn = self.connection
+        if conn.groups_overage != "graph":
+            raise UpstreamMisconfigured(
+                "Your organisation is in more groups than fit in its sign-in token, so this "
+                "store cannot tell which of them you are in. Please tell the store: in the "
+                "Entra ID app registration it can send only the groups assigned to the "
+                "application, or use app roles.",
+                detail=(
+                    "groups overage (_claim_names instead of the groups claim): in the Entra ID "
+                    "app registration (Token configuration), emit only the groups assigned "
+                    'to the application; or use app roles (groups_claim = "roles"); or set '
+                    'groups_overage = "graph" to read them from Microsoft Graph'
+                ),
+            )
+        if not access_token:
+            raise InvalidResponse(
+                "Your identity provider sent no access token to read your groups with.",
+                detail="groups overage: no access token for Microsoft Graph",
+            )
+        self._check_endpoint("graph_url", conn.graph_url, fetched=True)
+        return member_groups(self._http, conn.graph_url, access_token)
 
     def end_session_url(
         self, *, id_token_hint: str | None, post_logout_redirect_uri: str, state: str
@@ -290,7 +428,7 @@ class OIDCProvider:
             )
         claims = dict(decoded.claims)
         options: dict[str, ClaimsOption] = {
-            "iss": {"essential": True, "value": self.connection.issuer},
+            "iss": {"essential": True, "value": self._expected_issuer(claims, what="logout token")},
             "aud": {"essential": True, "value": self.connection.client_id},
             "iat": {"essential": True},
             "exp": {"essential": True},
@@ -321,8 +459,15 @@ class OIDCProvider:
     ) -> dict[str, Any]:
         """Signature by a key of the IdP, pinned algorithm, then the OIDC Core 3.1.3.7 claims."""
         token = self._decode_token(id_token, what="sign-in token")
+        expected_issuer = self._expected_issuer(token.claims, what="sign-in token")
+        check_times(
+            token.claims,
+            now=int(self._clock()),
+            leeway=self.connection.clock_skew_seconds,
+            what="id_token",
+        )
         options = {
-            "iss": {"essential": True, "value": self.connection.issuer},
+            "iss": {"essential": True, "value": expected_issuer},
             "aud": {"essential": True, "value": self.connection.client_id},
             "exp": {"essential": True},
             "iat": {"essential": True},
@@ -411,25 +556,55 @@ class OIDCProvider:
             timeout=self._timeout,
         )
 
-    def _to_identity(self, claims: Mapping[str, Any]) -> Identity:
-        """The one place OIDC claims become an Identity."""
-        email = claims.get("email")
-        first, last = claims.get("given_name"), claims.get("family_name")
-        name = claims.get("name")
-        if not (first or last) and isinstance(name, str) and name.strip():
-            first, _, last = name.strip().partition(" ")
+    def _has_profile(self, claims: Mapping[str, Any]) -> bool:
+        """Whether the ID token alone says who the person is: an e-mail and some name."""
+        conn = self.connection
+        named = any(
+            claim_value(claims, k) for k in (conn.first_name_claim, conn.last_name_claim, "name")
+        )
+        return bool(claim_value(claims, conn.email_claim)) and named
+
+    def _to_identity(
+        self, claims: Mapping[str, Any], *, groups: tuple[str, ...] | None = None
+    ) -> Identity:
+        """The one place OIDC claims become an Identity (``groups``: read elsewhere, Graph)."""
+        conn = self.connection
+        self._check_hosted_domain(claims)
+        first, last = person_names(
+            claims, first_claim=conn.first_name_claim, last_claim=conn.last_name_claim
+        )
         auth_time = claims.get("auth_time")
         return Identity(
-            connection=self.connection.key,
+            connection=conn.key,
             issuer=str(claims["iss"]),
-            subject=str(claims["sub"]),
-            email=email.strip() if isinstance(email, str) and email.strip() else None,
-            email_verified=claims.get("email_verified") in (True, "true"),
-            first_name=_text(first),
-            last_name=_text(last),
-            groups=_groups(claims.get(self.connection.groups_claim)),
+            subject=self.subject_of(claims),
+            email=text(claim_value(claims, conn.email_claim)),
+            email_verified=asserted_true(claim_value(claims, conn.email_verified_claim)),
+            first_name=first,
+            last_name=last,
+            groups=group_names(claim_value(claims, conn.groups_claim))
+            if groups is None
+            else groups,
             auth_time=auth_time if isinstance(auth_time, int) else None,
             claims=MappingProxyType(dict(claims)),
+        )
+
+    def _check_hosted_domain(self, claims: Mapping[str, Any]) -> None:
+        """Google Workspace: with ``hosted_domains``, the ``hd`` claim must be one of them
+        (compared without regard to case). A personal Google account (gmail.com) has none."""
+        domains = self.connection.hosted_domains
+        if not domains:
+            return
+        hd = claims.get("hd")
+        if isinstance(hd, str) and hd.lower() in {d.lower() for d in domains}:
+            return
+        raise EmailNotAllowed(
+            "This store accepts only accounts of its organisation's Google Workspace here"
+            + ("" if isinstance(hd, str) else ", and a personal Google account is not one")
+            + ". Sign in with your work account.",
+            detail="hd claim absent (not a Workspace account)"
+            if not isinstance(hd, str)
+            else "hd claim is not one of hosted_domains",
         )
 
 
@@ -440,22 +615,17 @@ def discovery_url(issuer: str) -> str:
     return issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
-def _has_profile(claims: Mapping[str, Any]) -> bool:
-    """Whether the ID token alone says who the person is: an e-mail and some name."""
-    named = any(claims.get(k) for k in ("given_name", "family_name", "name"))
-    return bool(claims.get("email")) and named
+#: What a CSP source's host[:port] may hold: nothing that ends or extends the directive.
+_CSP_HOST = re.compile(r"^[A-Za-z0-9.\-]+(?::[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$")
 
 
-def _text(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _groups(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list):
-        return tuple(str(v) for v in value if isinstance(v, str | int))
-    return ()
+def _origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, as a CSP source, or "" when it has none (the
+    discovery document is the IdP's text: a ``;`` or a space must not reach the header)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not _CSP_HOST.match(parts.netloc):
+        return ""
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 _IDP_ERRORS = {

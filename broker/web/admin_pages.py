@@ -180,6 +180,8 @@ def _connection_page(
         customer_groups=groups,
         mapped_groups=mapped,
         redirect_uri=f"{base}/{store_key}/oidc/{conn_key or '<key>'}/callback",
+        oidc_base=f"{base}/{store_key}/oidc/{conn_key or '<key>'}",
+        post_logout_redirect_uri=f"{base}/{store_key}/logout/done",
         saml_base=f"{base}/{store_key}/saml/{conn_key or '<key>'}",
         scim_base=f"{base}/{store_key}/scim/{conn_key}/v2" if conn_key else None,
         scim_token=scim_token,

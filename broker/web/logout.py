@@ -12,6 +12,13 @@
   ``/logout?redirectTo=<path>`` on Catalyst (the path of ``redirect_to``, else ``/``).
 - ``POST /{store}/oidc/{conn}/backchannel-logout``: an IdP ends a person's sessions (OpenID
   Connect Back-Channel Logout 1.0): 200, or 400 with an error body.
+- ``GET /{store}/oidc/{conn}/frontchannel-logout?iss=...&sid=...``: the same from the IdP's
+  logout page, which loads it in an iframe (OpenID Connect Front-Channel Logout 1.0): the
+  sessions of that ``sid`` end (the connection's only; without a ``sid``, when the connection
+  does not require one, the session this browser's cookie names, if the iframe sends it). An
+  ``iss``, when given, must be the connection's issuer (Entra ID sends none: the URL names the
+  connection already). The page may be framed by the IdP's origins only, is never cached, and
+  needs no CSRF token: it can only sign out, and only the sessions whose ``sid`` it knows.
 - ``GET|POST /{store}/session/status``: whether the storefront script's session is still
   alive. ``false`` (on which the script signs the storefront out: an IdP-side logout) only
   when the POST also carries the storefront's Current Customer JWT naming the session's own
@@ -28,7 +35,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from broker.bigcommerce.current_customer import verify_current_customer
 from broker.bigcommerce.login_token import safe_redirect_path
 from broker.config import Channel, StoreSettings
-from broker.errors import BrokerError, FlowExpired
+from broker.errors import BrokerError, FlowExpired, InvalidResponse
 from broker.events import log_event
 from broker.signin.channels import channel_of_url, chooser_channel
 from broker.storage import keys
@@ -137,10 +144,12 @@ def backchannel_logout(store_key: str, conn_key: str) -> tuple[Response, int]:
     jti_key = keys.logout_jti(store.key, conn.key, str(claims["jti"]))
     if not broker.storage.use_once(jti_key, now + 3600, now):
         return _logout_error("invalid_request", "this logout token was already used", 400)
+    provider = broker.oidc(store.key, conn.key)
     ended = broker.storage.end_sessions(
         store.key,
         conn.key,
-        subject=claims.get("sub") if isinstance(claims.get("sub"), str) else None,
+        # The identity's subject (a multi-tenant connection's is tenant-qualified).
+        subject=provider.subject_of(claims) if isinstance(claims.get("sub"), str) else None,
         sid=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
         now=now,
     )
@@ -148,6 +157,50 @@ def backchannel_logout(store_key: str, conn_key: str) -> tuple[Response, int]:
     response = jsonify(status="ok", sessions_ended=ended)
     response.headers["Cache-Control"] = "no-store"
     return response, 200
+
+
+@bp.get("/<store_key>/oidc/<conn_key>/frontchannel-logout")
+def frontchannel_logout(store_key: str, conn_key: str) -> Response:
+    """OpenID Connect Front-Channel Logout 1.0, section 2 and 4: the RP's logout page in the
+    IdP's iframe. Refusals (another ``iss``, no ``sid`` when one is required) are 400 pages and
+    end nothing."""
+    broker = runtime()
+    store, conn = broker.connection(store_key, conn_key)
+    provider = broker.oidc(store.key, conn.key)
+    iss, sid = request.args.get("iss"), request.args.get("sid")
+    refused = "This sign-out request from your identity provider was not accepted."
+    if iss is not None and not provider.accepts_issuer(iss):
+        raise InvalidResponse(refused, detail="frontchannel logout: iss is not the issuer")
+    if not sid and provider.connection.frontchannel_logout_session_required:
+        raise InvalidResponse(
+            refused,
+            detail="frontchannel logout: no sid (the IdP must send it: its sid claim in the ID "
+            "token; or frontchannel_logout_session_required = false)",
+        )
+    now = int(broker.clock())
+    if sid:
+        ended = broker.storage.end_sessions(store.key, conn.key, subject=None, sid=sid, now=now)
+    else:
+        # Only a same-site IdP's iframe carries the SameSite=Lax cookie.
+        session = sessions.current(store)
+        ended = 0
+        if session is not None and session.connection == conn.key:
+            broker.storage.end_session(session.id, now)
+            ended = 1
+    if ended:
+        # Anyone can call this URL with any sid: only calls that ended something are audited.
+        audit(store, "logout", "frontchannel", conn=conn.key, detail=f"sessions ended: {ended}")
+    else:
+        log_event("logout.frontchannel_nothing", store=store.key, connection=conn.key)
+    page = render_template("frontchannel_logout.html", store=store, ended=ended)
+    response = Response(page, mimetype="text/html")
+    ancestors = " ".join(provider.frame_origins()) or "'none'"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; "
+        f"frame-ancestors {ancestors}; base-uri 'none'"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/<store_key>/session/status")
