@@ -41,9 +41,10 @@ from broker.config import (
 )
 from broker.errors import BrokerError, ConfigError, NotFound
 from broker.events import log_event
-from broker.settings.secrets import SecretBox
+from broker.settings.secrets import SecretBox, derived_box
 from broker.settings.stored import readable_document, release_key_files
 from broker.signin.service import SignInService
+from broker.sp_keys import SPKeyRing
 from broker.storage import SQLStorage
 from broker.upstream.claims import IdentityProviderClaims
 from broker.upstream.oidc import OIDCProvider
@@ -85,6 +86,12 @@ class Runtime:
         #: Seals and opens the secrets of stored stores (None without ``[app]``).
         self.secrets = SecretBox(settings.app.encryption_key) if settings.app else None
         self.storage = storage
+        #: The broker's own SAML SP key pairs, for connections that name no key files.
+        self.sp_keys = SPKeyRing(
+            storage,
+            self.secrets or derived_box(settings.broker.secret_key, purpose="sp-keys"),
+            clock=clock,
+        )
         self.clock = clock
         self._file_stores: Mapping[str, StoreSettings] = settings.stores
         self._transport = transport
@@ -229,6 +236,7 @@ class Runtime:
                     transport=self._transport,
                     clock=self.clock,
                     entity_guard=guard,
+                    sp_keys=self.sp_keys.current,
                 )
                 live.providers[conn_key] = provider
         return provider

@@ -575,11 +575,12 @@ class _Reader:
             if name not in document:
                 v.values[name] = shared
         key_file, cert_file = v["sp_key_file"], v["sp_cert_file"]
-        if not key_file or not cert_file:
+        if bool(key_file) != bool(cert_file):
             table.problem(
-                "sp_key_file",
-                "SAML needs an SP key pair: set sp_key_file and sp_cert_file here or "
-                "saml_key_file and saml_cert_file in [broker] (make one with `broker keys`)",
+                "sp_key_file" if not key_file else "sp_cert_file",
+                "sp_key_file and sp_cert_file go together: set both (here, or saml_key_file "
+                "and saml_cert_file in [broker]), or neither, and the broker uses its own pair "
+                "(made and kept in its database)",
             )
         for name, path in (("sp_key_file", key_file), ("sp_cert_file", cert_file)):
             if path and not Path(path).is_file():

@@ -14,10 +14,13 @@ sealed value with the first key), then dropping the old one.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from broker.errors import ConfigError
 
@@ -56,6 +59,15 @@ class SecretBox:
             raise ConfigError(
                 ["a stored secret cannot be decrypted with any key of [app].encryption_key"]
             ) from None
+
+
+def derived_box(secret_key: str, *, purpose: str) -> SecretBox:
+    """A box whose one key is derived from ``[broker] secret_key`` (HKDF-SHA256, one key per
+    ``purpose``), for what the broker seals when there is no ``[app] encryption_key``."""
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
+        secret_key.encode()
+    )
+    return SecretBox([base64.urlsafe_b64encode(key).decode()])
 
 
 def is_sealed(value: Any) -> bool:

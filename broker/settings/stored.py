@@ -80,13 +80,15 @@ def _with_key_files(conn: Mapping[str, Any], written: set[Path]) -> dict[str, An
     out = {k: v for k, v in conn.items() if k not in PEM_KEYS}
     key_pem, cert_pem = conn.get("sp_key_pem"), conn.get("sp_cert_pem")
     if isinstance(key_pem, str) and isinstance(cert_pem, str):
-        key_file, cert_file = _private_file(key_pem, ".key"), _private_file(cert_pem, ".crt")
+        key_file, cert_file = private_file(key_pem, ".key"), private_file(cert_pem, ".crt")
         written.update((key_file, cert_file))
         out["sp_key_file"], out["sp_cert_file"] = str(key_file), str(cert_file)
     return out
 
 
-def _private_file(pem: str, suffix: str) -> Path:
+def private_file(pem: str, suffix: str) -> Path:
+    """``pem`` in a file of this process's private directory (0700; the file 0600), named by
+    its digest: written once, removed when the process exits."""
     global _key_dir
     with _key_lock:
         if _key_dir is None or not _key_dir.is_dir():

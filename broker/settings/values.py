@@ -158,8 +158,9 @@ class OIDCConnection(ConnectionPolicy):
 
 @dataclass(frozen=True, kw_only=True)
 class SAMLConnection(ConnectionPolicy):
-    sp_key_file: str
-    sp_cert_file: str
+    #: The SP key pair's files; None: the broker's own pair (:mod:`broker.sp_keys`).
+    sp_key_file: str | None = None
+    sp_cert_file: str | None = None
     idp_metadata_url: str | None = None
     idp_metadata_file: str | None = None
     idp_metadata_xml: str | None = field(default=None, repr=False)

@@ -20,6 +20,7 @@ from broker.config import Connection, OIDCConnection, SAMLConnection
 from broker.errors import NotFound
 from broker.upstream.oidc import OIDCProvider
 from broker.upstream.saml import SAMLProvider
+from broker.upstream.saml_keys import SPKeySet
 from broker.upstream.shape import SignInUpstream
 
 Provider = OIDCProvider | SAMLProvider
@@ -39,9 +40,11 @@ def open_provider(
     transport: httpx.BaseTransport | None = None,
     clock: Callable[[], float] = time.time,
     entity_guard: Callable[[str], None] | None = None,
+    sp_keys: Callable[[], SPKeySet | None] | None = None,
 ) -> Provider:
     """The live upstream for a connection. ``entity_guard`` (SAML): called with the IdP's
-    entity id whenever its metadata is used, to refuse one another connection declares."""
+    entity id whenever its metadata is used, to refuse one another connection declares;
+    ``sp_keys`` (SAML): the broker's own SP key pairs, for a connection that names none."""
     if isinstance(conn, SAMLConnection):
         base = f"{base_url}/{store_key}/saml/{conn.key}"
         return SAMLProvider(
@@ -52,6 +55,7 @@ def open_provider(
             transport=transport,
             clock=clock,
             entity_guard=entity_guard,
+            sp_keys=sp_keys,
         )
     if isinstance(conn, OIDCConnection):
         return OIDCProvider(conn, transport=transport, clock=clock)

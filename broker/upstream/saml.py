@@ -74,11 +74,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp, time_util
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
-from saml2.metadata import entity_descriptor
+from saml2.metadata import do_key_descriptor, entity_descriptor
 from saml2.response import AuthnResponse
 from saml2.s_utils import UnsupportedBinding, sid, success_status_factory
 from saml2.saml import NAMEID_FORMAT_ENTITY, Issuer, NameID
-from saml2.validate import valid_instance
+from saml2.validate import ResponseLifetimeExceed, ToEarly, valid_instance
 
 from broker.config import SAMLConnection
 from broker.errors import (
@@ -89,8 +89,11 @@ from broker.errors import (
     InvalidResponse,
     UpstreamMisconfigured,
 )
+from broker.events import log_event
 from broker.identity import Identity, UpstreamSession
 from broker.upstream import saml_schema
+from broker.upstream.certificates import EXPIRY_WARNING_DAYS, days_left, described
+from broker.upstream.clock import ClockSkewed
 from broker.upstream.saml_checks import (
     DS,
     SAML,
@@ -110,6 +113,7 @@ from broker.upstream.saml_crypto import (
     InProcessSecurity,
     RedirectSigner,
 )
+from broker.upstream.saml_keys import SPKeySet
 from broker.upstream.saml_metadata import MetadataCopy, MetadataRefused, accept_metadata
 from broker.upstream.shape import Begun, Checks, Verified
 
@@ -262,17 +266,28 @@ class SAMLProvider:
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         entity_guard: Callable[[str], None] | None = None,
+        sp_keys: Callable[[], SPKeySet | None] | None = None,
     ) -> None:
         """``entity_guard`` is called with the IdP's entity id at each use of the metadata
         (cheap: it must be) and raises :class:`UpstreamMisconfigured` to refuse it, e.g. when
-        another connection of the store declares the same IdP."""
+        another connection of the store declares the same IdP. ``sp_keys`` gives the SP key
+        pairs of a connection that names no key files (the broker's own,
+        :class:`broker.sp_keys.SPKeyRing`); it must return the same object while they stay
+        the same."""
         self.connection = connection
         self.sp_entity_id = sp_entity_id
         self._entity_guard = entity_guard
         self.acs_url = acs_url
         #: Our SingleLogoutService (HTTP-Redirect and HTTP-POST); None: no single logout.
         self.slo_url = slo_url
-        self._signing_key: rsa.RSAPrivateKey | None = None
+        self._signing_key: tuple[str, rsa.RSAPrivateKey] | None = None
+        if connection.sp_key_file and connection.sp_cert_file:
+            own = SPKeySet.of_files(connection.sp_key_file, connection.sp_cert_file)
+            self._sp_keys: Callable[[], SPKeySet | None] = lambda: own
+        else:  # without either, the metadata can be read and checked, nothing signed
+            self._sp_keys = sp_keys or (lambda: None)
+        #: The key set :attr:`_client` was built with.
+        self._keys_used: SPKeySet | None = None
         self._crypto = InProcessCrypto()
         self._clock = clock
         self._http = httpx.Client(transport=transport, timeout=10.0)
@@ -344,11 +359,12 @@ class SAMLProvider:
         """pysaml2's client for the current metadata and the configured IdP's entity id in it;
         the client verifies signatures with that entity's IdP signing keys only."""
         metadata = self.idp_metadata()
+        keys = self._sp_keys()
         with self._lock:
-            if self._client is not None and self._entity is not None:
+            if self._client is not None and self._entity is not None and self._keys_used is keys:
                 return self._client, self._entity
         try:
-            client = Saml2Client(config=self._config(metadata))
+            client = Saml2Client(config=self._config(metadata, keys))
         except Exception as exc:  # pysaml2 raises all kinds on metadata it cannot read
             raise UpstreamMisconfigured(
                 detail=f"saml metadata: not readable as SAML metadata ({type(exc).__name__})"
@@ -356,9 +372,29 @@ class SAMLProvider:
         entity = self._configured_idp(client)
         client.sec = self._security(client)
         client.sec.metadata = _IdPSigningKeysOnly(client.metadata, entity)
+        self._warn_of_expiry(client, entity)
         with self._lock:
-            self._client, self._entity = client, entity
+            self._client, self._entity, self._keys_used = client, entity, keys
         return client, entity
+
+    def _warn_of_expiry(self, client: Saml2Client, entity: str) -> None:
+        """Log each IdP signing certificate that has expired or expires within
+        EXPIRY_WARNING_DAYS, once per metadata copy: the IdP must roll it over, and the
+        connection stops working on the day it lapses unless the next one is published."""
+        now = self._clock()
+        certificates = ["".join(str(c).split()) for _, c in client.metadata.certs(entity, "idpsso")]
+        for cert in described(certificates):
+            days = days_left(cert, now)
+            if days < EXPIRY_WARNING_DAYS:
+                log_event(
+                    "saml.idp_certificate_expired" if days < 0 else "saml.idp_certificate_expiring",
+                    level=logging.WARNING,
+                    connection=self.connection.key,
+                    idp=entity[:200],
+                    expires=cert["expires"],
+                    days=days,
+                    sha256=cert["sha256"],
+                )
 
     def _configured_idp(self, client: Saml2Client) -> str:
         """The connection's one IdP entity: ``idp_entity_id``, or the metadata's only IdP."""
@@ -408,7 +444,16 @@ class SAMLProvider:
             signs = self._signs_authn_requests()
         except BrokerError:
             signs = bool(self.connection.sign_authn_requests)
-        return str(entity_descriptor(self._config(None, authn_requests_signed=signs)))
+        keys = self._sp_keys()
+        descriptor = entity_descriptor(self._config(None, keys, authn_requests_signed=signs))
+        # Every published pair, for signing and for encryption: the next one is trusted by
+        # IdPs that refresh this metadata before it signs or is encrypted to.
+        published = keys.published if keys is not None else ()
+        certificates = [_certificate_text(pair.cert_pem) for pair in published]
+        descriptor.spsso_descriptor.key_descriptor = do_key_descriptor(
+            cert=certificates, enc_cert=certificates
+        )
+        return str(descriptor)
 
     def _signs_authn_requests(self) -> bool:
         sign = self.connection.sign_authn_requests
@@ -473,6 +518,9 @@ class SAMLProvider:
         root = parse_protocol_message(document, tag="Response", refuse=_refused)
         if root.get("Destination") != self.acs_url:
             raise _refused("Destination is not this service's ACS", "destination")
+        issued = _instant(root.get("IssueInstant"))
+        if issued is not None and issued > self._clock() + self.connection.clock_skew_seconds:
+            raise self._times_refused(issued)
         in_response_to = root.get("InResponseTo")
         if expected_request_id is None:
             if not self.connection.allow_idp_initiated:
@@ -504,16 +552,20 @@ class SAMLProvider:
             saml_schema.validate(document)
         except saml_schema.SchemaInvalid as exc:
             raise _refused(f"not valid against the SAML schema: {exc}", "schema") from None
-        response = self._parse(document, outstanding)
+        response = self._parse(document, outstanding, issued=issued)
         return self._to_assertion(response)
 
-    def _parse(self, document: bytes, outstanding: dict[str, str]) -> AuthnResponse:
+    def _parse(
+        self, document: bytes, outstanding: dict[str, str], *, issued: int | None
+    ) -> AuthnResponse:
         client = self.client()
         encoded = base64.b64encode(document).decode()
         try:
             response = client.parse_authn_request_response(
                 encoded, BINDING_HTTP_POST, outstanding=outstanding
             )
+        except (ToEarly, ResponseLifetimeExceed):
+            raise self._times_refused(issued) from None
         except saml_schema.SchemaInvalid as exc:  # a decrypted assertion
             raise _refused(f"not valid against the SAML schema: {exc}", "schema") from None
         except Exception as exc:
@@ -538,6 +590,19 @@ class SAMLProvider:
         self._check_audience(response)
         self._check_bearer_confirmation(response)
         return response
+
+    def _times_refused(self, issued: int | None) -> InvalidResponse:
+        """The refusal of an assertion outside its times (NotBefore, NotOnOrAfter, with the
+        connection's skew): when the Response was issued (by the IdP's clock, a moment before
+        the browser posted it) further from now than the skew allows, the clocks disagree,
+        and the page says so with the difference (:class:`ClockSkewed`). This only words a
+        refusal: nothing is accepted on the IssueInstant."""
+        now, skew = self._clock(), self.connection.clock_skew_seconds
+        if issued is not None and abs(issued - now) > skew:
+            return ClockSkewed(
+                offset=round(issued - now), allowed=skew, what="saml", claim="IssueInstant"
+            )
+        return _refused("the assertion is outside its NotBefore/NotOnOrAfter", "times")
 
     def _check_issuers(self, response: AuthnResponse) -> None:
         """The assertion's Issuer, and the Response's when it has one, is the configured IdP.
@@ -914,15 +979,18 @@ class SAMLProvider:
         """Our signing key, for query signatures (pysaml2's Redirect signer is one object per
         algorithm for the whole process, its key swapped at each use: not safe across
         connections and threads)."""
+        keys = self._sp_keys()
+        if keys is None:
+            raise ConfigError(["this SAML connection has no SP key pair to sign with"])
+        path = keys.active.key_file
         with self._lock:
-            if self._signing_key is not None:
-                return self._signing_key
-        path = self.connection.sp_key_file
+            if self._signing_key is not None and self._signing_key[0] == path:
+                return self._signing_key[1]
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigError([f"{path}: the SAML SP key must be an RSA key"])
         with self._lock:
-            self._signing_key = key
+            self._signing_key = (path, key)
         return key
 
     def _receive(
@@ -1031,7 +1099,9 @@ class SAMLProvider:
 
     # -- pysaml2 configuration --------------------------------------------------------------
 
-    def _config(self, metadata: str | None, *, authn_requests_signed: bool = False) -> SPConfig:
+    def _config(
+        self, metadata: str | None, keys: SPKeySet | None, *, authn_requests_signed: bool = False
+    ) -> SPConfig:
         """pysaml2's configuration; ``authn_requests_signed`` only says so in the SP metadata
         (:meth:`authn_request` decides for each request)."""
         conn = self.connection
@@ -1047,9 +1117,12 @@ class SAMLProvider:
             "entityid": self.sp_entity_id,
             # Any backend that needs no program: _loaded() puts InProcessCrypto in its place.
             "crypto_backend": "XMLSecurity",
-            "key_file": conn.sp_key_file,
-            "cert_file": conn.sp_cert_file,
-            "encryption_keypairs": [{"key_file": conn.sp_key_file, "cert_file": conn.sp_cert_file}],
+            "key_file": keys.active.key_file if keys else None,
+            "cert_file": keys.active.cert_file if keys else None,
+            "encryption_keypairs": [
+                {"key_file": pair.key_file, "cert_file": pair.cert_file}
+                for pair in (keys.decrypting if keys else ())
+            ],
             "accepted_time_diff": conn.clock_skew_seconds,
             "allow_unknown_attributes": True,
             "service": {
@@ -1093,6 +1166,11 @@ class SAMLProvider:
         return any(
             str(d.get("want_authn_requests_signed", "")).lower() == "true" for d in descriptors
         )
+
+
+def _certificate_text(pem: str) -> str:
+    """A PEM certificate as metadata carries it: the base64 body on one line."""
+    return "".join(line for line in pem.strip().splitlines() if "-----" not in line)
 
 
 def _decode(encoded: str) -> bytes:

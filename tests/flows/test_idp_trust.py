@@ -33,7 +33,7 @@ from tests.conftest import World
 from tests.saml_fixtures import SamlWorld
 from tests.support import saml_forge as forge
 from tests.support.broker_log import LogLines
-from tests.support.flows import Outcome, sign_in, start_login, visit_storefront
+from tests.support.flows import Outcome, page_field, sign_in, start_login, visit_storefront
 from tests.support.saml_idp import SamlIdp
 from tests.support.servers import serve_in_thread
 
@@ -231,6 +231,39 @@ def test_rsa_pkcs1_key_transport_is_refused_naming_the_fix(
     assert world.customers() == []
 
 
+@pytest.mark.parametrize(("offset", "direction"), [(900, "ahead"), (-900, "behind")])
+def test_an_idp_clock_off_beyond_the_skew_gets_a_page_naming_the_difference(
+    make_saml_world: Callable[..., SamlWorld],
+    browser_http: httpx.Client,
+    broker_log: LogLines,
+    offset: int,
+    direction: str,
+) -> None:
+    """The IdP stamps its Response and assertion by a clock 15 minutes off (its assertions
+    live 5 minutes): the page says the clocks disagree and by how much, not "invalid"."""
+    world = make_saml_world(
+        idp={"time_offset_seconds": offset}, connection={"clock_skew_seconds": 120}
+    )
+    outcome = world.post(browser_http, world.sso(browser_http))
+    refused_page(outcome, 400)
+    text = outcome.response.text
+    assert f"seconds {direction}" in (page_field(text, "error-message") or "")
+    assert abs(int(page_field(text, "clock-difference") or 0) - abs(offset)) <= 5
+    assert page_field(text, "clock-allowed") == "120"
+    line = broker_log.for_ref(outcome.error_ref)
+    assert line["code"] == "clock_skew"
+    assert abs(line["clock_offset_seconds"] - offset) <= 5
+    assert world.customers() == []
+
+
+def test_an_idp_clock_off_within_the_skew_signs_in(
+    make_saml_world: Callable[..., SamlWorld], browser_http: httpx.Client
+) -> None:
+    world = make_saml_world(idp={"time_offset_seconds": 45}, connection={"clock_skew_seconds": 60})
+    assert world.post(browser_http, world.sso(browser_http)).status == 302
+    assert len(world.customers()) == 1
+
+
 # -- 4. the IdP's error text stays out of the log ---------------------------------------------
 
 
@@ -295,7 +328,26 @@ def test_a_status_code_saml_does_not_define_is_logged_as_other(
     assert broker_log.for_ref(outcome.error_ref)["detail"] == "saml status: other"
 
 
-# -- 5. transient NameIDs ---------------------------------------------------------------------
+# -- 5. NameID formats ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name_id_format", ["persistent", "unspecified", "emailAddress"])
+def test_a_stable_name_id_is_the_link_subject_and_the_email_comes_from_attributes(
+    make_saml_world: Callable[..., SamlWorld], browser_http: httpx.Client, name_id_format: str
+) -> None:
+    """ADFS and Shibboleth send persistent (opaque) or unspecified NameIDs: the e-mail is read
+    from the attributes, and the returning shopper is found by the NameID alone."""
+    world = make_saml_world(idp={"name_id_format": name_id_format})
+    first = world.sso(browser_http)
+    assert f"nameid-format:{name_id_format}" in forge.decode(first["SAMLResponse"])
+    assert world.post(browser_http, first).status == 302
+    [customer] = world.customers()
+    assert customer["email"] == "alice@example.com"
+    world.sandbox.state.clear_requests(world.store.store_hash)
+    assert world.post(browser_http, world.sso(browser_http)).status == 302
+    assert world.sandbox.state.requests(world.store.store_hash) == [], "found by its link"
+    assert len(world.customers()) == 1
+
 
 
 def test_a_transient_name_id_links_on_the_trusted_email(

@@ -9,7 +9,9 @@ the samlify IdP over real HTTP. The provider's clock is the test's.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from broker.config import SAMLConnection
 from broker.errors import IdPUnavailable, UpstreamMisconfigured
 from broker.keys import make_key_pair
 from broker.upstream.saml import SAMLProvider
+from tests.support.broker_log import LogLines
 from tests.support.certificates import key_pair
 from tests.support.clock import Clock
 from tests.support.saml_idp import SamlIdp, complete_sso, start_saml_idp
@@ -286,3 +289,40 @@ def test_only_the_next_certificate_does_not_verify_the_current_key(
     saml = provider(sp_keys, Clock(), idp_metadata_xml=only_next)
     with pytest.raises(Exception, match="not accepted"):
         signs_in(saml)
+
+
+# -- certificates about to lapse are logged ---------------------------------------------------
+
+
+def _with_signing_certificate(metadata: str, certificate: str) -> str:
+    signing = r"<(?:md:)?KeyDescriptor\b[^>]*use=\"signing\"[^>]*>.*?</(?:md:)?KeyDescriptor>"
+    current = re.search(signing, metadata, re.S)
+    assert current is not None, metadata
+    extra = re.sub(
+        r"(<(?:ds:)?X509Certificate>)[^<]+(</(?:ds:)?X509Certificate>)",
+        rf"\g<1>{certificate}\g<2>",
+        current.group(0),
+    )
+    return metadata.replace(current.group(0), current.group(0) + extra, 1)
+
+
+@pytest.mark.parametrize(
+    ("days", "event"),
+    [(10, "saml.idp_certificate_expiring"), (-3, "saml.idp_certificate_expired")],
+)
+def test_an_idp_certificate_expiring_within_30_days_is_logged_once(
+    published: str, sp_keys: tuple[Path, Path], broker_log: LogLines, days: int, event: str
+) -> None:
+    _, lapsing = key_pair(days=days)
+    saml = provider(
+        sp_keys, Clock(), idp_metadata_xml=_with_signing_certificate(published, lapsing)
+    )
+    assert signs_in(saml), "the IdP's current certificate still verifies"
+    assert signs_in(saml)
+    fingerprint = hashlib.sha256(base64.b64decode(lapsing)).hexdigest()
+    mine = [
+        line for line in broker_log.events(event) if line["sha256"].replace(":", "") == fingerprint
+    ]
+    assert len(mine) == 1, "logged once per metadata copy, not at each sign-in"
+    assert mine[0]["connection"] == "corp"
+    assert mine[0]["days"] in (days - 1, days)

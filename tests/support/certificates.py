@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 
-def key_pair() -> tuple[bytes, str]:
-    """A private key (PEM) and its self-signed certificate (base64 DER, as metadata has it)."""
+def key_pair(days: int = 30) -> tuple[bytes, str]:
+    """A private key (PEM) and its self-signed certificate (base64 DER, as metadata has it),
+    valid until ``days`` from now (negative: expired that long ago)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp")])
     now = dt.datetime.now(dt.UTC)
@@ -22,8 +23,8 @@ def key_pair() -> tuple[bytes, str]:
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
+        .not_valid_before(now + dt.timedelta(days=min(days, 0) - 1))
+        .not_valid_after(now + dt.timedelta(days=days))
         .sign(key, hashes.SHA256())
     )
     pem = key.private_bytes(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.config import load_settings, parse_settings
+from broker.config import SAMLConnection, load_settings, parse_settings
 from broker.errors import ConfigError
 
 GOOD = """
@@ -263,11 +263,23 @@ def test_saml_connection_problems(sp_keys: tuple[Path, Path], extra: str, expect
     assert any(expected in line for line in found), found
 
 
-def test_saml_without_any_key_pair(sp_keys: tuple[Path, Path]) -> None:
-    text = saml_text(sp_keys).replace(f'saml_key_file = "{sp_keys[0]}"\n', "")
+def test_saml_without_any_key_pair_uses_the_brokers_own(sp_keys: tuple[Path, Path]) -> None:
+    text = saml_text(sp_keys)
+    text = text.replace(f'saml_key_file = "{sp_keys[0]}"\n', "")
+    text = text.replace(f'saml_cert_file = "{sp_keys[1]}"\n', "")
+    import tomllib
+
+    adfs = parse_settings(tomllib.loads(text), {}).stores["acme"].connections["adfs"]
+    assert isinstance(adfs, SAMLConnection)
+    assert (adfs.sp_key_file, adfs.sp_cert_file) == (None, None)
+
+
+def test_saml_with_half_a_key_pair(sp_keys: tuple[Path, Path]) -> None:
+    text = saml_text(sp_keys).replace(f'saml_cert_file = "{sp_keys[1]}"\n', "")
     found = problems(text, {})
     assert any(
-        "stores.acme.connections.adfs.sp_key_file: SAML needs an SP key pair" in line
+        "stores.acme.connections.adfs.sp_cert_file: sp_key_file and sp_cert_file go together"
+        in line
         for line in found
     ), found
 

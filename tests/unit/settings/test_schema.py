@@ -155,9 +155,6 @@ store_hash = "def456"
         # keys the file lacks come after those it has
         "stores.acme.connections.adfs.idp_metadata_url: give exactly one of idp_metadata_url, "
         "_file or _xml",
-        "stores.acme.connections.adfs.sp_key_file: SAML needs an SP key pair: set sp_key_file "
-        "and sp_cert_file here or saml_key_file and saml_cert_file in [broker] (make one with "
-        "`broker keys`)",
         "stores.beta.access_token: is required",
         "stores.beta.client_id: is required",
         "stores.beta.client_secret: is required",
