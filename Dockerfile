@@ -17,5 +17,6 @@ USER broker
 WORKDIR /data
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/healthz')"
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", \
-     "--worker-class", "gthread", "--timeout", "30", "broker.app:create_app()"]
+# broker serve: migrations and gc first, then gunicorn with its lines as JSON (no access log).
+CMD ["broker", "serve", "--config", "/config/broker.toml", "--host", "0.0.0.0", "--port", "8000", \
+     "--workers", "2", "--threads", "4"]

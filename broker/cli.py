@@ -1,87 +1,162 @@
-"""The ``broker`` command: run, check and maintain the single sign-on broker.
+"""The broker command: run, check and maintain the single sign-on broker.
 
-Thin commands over the functions the app itself uses (as flaskr's ``init-db`` calls
-``init_db``): ``demo``, ``serve``, ``check``, ``migrate``, ``gc``, ``audit``, ``keys``,
-``webhooks register``, ``admin token``, ``scim token``.
-Exit status: 0 fine, 1 a check
-failed, 2 the configuration is invalid.
+Thin commands over the functions the app itself uses (as flaskr's init-db calls init_db):
+demo, serve, check, migrate, gc, audit, keys, webhooks register, admin token, scim token,
+rotate-keys. Exit status: 0 fine, 1 a check failed, 2 the configuration (or a port) is not
+usable. (This docstring is the --help text: plain words, no markup.)
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from broker.config import Settings, load_settings
 from broker.errors import BrokerError, ConfigError
 from broker.storage import open_storage, schema_revision
 
+if TYPE_CHECKING:
+    from broker.admin.checkup import Line
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="broker", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+CONFIG_HELP = "the broker's TOML file"
 
-    demo = commands.add_parser("demo", help="broker, sandbox store and development IdP locally")
-    demo.add_argument("--port", type=int, default=5000, help="the broker's port (default 5000)")
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in its help, where it has one worth saying (not None or False,
+    nor for a required option)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.required or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action) or text
+
+
+def _version() -> str:
+    try:
+        return version("storefront-sso-broker")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="broker",
+        description=(__doc__ or "").split("\n\n")[0].replace("\n", " "),
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"broker {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str, parent: Any = commands) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = parent.add_parser(
+            name, help=text, description=text, formatter_class=_HelpFormatter
+        )
+        return sub
+
+    demo = command("demo", "broker, sandbox store and development IdP on 127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000, help="the broker's port")
+    demo.add_argument(
+        "--sandbox-port", type=int, help="the sandbox store's port (default: --port + 1)"
+    )
+    demo.add_argument(
+        "--idp-port", type=int, help="the development IdP's port (default: --port + 2)"
+    )
+    demo.add_argument(
+        "--link",
+        choices=("auto", "confirm", "deny"),
+        default=None,
+        help="try a link policy: the store then already has alice@example.com, with a store "
+        "password (without it: no customer exists yet, each is created on the spot)",
+    )
+    demo.add_argument(
+        "--b2b",
+        action="store_true",
+        help="B2B Edition: example.com users sign in as company users of Example Corp Buyers",
+    )
     demo.add_argument(
         "--app",
         action="store_true",
         help="run the broker as a BigCommerce app: install it in the sandbox's control panel",
     )
 
-    serve = commands.add_parser("serve", help="run the broker from a config file (gunicorn)")
-    serve.add_argument("--config", required=True, help="the broker's TOML file")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=5000)
-    serve.add_argument("--workers", type=int, default=2, help="processes (default 2)")
-    serve.add_argument("--threads", type=int, default=4, help="threads per process (default 4)")
+    serve = command("serve", "run the broker from a config file (gunicorn)")
+    serve.add_argument("--config", required=True, help=CONFIG_HELP)
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="the port to listen on")
+    serve.add_argument("--workers", type=int, default=2, help="processes")
+    serve.add_argument("--threads", type=int, default=4, help="threads per process")
 
-    check = commands.add_parser("check", help="validate the config and reach each IdP and store")
-    check.add_argument("--config", required=True, help="the broker's TOML file")
+    check = command("check", "validate the config, then reach every store and IdP and list it")
+    check.add_argument("--config", required=True, help=CONFIG_HELP)
 
-    migrate = commands.add_parser("migrate", help="bring the database to the newest schema")
-    migrate.add_argument("--config", required=True, help="the broker's TOML file")
+    migrate = command("migrate", "bring the database to the newest schema")
+    migrate.add_argument("--config", required=True, help=CONFIG_HELP)
 
-    gc = commands.add_parser("gc", help="delete expired flows, claims, counters and sessions")
-    gc.add_argument("--config", required=True, help="the broker's TOML file")
+    gc = command("gc", "delete expired flows, claims, counters and sessions")
+    gc.add_argument("--config", required=True, help=CONFIG_HELP)
 
-    audit = commands.add_parser("audit", help="print a store's recent audit log entries")
-    audit.add_argument("--config", required=True, help="the broker's TOML file")
+    audit = command("audit", "print a store's recent audit log entries")
+    audit.add_argument("--config", required=True, help=CONFIG_HELP)
     audit.add_argument("--store", required=True, help="the store's key in the config")
-    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--limit", type=int, default=50, help="how many entries")
 
-    keys = commands.add_parser("keys", help="make a SAML SP key pair (PEM key and certificate)")
-    keys.add_argument("--out", required=True, help="directory to write <name>.key and <name>.crt")
-    keys.add_argument("--name", default="saml-sp")
-    keys.add_argument("--common-name", default="sso-broker")
-    keys.add_argument("--days", type=int, default=3650)
+    keys = command(
+        "keys",
+        "SAML SP keys: write a key pair to files (--out), or list (--list) and roll over "
+        "(--rollover) the broker's own pair, which connections without key files use",
+    )
+    keys.add_argument("--out", help="directory to write <name>.key and <name>.crt")
+    keys.add_argument("--config", help="with --list or --rollover: the config file")
+    keys.add_argument("--list", action="store_true", help="the broker's own pairs and their states")
+    keys.add_argument(
+        "--rollover",
+        action="store_true",
+        help="add a next pair, published in the SP metadata now, signing from --activate-in-days",
+    )
+    keys.add_argument(
+        "--activate-in-days",
+        type=float,
+        default=14,
+        help="with --rollover: days until the next pair signs (time for IdPs to refresh)",
+    )
+    keys.add_argument("--name", default="saml-sp", help="the files' name")
+    keys.add_argument("--common-name", default="sso-broker", help="the certificate's subject CN")
+    keys.add_argument("--days", type=int, default=3650, help="the certificate's validity")
 
-    webhooks = commands.add_parser("webhooks", help="BigCommerce webhooks for a store")
-    webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
-    register = webhook_commands.add_parser("register", help="register the broker's webhooks")
-    register.add_argument("--config", required=True, help="the broker's TOML file")
+    webhooks = command("webhooks", "BigCommerce webhooks for a store")
+    webhook_commands = webhooks.add_subparsers(
+        dest="webhooks_command", required=True, metavar="COMMAND"
+    )
+    register = command("register", "register the broker's webhooks", webhook_commands)
+    register.add_argument("--config", required=True, help=CONFIG_HELP)
     register.add_argument("--store", required=True, help="the store's key in the config")
 
-    admin = commands.add_parser("admin", help="the admin API of a store")
-    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
-    token = admin_commands.add_parser(
-        "token", help="print a new admin API token (shown once; stored hashed)"
+    admin = command("admin", "the admin API of a store")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    token = command(
+        "token", "print a new admin API token (shown once; stored hashed)", admin_commands
     )
-    token.add_argument("--config", required=True, help="the broker's TOML file")
+    token.add_argument("--config", required=True, help=CONFIG_HELP)
     token.add_argument("--store", required=True, help="a store's key, or an installed store's hash")
     token.add_argument("--label", default="broker admin token", help="what the token is for")
     token.add_argument("--revoke", action="store_true", help="revoke every token of the store")
 
-    scim = commands.add_parser("scim", help="SCIM 2.0 provisioning of a connection")
-    scim_commands = scim.add_subparsers(dest="scim_command", required=True)
-    scim_token = scim_commands.add_parser(
-        "token", help="print a new SCIM token for a connection (shown once; stored hashed)"
+    scim = command("scim", "SCIM 2.0 provisioning of a connection")
+    scim_commands = scim.add_subparsers(dest="scim_command", required=True, metavar="COMMAND")
+    scim_token = command(
+        "token",
+        "print a new SCIM token for a connection (shown once; stored hashed)",
+        scim_commands,
     )
-    scim_token.add_argument("--config", required=True, help="the broker's TOML file")
+    scim_token.add_argument("--config", required=True, help=CONFIG_HELP)
     scim_token.add_argument(
         "--store", required=True, help="a store's key, or an installed store's hash"
     )
@@ -91,18 +166,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--revoke", action="store_true", help="revoke every SCIM token of the connection"
     )
 
-    rotate = commands.add_parser(
-        "rotate-keys", help="re-encrypt stored secrets with the first [app].encryption_key"
-    )
-    rotate.add_argument("--config", required=True, help="the broker's TOML file")
+    rotate = command("rotate-keys", "re-encrypt stored secrets with the first [app].encryption_key")
+    rotate.add_argument("--config", required=True, help=CONFIG_HELP)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
-            from broker.sandbox.demo import run_demo
-
-            run_demo(port=args.port, app=args.app)
-            return 0
+            return _demo(args)
         if args.command == "serve":
             return _serve(args)
         if args.command == "migrate":
@@ -132,14 +205,75 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on ``host:port``, or None. Bound with SO_REUSEADDR as
+    gunicorn and werkzeug bind, so only a listener there (not a closing connection) counts."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as error:
+        return f"{host} is not an address to listen on ({error.strerror})"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use: pass --port"
+            return f"cannot listen on port {port} on {host}: {error.strerror}"
+    return None
+
+
+def _ports_free(ports: Sequence[tuple[str, str, int]]) -> bool:
+    """Each (host, flag, port) free, or one line per taken one on stderr."""
+    problems = []
+    for host, flag, port in ports:
+        problem = port_problem(host, port)
+        if problem is not None:
+            problems.append(problem.replace("pass --port", f"pass {flag}"))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return not problems
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from broker.sandbox.demo import HOST, DemoOptions, run_demo
+
+    options = DemoOptions(
+        port=args.port,
+        sandbox_port=args.sandbox_port,
+        idp_port=args.idp_port,
+        link=args.link,
+        b2b=args.b2b,
+    )
+    wanted = [
+        ("--port", options.port),
+        ("--sandbox-port", options.sandbox_port),
+        ("--idp-port", options.idp_port),
+    ]
+    # Checked before anything starts: a taken port is one clear line, not a traceback.
+    if not _ports_free([(HOST, flag, port) for flag, port in wanted if port]):
+        return 2
+    run_demo(options, app=args.app)
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
+    from broker import metrics
+    from broker.events import configure_json_root, configure_logging, gunicorn_logconfig
+
+    configure_logging()
+    configure_json_root()
     # Validate in the master first: a broken file stops here with one line per problem,
     # not in every worker.
     settings = load_settings(args.config)
+    if not _ports_free([(args.host, "--port", args.port)]):
+        return 2
     # Migrate once here, before the workers start, and clear what expired meanwhile.
-    storage = open_storage(settings.broker.database_url)
-    storage.gc(int(time.time()), audit_before=audit_cutoff(settings, time.time()))
-    storage.close()
+    applied = _migrate_and_gc(settings)
+    metrics_dir = metrics.clear_multiprocess_dir()
+    _log_start(settings, args, applied, metrics_dir is not None)
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):  # type: ignore[misc]
@@ -152,6 +286,11 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("graceful_timeout", 10)
             # No access log: callback URLs carry authorization codes.
             self.cfg.set("accesslog", None)
+            # gunicorn's own lines (start-up, workers) as JSON, as the broker's are.
+            self.cfg.set("logconfig_dict", gunicorn_logconfig())
+            self.cfg.set(
+                "child_exit", lambda _arbiter, worker: metrics.mark_worker_dead(worker.pid)
+            )
             # Every gunicorn on a host shares one default control socket path; not ours.
             if "control_socket_disable" in self.cfg.settings:
                 self.cfg.set("control_socket_disable", True)
@@ -165,11 +304,73 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate_and_gc(settings: Settings) -> list[str]:
+    """Bring the database to the newest schema; the revisions this applied, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    from broker.storage import migrate
+    from broker.storage.migrate import MIGRATIONS
+
+    storage = open_storage(settings.broker.database_url, migrate_schema=False)
+    try:
+        before = schema_revision(storage.engine)
+        migrate(storage.engine)
+        after = schema_revision(storage.engine)
+        storage.gc(int(time.time()), audit_before=audit_cutoff(settings, time.time()))
+    finally:
+        storage.close()
+    if after is None or after == before:
+        return []
+    script = ScriptDirectory(str(MIGRATIONS))
+    return [r.revision for r in reversed(list(script.iterate_revisions(after, before)))]
+
+
+def _log_start(
+    settings: Settings, args: argparse.Namespace, applied: list[str], multiprocess: bool
+) -> None:
+    """One JSON line saying what is being served (no secret: the database URL's password
+    is masked)."""
+    from sqlalchemy.engine import make_url
+
+    from broker.events import log_event
+
+    try:
+        database = make_url(settings.broker.database_url).render_as_string(hide_password=True)
+    except Exception:  # a URL SQLAlchemy cannot parse: open_storage has already failed
+        database = "?"
+    log_event(
+        "broker.starting",
+        version=_version(),
+        base_url=settings.broker.base_url,
+        listen=f"{args.host}:{args.port}",
+        workers=args.workers,
+        threads=args.threads,
+        stores=sorted(settings.stores),
+        connections=sorted(
+            f"{store.key}/{conn}"
+            for store in settings.stores.values()
+            for conn in store.connections
+        ),
+        app=settings.app is not None,
+        database=database,
+        migrations_applied=applied,
+        metrics_multiprocess=multiprocess,
+    )
+
+
 def _keys(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from broker.keys import make_key_pair
 
+    if args.list or args.rollover:
+        if not args.config or args.out:
+            print("--list and --rollover need --config (and no --out)", file=sys.stderr)
+            return 2
+        return _own_keys(args.config, rollover=args.rollover, days=args.activate_in_days)
+    if not args.out:
+        print("give --out DIR (or --config F with --list or --rollover)", file=sys.stderr)
+        return 2
     try:
         key, cert = make_key_pair(
             Path(args.out), name=args.name, common_name=args.common_name, days=args.days
@@ -180,6 +381,37 @@ def _keys(args: argparse.Namespace) -> int:
     print(f"ok: wrote {key} (private, mode 600) and {cert}")
     print(f'set sp_key_file = "{key}" and sp_cert_file = "{cert}" on a SAML connection,')
     print("or saml_key_file and saml_cert_file in [broker] for every SAML connection")
+    return 0
+
+
+def _own_keys(path: str, *, rollover: bool, days: float) -> int:
+    """``broker keys --list`` / ``--rollover``: the broker's own SP key pairs."""
+    import datetime
+
+    from broker.runtime import Runtime
+
+    settings = load_settings(path)
+    storage = open_storage(settings.broker.database_url)
+    try:
+        ring = Runtime(settings, storage).sp_keys
+        if rollover:
+            added = ring.rollover(activate_in_days=days)
+            when = datetime.datetime.fromtimestamp(added.activates_at, datetime.UTC)
+            print(f"ok: added the next pair {added.id}, signing from {when:%Y-%m-%d %H:%M} UTC")
+            print("each IdP that refreshes the SP metadata before then trusts it; register the")
+            print("metadata again at IdPs that do not refresh it")
+        states = ring.states()
+        if not states:
+            print("no pair yet: the broker makes one at the first SAML sign-in or SP metadata")
+        for state in states:
+            since = datetime.datetime.fromtimestamp(state.activates_at, datetime.UTC)
+            until = datetime.datetime.fromtimestamp(state.not_after, datetime.UTC)
+            print(
+                f"{state.id}\t{state.state}\tfrom {since:%Y-%m-%d %H:%M}\t"
+                f"certificate until {until:%Y-%m-%d}"
+            )
+    finally:
+        storage.close()
     return 0
 
 
@@ -384,47 +616,60 @@ def _rotate_keys(path: str) -> int:
 
 
 def _check(path: str) -> int:
-    """Validate the file, then reach every store's API and every connection's IdP."""
+    """Validate the file, then reach every store's API and every connection's IdP: each
+    check listed on stdout with a mark (✓ passed, ✗ failed, ! a warning), what to register at
+    each IdP, and for each failure the URL, its answer and a hint; every failure also as one
+    line on stderr (for scripts). Exit 1 on any failure."""
+    from broker.admin.checkup import check_file
+
     settings = load_settings(path)
-    problems = list(_reach_everything(settings))
-    for line in problems:
-        print(line, file=sys.stderr)
-    if not problems:
-        count = sum(len(s.connections) for s in settings.stores.values())
-        print(f"ok: {len(settings.stores)} store(s), {count} connection(s) reachable")
-    return 1 if problems else 0
+    out = sys.stdout
+    if settings.broker.base_url.startswith("http://"):
+        print("! the broker runs on plain http: fine on localhost, not in production", file=out)
+    sections = check_file(settings)
+    failures: list[str] = []
+    for section in sections:
+        print(section.title, file=out)
+        for line in section.lines:
+            if line.ok is None and line.detail.startswith("the broker runs on plain http"):
+                continue  # said once, above
+            mark = "!" if line.ok is None else "✓" if line.ok else "✗"
+            label = "" if line.ok is None else f"{line.name}: "
+            print(f"  {mark} {label}{line.detail}", file=out)
+            if line.url and line.ok is not True:
+                answer = f" -> {line.answer}" if line.answer else ""
+                print(f"      GET {line.url}{answer}", file=out)
+            if line.hint and line.ok is not True:
+                print(f"      hint: {line.hint}", file=out)
+            if line.ok is False:
+                failures.append(_failure_line(section.key, line))
+        if section.register:
+            print("  register at the IdP:", file=out)
+            width = max(len(name) for name, _ in section.register)
+            for name, value in section.register:
+                print(f"    {name.ljust(width)}  {value}", file=out)
+    for failure in failures:
+        print(failure, file=sys.stderr)
+    stores = len(settings.stores)
+    connections = sum(len(s.connections) for s in settings.stores.values())
+    if failures:
+        print(f"✗ {len(failures)} problem(s) in {stores} store(s), {connections} connection(s)")
+        return 1
+    print(f"ok: {stores} store(s), {connections} connection(s) reachable")
+    return 0
 
 
-def _reach_everything(settings: Settings) -> list[str]:
-    from broker.bigcommerce.api import BigCommerceClient
-    from broker.upstream.claims import shared_identity_providers
-    from broker.upstream.registry import open_provider
-    from broker.upstream.saml import SAMLProvider
-
-    problems: list[str] = []
-    for store in settings.stores.values():
-        client = BigCommerceClient(store, deadline_seconds=store.api_timeout_seconds)
-        try:
-            client.customers_by_email(["broker-check@example.invalid"])
-        except BrokerError as error:
-            problems.append(f"stores.{store.key}: store API: {error.message} ({error.detail})")
-        finally:
-            client.close()
-        # Which IdP each connection declares: two connections of a store may not share one.
-        declared: dict[str, str] = {}
-        for conn in store.connections.values():
-            provider = open_provider(conn, base_url=settings.broker.base_url, store_key=store.key)
-            if not isinstance(provider, SAMLProvider):
-                declared[conn.key] = provider.connection.issuer  # as configured, verbatim
-            try:
-                provider.probe()
-                if isinstance(provider, SAMLProvider):
-                    declared[conn.key] = provider.idp_entity_id()
-            except BrokerError as error:
-                name = f"stores.{store.key}.connections.{conn.key}"
-                problems.append(f"{name}: identity provider: {error.message} ({error.detail})")
-        problems.extend(shared_identity_providers(store.key, declared))
-    return problems
+def _failure_line(key: str, line: Line) -> str:
+    """A failure as one line naming its key (as the file's problems are named)."""
+    if line.name == "one IdP per connection":
+        return line.detail
+    where = "store API" if line.name == "store API" else f"identity provider: {line.name}"
+    extra = ""
+    if line.url:
+        extra = f" [GET {line.url}" + (f" -> {line.answer}" if line.answer else "") + "]"
+    if line.hint:
+        extra += f" hint: {line.hint}"
+    return f"{key}: {where}: {line.detail}{extra}"
 
 
 if __name__ == "__main__":

@@ -7,22 +7,17 @@ Nothing is cached: a fresh provider is built, so the test sees the IdP as it is 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-
 from broker.errors import BrokerError
 from broker.runtime import Runtime
-from broker.settings.values import OIDCConnection, SAMLConnection
+from broker.settings.values import Connection, OIDCConnection, SAMLConnection
+from broker.upstream.certificates import EXPIRY_WARNING_DAYS, days_left, described
 from broker.upstream.oidc import OIDCProvider
-from broker.upstream.registry import open_provider
+from broker.upstream.registry import Provider, open_provider
 from broker.upstream.saml import SAMLProvider
-
-EXPIRY_WARNING_DAYS = 30
 
 
 @dataclass
@@ -48,22 +43,39 @@ def test_connection(runtime: Runtime, store_key: str, conn_key: str) -> dict[str
     store, conn = runtime.connection(store_key, conn_key)
     base = runtime.broker_settings.base_url
     provider = open_provider(
-        conn, base_url=base, store_key=store.key, transport=runtime.transport, clock=runtime.clock
+        conn,
+        base_url=base,
+        store_key=store.key,
+        transport=runtime.transport,
+        clock=runtime.clock,
+        sp_keys=runtime.sp_keys.current,
     )
+    return check_connection(conn, provider, base, store.key, runtime.clock()).as_json()
+
+
+def check_connection(
+    conn: Connection, provider: Provider, base: str, store_key: str, now: float
+) -> Report:
+    """Every check of one connection; ``broker check`` runs the same for the file's."""
     report = Report()
     if base.startswith("http://"):
         report.warnings.append(
             "the broker runs on plain http: fine on localhost, not in production"
         )
     if isinstance(conn, OIDCConnection) and isinstance(provider, OIDCProvider):
-        _oidc(report, provider, conn, f"{base}/{store.key}/oidc/{conn.key}/callback")
+        _oidc(report, provider, conn, f"{base}/{store_key}/oidc/{conn.key}/callback")
     elif isinstance(conn, SAMLConnection) and isinstance(provider, SAMLProvider):
-        _saml(report, provider, f"{base}/{store.key}/saml/{conn.key}", runtime.clock())
-    return report.as_json()
+        _saml(report, provider, f"{base}/{store_key}/saml/{conn.key}", now)
+    return report
 
 
 def _oidc(report: Report, provider: OIDCProvider, conn: OIDCConnection, redirect: str) -> None:
     report.facts["redirect_uri"] = redirect
+    # What else to register at the IdP: its logout calls (OpenID Connect Back-Channel and
+    # Front-Channel Logout 1.0).
+    base = redirect.rsplit("/", 1)[0]
+    report.facts["backchannel_logout_uri"] = f"{base}/backchannel-logout"
+    report.facts["frontchannel_logout_uri"] = f"{base}/frontchannel-logout"
     try:
         doc: Mapping[str, Any] = provider.metadata()
     except BrokerError as error:
@@ -76,6 +88,7 @@ def _oidc(report: Report, provider: OIDCProvider, conn: OIDCConnection, redirect
         jwks_uri=doc.get("jwks_uri"),
         end_session_endpoint=doc.get("end_session_endpoint"),
         backchannel_logout_supported=bool(doc.get("backchannel_logout_supported")),
+        frontchannel_logout_supported=bool(doc.get("frontchannel_logout_supported")),
     )
     offered = list(doc.get("id_token_signing_alg_values_supported") or [])
     report.facts["id_token_algorithms"] = offered
@@ -110,7 +123,7 @@ def _saml(report: Report, provider: SAMLProvider, base: str, now: float) -> None
     )
     try:
         entity = provider.idp_entity_id()
-        certificates = _described(provider.signing_certificates())
+        certificates = described(provider.signing_certificates())
     except BrokerError as error:
         report.check("metadata", False, f"{error.message} ({error.detail})")
         return
@@ -124,7 +137,7 @@ def _saml(report: Report, provider: SAMLProvider, base: str, now: float) -> None
         f"{len(live)} valid signing certificate(s)" if live else "no valid signing certificate",
     )
     for cert in certificates:
-        days = int((cert["not_after"] - now) // 86400)
+        days = days_left(cert, now)
         if 0 <= days < EXPIRY_WARNING_DAYS:
             report.warnings.append(
                 f"the IdP certificate {cert['subject']} expires in {days} days ({cert['expires']})"
@@ -133,21 +146,3 @@ def _saml(report: Report, provider: SAMLProvider, base: str, now: float) -> None
             report.warnings.append(f"the IdP certificate {cert['subject']} has expired")
 
 
-def _described(certificates: list[str]) -> list[dict[str, Any]]:
-    """Each certificate's subject, expiry and fingerprint (unreadable ones left out)."""
-    found: list[dict[str, Any]] = []
-    for text in certificates:
-        try:
-            cert = x509.load_der_x509_certificate(base64.b64decode(text))
-        except ValueError:
-            continue
-        after = cert.not_valid_after_utc
-        found.append(
-            {
-                "subject": cert.subject.rfc4514_string()[:200],
-                "expires": after.date().isoformat(),
-                "not_after": after.timestamp(),
-                "sha256": cert.fingerprint(hashes.SHA256()).hex(":"),
-            }
-        )
-    return found

@@ -108,6 +108,7 @@ class BigCommerceClient:
             clock=clock,
             sleep=sleep,
             deadline_seconds=deadline_seconds,
+            store=store.key,
         )
         self._request = self._http.request
         # validate-credentials has a stricter limit of its own (docs/bigcommerce-api.md,
@@ -120,6 +121,7 @@ class BigCommerceClient:
             clock=clock,
             sleep=sleep,
             deadline_seconds=deadline_seconds,
+            store=store.key,
         )
 
     def spare(self, reserve: float) -> float | None:

@@ -202,6 +202,8 @@ def learn_store(
         headers={"X-Auth-Token": access_token},
         timeout=10.0,
         transport=transport,
+        store=store_hash,
+        api="app",
     )
     try:
         store = _json(http.request("GET", "/v2/store"), "v2/store")

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from broker import metrics
 from broker.errors import BigCommerceUnavailable, RateLimited
 
 #: Total time one logical request may take, waits for rate-limit resets included.
@@ -44,7 +45,11 @@ class StoreHTTP:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        store: str = "",
+        api: str = "store",
     ) -> None:
+        #: The metrics' labels: the store's key and which API (store, b2b, app).
+        self._labels = (store, api)
         self._http = httpx.Client(
             base_url=base_url,
             headers={
@@ -82,9 +87,11 @@ class StoreHTTP:
         while True:
             attempt += 1
             self._wait_for_quota(deadline, f"{method} {path}")
+            started = time.perf_counter()
             try:
                 response = self._http.request(method, path, params=params, json=json)
             except httpx.TransportError as exc:
+                metrics.bigcommerce_answered(*self._labels, None, time.perf_counter() - started)
                 if not idempotent or not self._may_retry(attempt, deadline, _backoff(attempt)):
                     raise BigCommerceUnavailable(
                         "The store could not be reached. Please try again shortly.",
@@ -92,6 +99,7 @@ class StoreHTTP:
                     ) from None
                 continue
             status = response.status_code
+            metrics.bigcommerce_answered(*self._labels, status, time.perf_counter() - started)
             self._note_quota(response)
             if status in accept:
                 return response

@@ -214,7 +214,7 @@ class _Reader:
         self.close(table)
         # The stores are read with any broker table whose own values are good (its shared
         # SAML key pair), so an unknown key here does not hide their problems.
-        optional = ("saml_key_file", "saml_cert_file")
+        optional = ("saml_key_file", "saml_cert_file", "metrics_token")
         if any(value is None for name, value in v.values.items() if name not in optional):
             return None
         return BrokerSettings(**v.values)

@@ -234,6 +234,11 @@ class BrokerTable(Table):
     audit_retention_days: Int = Field(
         180, ge=0, le=3650, description="broker gc deletes older audit rows (0 keeps them)"
     )
+    metrics_token: OptStr = Field(
+        None,
+        repr=False,
+        description="GET /metrics asks for Authorization: Bearer <this> (default: open)",
+    )
 
 
 class AppTable(Table):

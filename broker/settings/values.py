@@ -45,6 +45,8 @@ class BrokerSettings:
     saml_cert_file: str | None = None
     #: Audit rows older than this are deleted by ``broker gc`` (0: kept for ever).
     audit_retention_days: int = 180
+    #: ``GET /metrics`` needs ``Authorization: Bearer <metrics_token>`` when set.
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def cookie_secure(self) -> bool:

@@ -26,6 +26,10 @@ import pytest
 from tests.support.flows import sign_in, visit_storefront
 from tests.support.serve import free_port
 
+#: The sandbox and the IdP on ports the system picks (their defaults are fixed: tests run
+#: side by side).
+ANY_PORTS = ("--sandbox-port", "0", "--idp-port", "0")
+
 #: The labelled lines of the demo's output, and what each holds.
 LABELS = {
     "control_panel": "Control panel",
@@ -58,7 +62,16 @@ def app_demo(tmp_path: Path) -> Iterator[Printed]:
     """Run `broker demo --app` in a subprocess; yield what it printed once it is ready."""
     log = (tmp_path / "demo.log").open("w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "broker.cli", "demo", "--app", "--port", str(free_port())],
+        [
+            sys.executable,
+            "-m",
+            "broker.cli",
+            "demo",
+            "--app",
+            "--port",
+            str(free_port()),
+            *ANY_PORTS,
+        ],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,

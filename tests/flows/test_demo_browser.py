@@ -18,6 +18,10 @@ import pytest
 
 from tests.support.serve import free_port
 
+#: The sandbox and the IdP on ports the system picks (their defaults are fixed: tests run
+#: side by side).
+ANY_PORTS = ("--sandbox-port", "0", "--idp-port", "0")
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -35,7 +39,7 @@ def demo(tmp_path: Path) -> Iterator[str]:
     """Run `broker demo` in a subprocess; yield the storefront URL it prints."""
     log = (tmp_path / "demo.log").open("w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "broker.cli", "demo", "--port", str(free_port())],
+        [sys.executable, "-m", "broker.cli", "demo", "--port", str(free_port()), *ANY_PORTS],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
