@@ -79,11 +79,15 @@ def create_app(
         hooks,
         link,
         logout,
+        pages,
         saml,
         scim,
         sso,
+        tracing,
     )
 
+    tracing.init_app(app)
+    pages.init_app(app)  # before errors: its after-request hook sees their headers
     errors.init_app(app)
     app.jinja_env.globals["csrf_token"] = csrf.csrf_token
     app.register_blueprint(health.bp)

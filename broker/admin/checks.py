@@ -144,5 +144,3 @@ def _saml(report: Report, provider: SAMLProvider, base: str, now: float) -> None
             )
         elif days < 0:
             report.warnings.append(f"the IdP certificate {cert['subject']} has expired")
-
-

@@ -27,6 +27,7 @@ from broker.settings.problems import Table, unknown_key
 from broker.settings.schema import (
     AppTable,
     B2BTable,
+    BrandingTable,
     BrokerTable,
     ChannelTable,
     ConnectionB2BTable,
@@ -43,6 +44,7 @@ from broker.settings.values import (
     NAME_ID_FORMATS,
     AppSettings,
     B2BSettings,
+    Branding,
     BrokerSettings,
     Channel,
     Connection,
@@ -229,7 +231,7 @@ class _Reader:
     def store(self, key: str, table: Table, broker: BrokerSettings | None) -> StoreSettings | None:
         if not KEY_PATTERN.match(key):
             table.first("store keys are lower-case letters, digits, '-' and '_' (used in URLs)")
-        v = self.validate(StoreTable, table, ("connections", "b2b", "channels"))
+        v = self.validate(StoreTable, table, ("connections", "b2b", "channels", "branding"))
         if "default_redirect" not in table.document and v["platform"] in ACCOUNT_PAGES:
             v.values["default_redirect"] = ACCOUNT_PAGES[v["platform"]]
         webhook_secret = v["webhook_secret"]
@@ -258,11 +260,16 @@ class _Reader:
         b2b: B2BSettings | None = None
         connections: dict[str, Connection] = {}
         channels: dict[int, Channel] | None = {}
+        branding = Branding()
         ok = True
         for name in document:  # the sub-tables in the document's order
             if name == "channels":
                 channels = self.channels(self.open(document[name], f"{table.path}.channels"), v)
                 ok = ok and channels is not None
+            if name == "branding":
+                branding_table = self.open(document[name], f"{table.path}.branding")
+                branding = self.branding(branding_table) or branding
+                ok = ok and not branding_table.has_problems()
             if name == "b2b":
                 b2b_table = self.open(document["b2b"], f"{table.path}.b2b")
                 b2b = self.b2b(b2b_table, per_connection=per_connection)
@@ -292,8 +299,26 @@ class _Reader:
             connections=MappingProxyType(connections),
             b2b=b2b,
             channels=MappingProxyType(channels or {}),
+            branding=branding,
             **v.values,
         )
+
+    def branding(self, table: Table) -> Branding | None:
+        """``[stores.X.branding]``; ``template_dir`` names a folder of the broker's host, so
+        only the operator's file may set it (as ``idp_metadata_file``)."""
+        v = self.validate(BrandingTable, table)
+        folder = v["template_dir"]
+        if folder is not None and self.stored:
+            table.problem(
+                "template_dir",
+                "a folder on the broker's host is for the operator's file, not the admin",
+            )
+        elif folder is not None and not Path(folder).is_dir():
+            table.problem("template_dir", f"{folder}: no such folder")
+        self.close(table)
+        if table.has_problems():
+            return None
+        return Branding(**v.values)
 
     def channels(self, table: Table, store: _Values) -> dict[int, Channel] | None:
         """``[stores.X.channels]``: the store's other storefronts, by channel id (a TOML key or

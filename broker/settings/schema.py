@@ -28,7 +28,7 @@ from cryptography.fernet import Fernet
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from broker.settings.values import DEFAULT_ID_TOKEN_ALGORITHMS
+from broker.settings.values import DEFAULT_ID_TOKEN_ALGORITHMS, SHOPPER_LANGUAGES
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 #: The error type of every problem worded here (its message is the line's text).
@@ -524,9 +524,89 @@ class SAMLTable(_ConnectionTable):
     groups_attribute: OptStr = Field(None, description="Else the usual attribute names")
 
 
+def _color(value: Any) -> Any:
+    value = as_string(value)
+    if isinstance(value, str) and not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+        raise _problem(f"{value!r} is not a colour as #rrggbb (e.g. #0a6e4f)")
+    return value.lower() if isinstance(value, str) else value
+
+
+def _image_url(value: Any) -> Any:
+    """An https image URL (http only on localhost); a query is allowed (CDNs use one)."""
+    value = as_string(value)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _problem(f"{value!r} is not an http(s) URL")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise _problem("must use https (http is allowed only on 127.0.0.1/localhost)")
+    return value
+
+
+def _support(value: Any) -> Any:
+    """mailto:address, or an https page."""
+    value = as_string(value)
+    if value is None:
+        return None
+    if value.startswith("mailto:"):
+        if not re.fullmatch(r"mailto:[^@\s?]+@[^@\s?]+\.[^@\s?]+", value):
+            raise _problem(f"{value!r} is not mailto:someone@example.com")
+        return value
+    try:
+        return _image_url(value)
+    except PydanticCustomError:
+        raise _problem(f"{value!r} is neither mailto:address nor an https URL") from None
+
+
+def _languages(value: Any) -> Any:
+    languages = _string_list(value)
+    if languages is None:
+        return None
+    if not languages:
+        raise _problem(f"needs at least one language (of {', '.join(SHOPPER_LANGUAGES)})")
+    unknown = [lang for lang in languages if lang not in SHOPPER_LANGUAGES]
+    if unknown:
+        raise _problem(
+            f"{', '.join(repr(u) for u in unknown)}: the broker's pages come in "
+            f"{', '.join(SHOPPER_LANGUAGES)}"
+        )
+    return tuple(dict.fromkeys(languages))
+
+
+Color = Annotated[str, BeforeValidator(_color)]
+OptImageUrl = Annotated[str | None, BeforeValidator(_image_url)]
+OptSupport = Annotated[str | None, BeforeValidator(_support)]
+Languages = Annotated[tuple[str, ...], BeforeValidator(_languages)]
+
+
+class BrandingTable(Table):
+    """``[stores.X.branding]``: how the store's shopper pages look and speak."""
+
+    name: OptStr = Field(
+        None, description="Headings and titles (default: the storefront's host name)"
+    )
+    logo_url: OptImageUrl = Field(None, description="A logo shown above each page (https)")
+    favicon_url: OptImageUrl = Field(None, description="The pages' favicon (https)")
+    primary_color: Color = Field(
+        "#2a5bd7", description="Buttons and links, as #rrggbb (text on it keeps AA contrast)"
+    )
+    support: OptSupport = Field(
+        None, description="mailto:address or an https page, shown on error pages"
+    )
+    languages: Languages = Field(
+        ("en",), description="Offered languages of en, de, fr, es, nl; the first is the default"
+    )
+    template_dir: OptStr = Field(
+        None,
+        description="A folder of templates that override the broker's, page by page (the "
+        "file only)",
+    )
+
+
 #: The keys of each table that are tables of their own.
 SUBTABLES: dict[type[Table], tuple[str, ...]] = {
-    StoreTable: ("connections", "b2b", "channels"),
+    StoreTable: ("connections", "b2b", "channels", "branding"),
     OIDCTable: ("b2b", "scim"),
     SAMLTable: ("b2b", "scim"),
 }

@@ -24,6 +24,8 @@ ALLOWED_ID_TOKEN_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 DEFAULT_ID_TOKEN_ALGORITHMS = ("RS256", "PS256", "ES256")
+#: The languages the shopper pages are translated into (broker/translations).
+SHOPPER_LANGUAGES = ("en", "de", "fr", "es", "nl")
 NAME_ID_FORMATS = {
     "emailAddress": "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
     "persistent": "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
@@ -227,6 +229,24 @@ class Channel:
 
 
 @dataclass(frozen=True)
+class Branding:
+    """``[stores.X.branding]``: the store's shopper pages (docs/templates.md)."""
+
+    #: Headings and titles; None: the storefront's host name.
+    name: str | None = None
+    logo_url: str | None = None
+    favicon_url: str | None = None
+    #: ``#rrggbb``, validated: it goes into the pages' CSS as is.
+    primary_color: str = "#2a5bd7"
+    #: ``mailto:...`` or an https URL, shown on error pages.
+    support: str | None = None
+    #: Offered languages (of SHOPPER_LANGUAGES); the first is the default.
+    languages: tuple[str, ...] = ("en",)
+    #: A folder whose templates override the broker's, page by page (the operator's file only).
+    template_dir: str | None = None
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     key: str
     store_hash: str
@@ -257,6 +277,8 @@ class StoreSettings:
     #: Every channel of the store by id, the default one (``channel_id``, ``storefront_url``,
     #: ``platform``, ``default_redirect``) first and always present: it is added when absent.
     channels: Mapping[int, Channel] = field(default_factory=dict)
+    #: How the shopper pages look and which languages they speak.
+    branding: Branding = field(default_factory=Branding)
 
     def __post_init__(self) -> None:
         default = Channel(

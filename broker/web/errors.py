@@ -2,7 +2,9 @@
 
 The page shows the error's title and shopper-facing message, the reference id (also in the
 log line, so support can find it), and a way back to the store. Never a stack trace, never
-the request's headers or tokens. Security headers for every response live here too.
+the request's headers or tokens. An IdP whose clock is off (:class:`ClockSkewed`) gets a page
+of its own naming the difference in seconds, which its log line records too. Security headers
+for every response live here too.
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
 import traceback
 from typing import Any
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from broker.errors import BrokerError
 from broker.events import log_event
 from broker.provisioning.scim.errors import ScimError
 from broker.storage import AuditEntry, keys
+from broker.upstream.clock import ClockSkewed
+from broker.web import pages, tracing
 from broker.web.context import runtime
 
 #: Refusals written to a store's audit log per client address in the window (the rest: log only).
@@ -37,6 +40,7 @@ def init_app(app: Flask) -> None:
 
 def _broker_error(error: BrokerError) -> Response:
     ref = _reference()
+    skew = error if isinstance(error, ClockSkewed) else None
     log_event(
         "request.refused",
         level=logging.WARNING if error.status < 500 else logging.ERROR,
@@ -45,8 +49,11 @@ def _broker_error(error: BrokerError) -> Response:
         status=error.status,
         path=request.path,
         detail=error.detail,
+        # Seconds the IdP's clock is ahead of ours (negative: behind): nothing personal.
+        clock_offset_seconds=skew.offset if skew else None,
     )
     _audit_refusal(error, ref)
+    tracing.refused(error)
     if _wants_problem_json():
         errors = getattr(error, "errors", None)
         response = _problem(
@@ -56,8 +63,10 @@ def _broker_error(error: BrokerError) -> Response:
             ref,
             errors=errors if isinstance(errors, list) else None,
         )
+    elif skew is not None:
+        response = _clock_page(skew, ref)
     else:
-        response = _page(error.status, error.title, error.message, ref)
+        response = _page(error.status, error.title, error.message, ref, type(error))
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     return response
@@ -104,13 +113,32 @@ def _audit_refusal(error: BrokerError, ref: str) -> None:
 
 def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    if status >= 500:
-        log_event("request.failed", level=logging.ERROR, status=status, path=request.path)
+    ref = _reference()
+    # Every error's reference id is in the log, routing's 404 and 405 included.
+    log_event(
+        "request.failed" if status >= 500 else "request.refused",
+        level=logging.ERROR if status >= 500 else logging.WARNING,
+        ref=ref,
+        code=_HTTP_CODES.get(status, "http_error"),
+        status=status,
+        path=request.path,
+    )
     if _SCIM_PATHS.match(request.path):
         return _scim_error(status, error.description or error.name)
     if _wants_problem_json():
-        return _problem(status, error.name, error.description or "", _reference())
-    return _page(status, error.name, error.description or "", _reference())
+        return _problem(status, error.name, error.description or "", ref)
+    shown = _HTTP_PAGES.get(status)
+    if shown is not None:
+        return _page(status, shown.title, "", ref, shown)
+    return _page(status, error.name, error.description or "", ref)
+
+
+#: Routing's own refusals as pages of ours (their text in the shopper's language).
+_HTTP_PAGES: dict[int, type[BrokerError]] = {
+    404: pages.PageNotFound,
+    405: pages.MethodNotAllowed,
+}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def _unexpected_error(error: Exception) -> Response:
@@ -169,15 +197,33 @@ def _problem(
     return Response(json.dumps(body), status=status, mimetype="application/problem+json")
 
 
-def _page(status: int, title: str, message: str, ref: str) -> Response:
-    store_key = (request.view_args or {}).get("store_key")
-    store = runtime().find_store(store_key) if store_key else None
-    body = render_template("error.html", title=title, message=message, ref=ref, store=store)
-    return Response(body, status=status, mimetype="text/html")
+def _page(
+    status: int,
+    title: str,
+    message: str,
+    ref: str,
+    error_class: type[BrokerError] = BrokerError,
+) -> Response:
+    """The store's error page, in its look and the shopper's language (broker.web.pages)."""
+    return pages.error_page(status, title, message, ref, error_class=error_class)
+
+
+def _clock_page(error: ClockSkewed, ref: str) -> Response:
+    return pages.error_page(
+        error.status,
+        error.title,
+        error.message,
+        ref,
+        error_class=type(error),
+        template="clock_skew.html",
+        seconds=abs(error.offset),
+        ahead=error.offset > 0,
+        allowed=error.allowed,
+    )
 
 
 def _reference() -> str:
-    return secrets.token_hex(4)
+    return tracing.request_id()
 
 
 def _security_headers(response: Response) -> Response:

@@ -15,31 +15,44 @@
   another site cannot make this browser finish a start it made elsewhere); then the customer
   may use the link pages for 15 minutes. The session cookie holds a random key only: the
   customer's id and e-mail stay server-side (pending table).
-- ``GET /{store}/link``: the customer's linked sign-ins, with Link and Unlink buttons
-  (POST, CSRF token). Linking runs an IdP sign-in whose result is tied to that customer.
+- ``GET /{store}/link``: the customer's linked sign-ins, one row each, with Link buttons
+  (POST, CSRF token) and Unlink, which asks first (``GET unlink/<id>``: a page naming the
+  sign-in, whose button POSTs). Linking runs an IdP sign-in whose result is tied to that
+  customer. "Now linked" and "unlinked" notices come from the session (set by the broker when
+  it did so), never from the URL, and "now linked" only when that link is in the list.
 - ``GET|POST confirm``: the ``link = "confirm"`` policy's page, where a shopper whose e-mail
-  matches an existing account enters that account's storefront password once.
+  matches an existing account enters that account's storefront password once. A locked
+  account (too many wrong passwords) is told before any password is asked for, with the time
+  the lock ends, and no form; ``POST confirm/cancel`` ("this is not my account") drops the
+  confirmation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import secrets
-import time
+from datetime import UTC, datetime
 
-from flask import Blueprint, redirect, render_template, request, session
+from babel.dates import format_date, format_datetime, format_time
+from flask import Blueprint, redirect, request, session
 from werkzeug.wrappers import Response as BaseResponse
 
-from broker.accounts import WrongPassword
+from broker.accounts import (
+    FAILURE_WINDOW_SECONDS,
+    MAX_FAILURES_PER_CUSTOMER,
+    WrongPassword,
+    attempts_key,
+)
 from broker.bigcommerce.api import Customer
 from broker.bigcommerce.current_customer import verify_current_customer
 from broker.bigcommerce.login_token import safe_redirect_path
 from broker.config import Channel, StoreSettings
-from broker.errors import CrossSiteRequest, FlowExpired, NotFound
+from broker.errors import CrossSiteRequest, FlowExpired, NotFound, TooManyAttempts
 from broker.identity import Identity
 from broker.signin.channels import chooser_channel
 from broker.storage import keys
-from broker.web import flows, signin, starts
+from broker.web import flows, pages, signin, starts
 from broker.web.context import runtime
 from broker.web.csrf import NONCE_FRAGMENT, check_csrf, check_origin
 from broker.web.signin import audit, pending_confirmation
@@ -153,16 +166,39 @@ def manage(store_key: str) -> str:
     customer_id, email = _linking_customer(store)
     links = broker.storage.links_for_customer(store.key, customer_id)
     linked_conns = {link.connection for link in links}
-    return render_template(
+    just_linked = session.pop("just_linked", None)
+    return pages.render(
         "link.html",
-        store=store,
+        store,
         email=email,
         links=links,
         available=[c for c in store.connections.values() if c.key not in linked_conns],
-        just_linked=store.connections.get(request.args.get("linked", "")),
-        just_unlinked=request.args.get("unlinked") == "1",
-        when=lambda ts: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts)),
+        just_linked=store.connections.get(just_linked) if just_linked in linked_conns else None,
+        just_unlinked=session.pop("just_unlinked", None) is True,
+        when=_when,
     )
+
+
+def _when(timestamp: int) -> str:
+    """A Unix time as a date and time in the page's language (UTC, said so)."""
+    moment, lang = datetime.fromtimestamp(timestamp, UTC), pages.current_locale()
+    day = format_date(moment, "medium", locale=lang)
+    return f"{day} {format_time(moment, 'short', tzinfo=UTC, locale=lang)} UTC"
+
+
+@bp.get("/<store_key>/link/unlink/<int:link_id>")
+def unlink_form(store_key: str, link_id: int) -> str:
+    """Ask before unlinking: the sign-in named, one button to do it, one to keep it."""
+    broker = runtime()
+    store = broker.store(store_key)
+    customer_id, email = _linking_customer(store)
+    link = next(
+        (x for x in broker.storage.links_for_customer(store.key, customer_id) if x.id == link_id),
+        None,
+    )
+    if link is None:
+        raise NotFound("That sign-in is not linked to your account.", detail=f"link={link_id}")
+    return pages.render("unlink_confirm.html", store, email=email, link=link, when=_when)
 
 
 @bp.post("/<store_key>/link/connect/<conn_key>")
@@ -196,18 +232,38 @@ def unlink(store_key: str, link_id: int) -> BaseResponse:
     now = int(broker.clock())
     broker.storage.record_unlink(store.key, link.connection, link.subject, customer_id, now)
     audit(store, "unlink", "ok", customer_id=customer_id, detail=f"link {link_id}")
-    return redirect(f"/{store.key}/link?unlinked=1", code=303)
+    session["just_unlinked"] = True
+    return redirect(f"/{store.key}/link", code=303)
 
 
 @bp.get("/<store_key>/link/confirm")
-def confirm_form(store_key: str) -> str:
-    store = runtime().store(store_key)
+def confirm_form(store_key: str) -> str | tuple[str, int, dict[str, str]]:
+    broker = runtime()
+    store = broker.store(store_key)
     record = pending_confirmation(store)
-    return _confirm_page(store, record["customer"]["email"], record["connection"])
+    customer = Customer.from_api(record["customer"])
+    now = int(broker.clock())
+    failures = broker.storage.failures(attempts_key(store.key, customer.id), now)
+    if failures >= MAX_FAILURES_PER_CUSTOMER:
+        # Locked before any password is asked for: the lock's end is at most a window away.
+        until = _locked_until(store, customer.id, now) or now + FAILURE_WINDOW_SECONDS
+        return _locked_page(store, customer.email, record["connection"], until, now)
+    return _confirm_page(store, customer.email, record["connection"])
+
+
+@bp.post("/<store_key>/link/confirm/cancel")
+def confirm_cancel(store_key: str) -> str:
+    """ "This is not my account": the confirmation is dropped, nothing is linked."""
+    check_csrf()
+    store = runtime().store(store_key)
+    with contextlib.suppress(FlowExpired):  # already gone: the same page
+        pending_confirmation(store, take=True)
+    session.pop("confirm", None)
+    return pages.render("confirm_cancelled.html", store)
 
 
 @bp.post("/<store_key>/link/confirm")
-def confirm(store_key: str) -> BaseResponse | tuple[str, int]:
+def confirm(store_key: str) -> BaseResponse | tuple[str, int] | tuple[str, int, dict[str, str]]:
     check_csrf()
     broker = runtime()
     store = broker.store(store_key)
@@ -215,8 +271,14 @@ def confirm(store_key: str) -> BaseResponse | tuple[str, int]:
     conn = store.connections[record["connection"]]
     identity = Identity.from_record(record["identity"])
     customer = Customer.from_api(record["customer"])
+    now = int(broker.clock())
     try:
         return signin.confirm(store, record, request.form.get("password", ""))
+    except TooManyAttempts as locked:
+        until = now + (locked.retry_after or FAILURE_WINDOW_SECONDS)
+        session["confirm_locked"] = {"store": store.key, "customer": customer.id, "until": until}
+        audit(store, "link", "locked", conn=conn.key, identity=identity, customer_id=customer.id)
+        return _locked_page(store, customer.email, conn.key, until, now, message=locked.message)
     except WrongPassword as wrong:
         audit(
             store,
@@ -226,18 +288,71 @@ def confirm(store_key: str) -> BaseResponse | tuple[str, int]:
             identity=identity,
             customer_id=customer.id,
         )
+        if wrong.attempts_left == 0:
+            until = now + FAILURE_WINDOW_SECONDS
+            session["confirm_locked"] = {
+                "store": store.key,
+                "customer": customer.id,
+                "until": until,
+            }
+            page, _, headers = _locked_page(store, customer.email, conn.key, until, now, wrong=True)
+            return page, wrong.status, headers
         page = _confirm_page(store, customer.email, conn.key, error=wrong.attempts_left)
         return page, wrong.status
 
 
 def _confirm_page(store: StoreSettings, email: str, conn_key: str, error: int | None = None) -> str:
-    return render_template(
+    return pages.render(
         "confirm.html",
-        store=store,
+        store,
         email=email,
         connection=store.connections[conn_key],
         attempts_left=error,
+        locked_until=None,
     )
+
+
+def _locked_until(store: StoreSettings, customer_id: int, now: int) -> int | None:
+    """When this browser was told the lock ends (the session), if it is still ahead."""
+    told = session.get("confirm_locked")
+    if (
+        isinstance(told, dict)
+        and told.get("store") == store.key
+        and told.get("customer") == customer_id
+        and isinstance(told.get("until"), int)
+        and told["until"] > now
+    ):
+        return int(told["until"])
+    return None
+
+
+def _locked_page(
+    store: StoreSettings,
+    email: str,
+    conn_key: str,
+    until: int,
+    now: int,
+    *,
+    message: str | None = None,
+    wrong: bool = False,
+) -> tuple[str, int, dict[str, str]]:
+    """The confirmation page of a locked account: the lock's end (in UTC, and in the
+    browser's own time zone by the page's one script), no password field."""
+    pages.allow_page_script()
+    moment = datetime.fromtimestamp(until, UTC)
+    lang = pages.current_locale()
+    page = pages.render(
+        "confirm.html",
+        store,
+        email=email,
+        connection=store.connections[conn_key],
+        attempts_left=0 if wrong else None,
+        locked_until=moment,
+        locked_until_text=f"{format_datetime(moment, 'HH:mm', tzinfo=UTC, locale=lang)} UTC",
+        locked_minutes=max(1, -(-(until - now) // 60)),
+        locked_message=pages.shown_message(TooManyAttempts, message) if message else None,
+    )
+    return page, TooManyAttempts.status, {"Retry-After": str(max(1, until - now))}
 
 
 def _channel(store: StoreSettings) -> Channel:

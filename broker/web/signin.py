@@ -20,7 +20,7 @@ from broker.identity import Identity, UpstreamSession
 from broker.signin.service import Completion, ConfirmFirst, Linked, SignedIn, store_context
 from broker.signin.trial import explain
 from broker.storage import AuditEntry, keys
-from broker.web import sessions
+from broker.web import sessions, tracing
 from broker.web.context import runtime
 
 
@@ -51,8 +51,11 @@ def finish(
             channel_id=channel_id,
         )
     )
+    tracing.signin_finished(store.key, conn.key, outcome)
     if isinstance(outcome, Linked):
-        return redirect(f"/{store.key}/link?linked={outcome.connection}", code=303)
+        # The notice comes from the session the broker set, never from the URL.
+        session["just_linked"] = outcome.connection
+        return redirect(f"/{store.key}/link", code=303)
     if isinstance(outcome, ConfirmFirst):
         session["confirm"] = outcome.key
         return redirect(f"/{store.key}/link/confirm", code=303)
@@ -81,6 +84,7 @@ def _trial_page(
 def confirm(store: StoreSettings, record: dict[str, Any], password: str) -> Response:
     """The password for a pending confirmation: sign in, or WrongPassword (the form again)."""
     outcome = runtime().signin.confirm(store, record, password, request.remote_addr)
+    tracing.signin_finished(store.key, str(record["connection"]), outcome)
     pending_confirmation(store, take=True)  # single use
     return signed_in(outcome)
 

@@ -5,11 +5,11 @@ Thin on purpose: parse the request, call upstream -> accounts -> login token, re
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from broker.signin.channels import choose_channel, chooser_channel, path_on
-from broker.web import flows, sessions, starts
+from broker.signin.channels import choose_channel
+from broker.web import discovery, flows, sessions, starts
 from broker.web.context import runtime
 from broker.web.signin import finish
 
@@ -17,21 +17,12 @@ bp = Blueprint("sso", __name__)
 
 
 @bp.get("/<store_key>/login")
-def choose(store_key: str) -> str:
-    """A page listing the store's sign-in options, for themes that link one place."""
-    store = runtime().store(store_key)
-    wanted = request.args.get("redirect_to")
-    channel = chooser_channel(store, requested=request.args.get("channel"), redirect_to=wanted)
-    redirect_to = sessions.landing_redirect(store, path_on(store, channel, wanted), channel)
-    return render_template(
-        "choose.html",
-        store=store,
-        redirect_to=redirect_to,
-        channel=channel,
-        # The channel's own id in the links, so each signs in where the page was opened.
-        channel_parameter=None if channel.id == store.channel_id else channel.id,
-        connections=[c for c in store.connections.values() if c.offered_on(channel.id)],
-    )
+@bp.post("/<store_key>/login")
+def choose(store_key: str) -> Response:
+    """A page listing the store's sign-in options, for themes that link one place; with
+    ``email=``, straight to the connection that owns its domain (broker.web.discovery; its
+    own form posts the e-mail, so it is in no URL)."""
+    return discovery.choose(store_key)
 
 
 @bp.get("/<store_key>/login/<conn_key>")

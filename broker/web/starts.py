@@ -6,14 +6,25 @@ IdP-side logout (OIDC RP-initiated logout; SAML single logout) differ by protoco
 blueprints that start them (the login URL, linking from the storefront, logout) call
 :func:`sign_in` and :func:`idp_logout`, which pick the leg from a table keyed by the provider's
 class: no ``isinstance`` in the views, and no blueprint imports another.
+
+Hints for the IdP go on the authorization request of OpenID Connect: ``login_hint`` (the
+e-mail of home-realm discovery) and ``ui_locales`` (the languages the shopper asked for).
+They are added to the URL the upstream built, as query parameters (OIDC Core 3.1.2.1), so the
+upstream's code is untouched. SAML gets neither: pysaml2 builds the AuthnRequest, and a
+``<Subject>`` hint is refused by some IdPs (ADFS); the IdP asks for the e-mail itself.
+
+A plain sign-in started here is remembered for the error pages' "Try again" (the session's
+``retry``: store, connection, ``redirect_to`` path and channel; nothing personal), and its
+connection in the browser for the chooser (:mod:`broker.web.remembered`).
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from flask import Response, redirect, request
+from flask import Response, redirect, request, session
 from werkzeug.wrappers import Response as BaseResponse
 
 from broker.bigcommerce.login_token import storefront_logout_url
@@ -23,7 +34,7 @@ from broker.storage import BrokerSession, keys
 from broker.upstream.oidc import OIDCProvider
 from broker.upstream.registry import Provider
 from broker.upstream.saml import OutboundMessage, SAMLProvider
-from broker.web import flows
+from broker.web import flows, pages, remembered
 from broker.web.context import runtime
 
 #: How long the IdP has to send the browser back from its logout page.
@@ -44,11 +55,23 @@ def sign_in(
     link_customer_id: int | None = None,
     channel_id: int | None = None,
     trial: bool = False,
+    login_hint: str | None = None,
 ) -> BaseResponse:
     """Send the browser to the connection's IdP to sign in (or to link, for a customer), for
     the store's channel ``channel_id`` (None: the default; :mod:`broker.signin.channels`).
-    ``trial``: the admin's test sign-in, which only shows what would happen."""
-    return _start(store, conn, redirect_to, link_customer_id, channel_id, trial)
+    ``trial``: the admin's test sign-in, which only shows what would happen. ``login_hint``:
+    the e-mail the shopper typed, for the IdP's sign-in form."""
+    response = _start(store, conn, redirect_to, link_customer_id, channel_id, trial, login_hint)
+    if link_customer_id is None and not trial:
+        pages.remember_locale()
+        session["retry"] = {
+            "store": store.key,
+            "conn": conn.key,
+            "redirect_to": redirect_to,
+            "channel": None if channel_id == store.channel_id else channel_id,
+        }
+        remembered.remember(response, store, conn)
+    return response
 
 
 def idp_logout(
@@ -110,6 +133,7 @@ def _start(
     link_customer_id: int | None,
     channel_id: int | None,
     trial: bool = False,
+    login_hint: str | None = None,
 ) -> BaseResponse:
     """Begin at the upstream, keep the flow server-side under the key the IdP hands back,
     and send the browser to the IdP with its id cookie (checked when the answer comes)."""
@@ -136,9 +160,30 @@ def _start(
         pending.to_record(),
         expires_at=int(broker.clock()) + settings.flow_ttl_seconds,
     )
+    url = _HINTS.get(type(provider), _no_hints)(begun.url, login_hint, pages.requested_locales())
     return flows.redirect_binding_browser(
-        begun.url, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
+        url, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
     )
+
+
+def _oidc_hints(url: str, login_hint: str | None, ui_locales: list[str]) -> str:
+    """The authorization request with ``login_hint`` and ``ui_locales`` when there are any."""
+    extra = {"login_hint": login_hint, "ui_locales": " ".join(ui_locales) or None}
+    given = {k: v for k, v in extra.items() if v}
+    if not given:
+        return url
+    parts = urlsplit(url)
+    query = f"{parts.query}&{urlencode(given)}" if parts.query else urlencode(given)
+    return urlunsplit(parts._replace(query=query))
+
+
+def _no_hints(url: str, login_hint: str | None, ui_locales: list[str]) -> str:
+    return url
+
+
+_HINTS: dict[type[Provider], Callable[[str, str | None, list[str]], str]] = {
+    OIDCProvider: _oidc_hints,
+}
 
 
 def _oidc_logout(

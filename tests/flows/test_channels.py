@@ -197,7 +197,8 @@ def test_the_chooser_lists_the_connections_of_its_channel(
     make_world: Callable[..., World], sandbox: Sandbox, browser_http: httpx.Client
 ) -> None:
     world = two_channels(make_world, sandbox, connection={"channels": [2]})
-    assert "Sign in with" not in browser_http.get(f"{world.broker.url}/acme/login").text
+    # No connection on the default channel: the chooser offers only the store's own password.
+    assert "/acme/login/corp" not in browser_http.get(f"{world.broker.url}/acme/login").text
     page = browser_http.get(f"{world.broker.url}/acme/login", params={"channel": "2"}).text
     [link] = re.findall(r'href="(/acme/login/corp\?[^"]*)"', page)
     assert dict(httpx.QueryParams(link.split("?", 1)[1].replace("&amp;", "&"))) == {

@@ -349,7 +349,6 @@ def test_a_stable_name_id_is_the_link_subject_and_the_email_comes_from_attribute
     assert len(world.customers()) == 1
 
 
-
 def test_a_transient_name_id_links_on_the_trusted_email(
     make_saml_world: Callable[..., SamlWorld], browser_http: httpx.Client
 ) -> None:

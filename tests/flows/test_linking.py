@@ -324,11 +324,11 @@ def test_link_from_the_storefront_then_sign_in_lands_in_that_account(
     assert world.sandbox.state.requests(world.store.store_hash) == []
     assert len(world.customers()) == 1
 
-    # And unlinking from the same page ends that.
-    listing = browser_http.get(f"{world.broker.url}/acme/link")
+    # And unlinking from the same page ends that (its Unlink asks first, on a page of its own).
     [link] = storage(world).links_for_customer("acme", customer["id"])
+    asked = browser_http.get(f"{world.broker.url}/acme/link/unlink/{link.id}")
     gone = browser_http.post(
-        f"{world.broker.url}/acme/link/unlink/{link.id}", data={"csrf_token": csrf_of(listing.text)}
+        f"{world.broker.url}/acme/link/unlink/{link.id}", data={"csrf_token": csrf_of(asked.text)}
     )
     assert gone.status_code == 303
     assert storage(world).links_for_customer("acme", customer["id"]) == []
@@ -613,10 +613,11 @@ def test_an_unlinked_sign_in_is_not_linked_again_by_the_next_sign_in(
     world = make_world()  # link = "auto"
     assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
     [alice] = world.customers()
-    listing = open_link_page(world, browser_http, current_customer_jwt(world, alice))
+    open_link_page(world, browser_http, current_customer_jwt(world, alice))
     [link] = storage(world).links_for_customer("acme", alice["id"])
+    asked = browser_http.get(f"{world.broker.url}/acme/link/unlink/{link.id}")
     gone = browser_http.post(
-        f"{world.broker.url}/acme/link/unlink/{link.id}", data={"csrf_token": csrf_of(listing.text)}
+        f"{world.broker.url}/acme/link/unlink/{link.id}", data={"csrf_token": csrf_of(asked.text)}
     )
     assert gone.status_code == 303
     # Her e-mail still matches the account, but she chose to disconnect this sign-in.
