@@ -8,7 +8,6 @@ failure is also one line on stderr naming its key; the exit status is 1 on any â
 
 from __future__ import annotations
 
-import datetime
 import re
 import tomllib
 from collections.abc import Callable
@@ -16,14 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from broker.cli import main as broker_main
 from tests.conftest import World
 from tests.support import toml
+from tests.support.certificates import self_signed
 from tests.support.world import SamlWorld
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
@@ -157,20 +153,7 @@ def test_a_client_id_the_idp_does_not_know_is_a_warning(
 
 
 def certificate_pem(days: int) -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "soon-expiring-idp")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return self_signed("soon-expiring-idp", days=days)[1]
 
 
 def idp_metadata(entity_id: str, cert_pem: str) -> str:

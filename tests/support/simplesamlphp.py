@@ -25,7 +25,6 @@ When php, its DOM or mbstring extensions, or SimpleSAMLphp are missing, starting
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import os
@@ -42,11 +41,8 @@ from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+from tests.support.certificates import self_signed
 from tests.support.node_process import STDERR_KEEP, stop_process
 from tests.support.serve import free_port
 
@@ -138,25 +134,7 @@ def _attribute_map_dir(root: Path) -> Path:
 
 def make_key_pair(common_name: str) -> tuple[str, str]:
     """A new RSA key and a self-signed certificate for it (PEM), valid from a day ago."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+    return self_signed(common_name)
 
 
 class SimpleSAMLphp:
