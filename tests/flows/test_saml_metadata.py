@@ -326,3 +326,16 @@ def test_an_idp_certificate_expiring_within_30_days_is_logged_once(
     assert len(mine) == 1, "logged once per metadata copy, not at each sign-in"
     assert mine[0]["connection"] == "corp"
     assert mine[0]["days"] in (days - 1, days)
+
+
+def test_a_pinned_certificate_that_is_not_pem_is_named(
+    server: MetadataServer, published: str, sp_keys: tuple[Path, Path]
+) -> None:
+    federation_key, _ = key_pair()
+    server.body = signed_metadata(published, federation_key)
+    saml = provider(
+        sp_keys, Clock(), idp_metadata_url=server.url, idp_metadata_signing_cert="not a PEM"
+    )
+    with pytest.raises(UpstreamMisconfigured) as refusal:
+        saml.authn_request(relay_state="rs")
+    assert "idp_metadata_signing_cert is not a PEM certificate" in str(refusal.value.detail)
