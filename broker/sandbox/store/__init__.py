@@ -15,6 +15,10 @@ stores, each registered as a :class:`SandboxStore`:
   ``theme_script_url`` on every page;
 - B2B Edition's management API at ``/api/v3/io/...`` (:mod:`broker.sandbox.b2b` holds its
   rules);
+- the GraphQL Account API at ``POST /accounts/<uuid>/graphql`` (graphql-core runs its SDL):
+  an account's users and its stores' users (the stores' control-panel users), cursor paging,
+  adding and removing users to the account and its stores, token scopes, 70 requests an hour
+  per account (429 with ``X-Rate-Limit-*`` headers), errors with ``extensions.code``;
 - the app side of BigCommerce: apps any store may install (each with its client id and
   secret, scopes, and callbacks under ``{callback_base}/bigcommerce/``: ``auth``, ``load``,
   ``uninstall``, ``remove_user``), control-panel users (the owner is user 1,
@@ -33,7 +37,9 @@ stores, each registered as a :class:`SandboxStore`:
   ``POST /_sandbox/apps``, ``POST .../stores/<hash>/users``, ``POST
   .../stores/<hash>/apps/<client_id>/install | load | uninstall | grant | revoke``,
   ``POST /_sandbox/apps/<client_id>/payload`` (a payload with chosen faults),
-  ``POST .../stores/<hash>/customer_groups``, and logs of token exchanges and callbacks.
+  ``POST .../stores/<hash>/customer_groups``, and logs of token exchanges and callbacks; and
+  for accounts (:mod:`~broker.sandbox.store.control_accounts`): ``POST /_sandbox/accounts``,
+  ``GET /_sandbox/accounts/<uuid>``, ``POST .../users``, ``POST .../faults``.
 
 It never replaces BigCommerce in production, and it imports nothing from the broker. One
 module per concern; the pure ones (no IO, no framework, as :mod:`broker.sandbox.b2b`) under
@@ -48,16 +54,20 @@ the thin HTTP ones:
 - :mod:`~broker.sandbox.store.apps`: apps, install codes, the token exchange;
 - :mod:`~broker.sandbox.store.installs`: a store's control-panel users, installs, tokens;
 - :mod:`~broker.sandbox.store.payloads`: the signed payloads of the app callbacks;
+- :mod:`~broker.sandbox.store.accounts`: the Account API's accounts, their users and stores;
+- :mod:`~broker.sandbox.store.account_graphql`: its GraphQL schema and execution;
 - :mod:`~broker.sandbox.store.scripts`: the Scripts API and the storefront's script tags;
 - :mod:`~broker.sandbox.store.groups`: customer groups;
 - :mod:`~broker.sandbox.store.data`: one store's data, and changes that cross concerns;
 - :mod:`~broker.sandbox.store.management`: the two APIs' checks and routes;
 - :mod:`~broker.sandbox.store.state`: :class:`SandboxState`, the lock, the request log;
   :mod:`~broker.sandbox.store.app_desk`: its app side (and the callbacks' one IO);
+  :mod:`~broker.sandbox.store.account_desk`: its accounts;
 - :mod:`~broker.sandbox.store.web`, :mod:`~broker.sandbox.store.api`,
   :mod:`~broker.sandbox.store.storefront`, :mod:`~broker.sandbox.store.control`,
-  :mod:`~broker.sandbox.store.control_apps`, :mod:`~broker.sandbox.store.control_panel`: the
-  blueprints; :mod:`~broker.sandbox.store.app`: :func:`create_sandbox_app`.
+  :mod:`~broker.sandbox.store.control_apps`, :mod:`~broker.sandbox.store.control_accounts`,
+  :mod:`~broker.sandbox.store.control_panel`: the blueprints;
+  :mod:`~broker.sandbox.store.app`: :func:`create_sandbox_app`.
 
 Errors::
 
@@ -69,11 +79,18 @@ Errors::
 
 from __future__ import annotations
 
+from broker.sandbox.store.accounts import (
+    ACCOUNT_SCOPES,
+    DEFAULT_REQUESTS_PER_HOUR,
+    HOUR_MS,
+    AccountError,
+)
 from broker.sandbox.store.app import create_sandbox_app
 from broker.sandbox.store.app_desk import CALLBACK_TIMEOUT
 from broker.sandbox.store.apps import CODE_LIFETIME, OAuthError, SandboxApp
 from broker.sandbox.store.customers import MAX_BATCH, PASSWORD_HASH_METHOD
 from broker.sandbox.store.faults import (
+    ACCOUNT_API,
     B2B_API,
     BIGCOMMERCE_API,
     DEFAULT_CREDENTIALS_QUOTA,
@@ -100,6 +117,8 @@ from broker.sandbox.store.state import SandboxState
 from broker.sandbox.store.v3 import DEFAULT_LIMIT, ERROR_TYPE, MAX_LIMIT
 
 __all__ = [
+    "ACCOUNT_API",
+    "ACCOUNT_SCOPES",
     "B2B_API",
     "BIGCOMMERCE_API",
     "CALLBACK_TIMEOUT",
@@ -110,10 +129,12 @@ __all__ = [
     "DEFAULT_LIMIT",
     "DEFAULT_QUOTA",
     "DEFAULT_REDIRECT",
+    "DEFAULT_REQUESTS_PER_HOUR",
     "DELIVERY_TIMEOUT",
     "ERROR_TYPE",
     "FAULT_SWITCHES",
     "HOOK_SCOPES",
+    "HOUR_MS",
     "LOGIN_JWT_MAX_AGE",
     "MAX_BATCH",
     "MAX_HOOKS_PER_SCOPE",
@@ -122,6 +143,7 @@ __all__ = [
     "PASSWORD_HASH_METHOD",
     "PAYLOAD_LIFETIME",
     "WINDOW_MS",
+    "AccountError",
     "Clock",
     "JSONDict",
     "OAuthError",

@@ -13,7 +13,11 @@ Each route is one :class:`~broker.sandbox.store.state.SandboxState` method:
   ``POST`` and ``GET .../b2b/users``;
 - ``GET`` and ``POST .../faults`` (the switches of :mod:`broker.sandbox.store.faults`);
 - apps, control-panel users, installs, signed payloads and customer groups: the routes of
-  :mod:`broker.sandbox.store.control_apps`, under the same prefix.
+  :mod:`broker.sandbox.store.control_apps`, under the same prefix;
+- the GraphQL Account API's accounts: ``POST /_sandbox/accounts`` (201 with its uuid and
+  token), ``GET /_sandbox/accounts/<uuid>`` (users, each store's users, the request log),
+  ``POST .../users`` (seed an account user), ``GET`` and ``POST .../faults``: the routes of
+  :mod:`broker.sandbox.store.control_accounts`.
 
 Errors are ``{"status", "title", "errors": {}}``: 404 for an unknown store, customer, company
 or delivery, 409 for a store that exists, 403 for an app not installed or not granted, 422

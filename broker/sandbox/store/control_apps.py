@@ -27,17 +27,13 @@ user; 409 an app or user that exists; 403 an app not installed, or not granted t
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
-from typing import Any
-
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from broker.sandbox.store import payloads
 from broker.sandbox.store.apps import app_from_json
 from broker.sandbox.store.installs import OWNER_ID
 from broker.sandbox.store.model import JSONDict, SandboxError, as_int
-from broker.sandbox.store.web import control_error, json_response, sandbox_state
+from broker.sandbox.store.web import control_error, json_fields, json_response, sandbox_state
 
 control_apps = Blueprint("control_apps", __name__, url_prefix="/_sandbox")
 
@@ -63,7 +59,7 @@ def _sandbox_error(error: SandboxError) -> Response:
 
 @control_apps.post("/apps")
 def add_app() -> Response:
-    return json_response(sandbox_state().add_app(app_from_json(_fields())), 201)
+    return json_response(sandbox_state().add_app(app_from_json(json_fields())), 201)
 
 
 @control_apps.get("/apps/<client_id>")
@@ -83,7 +79,7 @@ def callbacks(client_id: str) -> Response:
 
 @control_apps.post("/apps/<client_id>/payload")
 def mint_payload(client_id: str) -> Response:
-    values = _fields(_PAYLOAD_FIELDS)
+    values = json_fields(_PAYLOAD_FIELDS)
     store_hash, kind = values.get("store_hash"), values.get("kind")
     if not isinstance(store_hash, str) or not isinstance(kind, str):
         raise SandboxError("store_hash and kind are required")
@@ -99,7 +95,7 @@ def mint_payload(client_id: str) -> Response:
 
 @control_apps.post("/stores/<store_hash>/users")
 def add_user(store_hash: str) -> Response:
-    values = _fields(("id", "email"))
+    values = json_fields(("id", "email"))
     user = sandbox_state().add_user(store_hash, values.get("email"), values.get("id"))
     return json_response(user, 201)
 
@@ -119,13 +115,13 @@ def app_status(store_hash: str, client_id: str) -> Response:
 
 @control_apps.post("/stores/<store_hash>/apps/<client_id>/install")
 def install(store_hash: str, client_id: str) -> Response:
-    user_id = _user_id(_fields(("user_id",)))
+    user_id = _user_id(json_fields(("user_id",)))
     return json_response({"auth_url": sandbox_state().install_url(store_hash, client_id, user_id)})
 
 
 @control_apps.post("/stores/<store_hash>/apps/<client_id>/load")
 def load(store_hash: str, client_id: str) -> Response:
-    values = _fields(("user_id", "url", "channel_id"))
+    values = json_fields(("user_id", "url", "channel_id"))
     url = sandbox_state().load_url(
         store_hash, client_id, _user_id(values), values.get("url"), values.get("channel_id")
     )
@@ -134,20 +130,20 @@ def load(store_hash: str, client_id: str) -> Response:
 
 @control_apps.post("/stores/<store_hash>/apps/<client_id>/uninstall")
 def uninstall(store_hash: str, client_id: str) -> Response:
-    user_id = _user_id(_fields(("user_id",)))
+    user_id = _user_id(json_fields(("user_id",)))
     return json_response(sandbox_state().uninstall_app(store_hash, client_id, user_id))
 
 
 @control_apps.post("/stores/<store_hash>/apps/<client_id>/grant")
 def grant(store_hash: str, client_id: str) -> Response:
     state = sandbox_state()
-    state.grant_app(store_hash, client_id, _user_id(_fields(("user_id",)), required=True))
+    state.grant_app(store_hash, client_id, _user_id(json_fields(("user_id",)), required=True))
     return json_response(state.app_status(store_hash, client_id))
 
 
 @control_apps.post("/stores/<store_hash>/apps/<client_id>/revoke")
 def revoke(store_hash: str, client_id: str) -> Response:
-    user_id = _user_id(_fields(("user_id",)), required=True)
+    user_id = _user_id(json_fields(("user_id",)), required=True)
     return json_response(sandbox_state().revoke_app(store_hash, client_id, user_id))
 
 
@@ -156,7 +152,7 @@ def revoke(store_hash: str, client_id: str) -> Response:
 
 @control_apps.post("/stores/<store_hash>/customer_groups")
 def add_customer_group(store_hash: str) -> Response:
-    values = _fields(("name", "is_default"))
+    values = json_fields(("name", "is_default"))
     group = sandbox_state().add_customer_group(
         store_hash, values.get("name"), values.get("is_default", False)
     )
@@ -174,22 +170,6 @@ def all_scripts(store_hash: str) -> Response:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _fields(allowed: Iterable[str] = ()) -> JSONDict:
-    """The body: a JSON object with only these keys (an empty body is ``{}``)."""
-    raw = request.get_data()
-    try:
-        values: Any = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        raise SandboxError("the body is not valid JSON") from None
-    if not isinstance(values, dict):
-        raise SandboxError("the body must be a JSON object")
-    known = set(allowed)
-    unknown = sorted(set(values) - known) if known else []
-    if unknown:
-        raise SandboxError(f"unknown fields: {', '.join(unknown)}")
-    return values
 
 
 def _user_id(values: JSONDict, *, required: bool = False) -> int:

@@ -23,13 +23,19 @@ the store acts, main API only); ``quota``, ``credentials_quota``; ``reset_ms`` (
 ``X-Rate-Limit-Time-Reset-Ms`` of a ``status=429``); ``clock_offset`` (seconds added to the
 store's clock: ``/v2/time``, login JWT ages); ``rate_limit_headers``; ``only`` ("bigcommerce"
 or "b2b": the one API the faults hit).
+
+An account of the GraphQL Account API (:mod:`~broker.sandbox.store.accounts`) has switches of
+its own, parsed here too (``parse_faults(..., apis=ACCOUNT_APIS,
+allowed=ACCOUNT_FAULT_SWITCHES)``): the same names but ``credentials_quota`` and
+``clock_offset``, ``quota`` standing for its hourly limit and ``only`` taking "account"; its
+window is an hour long (:class:`RateWindow` ``window_ms``).
 """
 
 from __future__ import annotations
 
 import http
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,17 +50,23 @@ DEFAULT_FAULT_RESET_MS = 1_000
 # (/stores/<hash>/v2|v3) and B2B Edition's (/api/v3/io).
 BIGCOMMERCE_API = "bigcommerce"
 B2B_API = "b2b"
+STORE_APIS = (BIGCOMMERCE_API, B2B_API)
+# The GraphQL Account API (/accounts/<uuid>/graphql), as an account's `only` switch names it.
+ACCOUNT_API = "account"
+ACCOUNT_APIS = (ACCOUNT_API,)
 
 
 @dataclass
 class RateWindow:
-    """A fixed 30-second window of requests, started by the first request in it."""
+    """A fixed window of requests (30 seconds unless ``window_ms`` says otherwise), started by
+    the first request in it."""
 
     start: float | None = None
     used: int = 0
+    window_ms: int = WINDOW_MS
 
     def _roll(self, now: float) -> float:
-        if self.start is None or now >= self.start + WINDOW_MS / 1000 or now < self.start:
+        if self.start is None or now >= self.start + self.window_ms / 1000 or now < self.start:
             self.start = now
             self.used = 0
         return self.start
@@ -69,8 +81,8 @@ class RateWindow:
 
     def headers(self, now: float, quota: int) -> dict[str, str]:
         start = self._roll(now)
-        reset_ms = max(0, math.ceil((start + WINDOW_MS / 1000 - now) * 1000))
-        return rate_headers(quota, max(0, quota - self.used), reset_ms)
+        reset_ms = max(0, math.ceil((start + self.window_ms / 1000 - now) * 1000))
+        return rate_headers(quota, max(0, quota - self.used), reset_ms, self.window_ms)
 
 
 @dataclass
@@ -106,11 +118,22 @@ _INT_SWITCHES: dict[str, int] = {
     "resets": 0,
 }
 FAULT_SWITCHES = frozenset({*_INT_SWITCHES, "clock_offset", "rate_limit_headers", "only"})
+# An account has no validate-credentials and no clock of its own.
+ACCOUNT_FAULT_SWITCHES = FAULT_SWITCHES - {"credentials_quota", "clock_offset"}
 
 
-def parse_faults(switches: Mapping[str, Any], now: float) -> Faults:
-    """The faults these switches set (no switch: none); SandboxError names a bad one."""
-    unknown = sorted(set(switches) - FAULT_SWITCHES)
+def parse_faults(
+    switches: Mapping[str, Any],
+    now: float,
+    *,
+    apis: Collection[str] = STORE_APIS,
+    allowed: frozenset[str] = FAULT_SWITCHES,
+) -> Faults:
+    """The faults these switches set (no switch: none); SandboxError names a bad one.
+
+    ``apis`` are the names ``only`` may take, ``allowed`` the switches (a store's by default).
+    """
+    unknown = sorted(set(switches) - allowed)
     if unknown:
         raise SandboxError(f"unknown fault switches: {', '.join(unknown)}")
     for name, minimum in _INT_SWITCHES.items():
@@ -127,8 +150,9 @@ def parse_faults(switches: Mapping[str, Any], now: float) -> Faults:
     if not isinstance(headers, bool):
         raise SandboxError("rate_limit_headers must be a boolean")
     only = switches.get("only")
-    if only not in (None, BIGCOMMERCE_API, B2B_API):
-        raise SandboxError(f"only must be {BIGCOMMERCE_API!r}, {B2B_API!r} or null (both APIs)")
+    if only is not None and only not in apis:
+        names = ", ".join(repr(api) for api in apis)
+        raise SandboxError(f"only must be {names} or null (every API)")
     count = switches.get("count")
     storm_ms = switches.get("rate_limit_for_ms")
     return Faults(
@@ -173,16 +197,21 @@ def take_delay(faults: Faults, api: str) -> tuple[int, int]:
     return faults.latency_ms, timeout
 
 
-def forced_error(faults: Faults, window: RateWindow, now: float, api: str) -> ApiError | None:
+def forced_error(
+    faults: Faults, window: RateWindow, now: float, api: str, quota: int | None = None
+) -> ApiError | None:
     """The error a 429 storm or a status switch imposes on this request to ``api``, if any.
 
-    ``window`` is the API's rate window, whose headers a forced error other than 429 carries.
+    ``window`` is the API's rate window, whose headers a forced error other than 429 carries;
+    ``quota`` the quota they show (the ``quota`` switch's by default).
     """
     if faults.only not in (None, api):
         return None
+    quota = faults.quota if quota is None else quota
     if faults.storm_until is not None and now < faults.storm_until:
         reset_ms = max(1, math.ceil((faults.storm_until - now) * 1000))
-        return ApiError(429, "Too many requests", headers=rate_headers(faults.quota, 0, reset_ms))
+        storm = rate_headers(quota, 0, reset_ms, window.window_ms)
+        return ApiError(429, "Too many requests", headers=storm)
     if faults.status is None or faults.status_left == 0:
         return None
     if faults.status_left is not None:
@@ -190,15 +219,17 @@ def forced_error(faults: Faults, window: RateWindow, now: float, api: str) -> Ap
     headers: dict[str, str] = {}
     if faults.rate_limit_headers:
         if faults.status == 429:
-            headers = rate_headers(faults.quota, 0, faults.reset_ms)
+            headers = rate_headers(quota, 0, faults.reset_ms, window.window_ms)
         else:
-            headers = window.headers(now, faults.quota)
+            headers = window.headers(now, quota)
     return ApiError(faults.status, _phrase(faults.status), headers=headers)
 
 
-def rate_headers(quota: int, left: int, reset_ms: int) -> dict[str, str]:
+def rate_headers(
+    quota: int, left: int, reset_ms: int, window_ms: int = WINDOW_MS
+) -> dict[str, str]:
     return {
-        "X-Rate-Limit-Time-Window-Ms": str(WINDOW_MS),
+        "X-Rate-Limit-Time-Window-Ms": str(window_ms),
         "X-Rate-Limit-Time-Reset-Ms": str(reset_ms),
         "X-Rate-Limit-Requests-Quota": str(quota),
         "X-Rate-Limit-Requests-Left": str(left),

@@ -12,7 +12,9 @@ No IO, no framework: pure functions of a :class:`StoreApps`. Facts followed
 
 Where the sandbox decides: ``username`` is the user's e-mail; the owner's e-mail is
 ``owner@{hash}.example``; a user who installs the app is granted it; a re-install keeps the
-users granted; uninstalling forgets them.
+users granted; uninstalling forgets them. The GraphQL Account API
+(:mod:`~broker.sandbox.store.accounts`) adds and removes these same users; removing one takes
+every app granted to them away.
 """
 
 from __future__ import annotations
@@ -93,6 +95,22 @@ def _email(book: StoreApps, user_id: int) -> str:
 
 def users(book: StoreApps) -> list[JSONDict]:
     return [{"id": uid, "email": email} for uid, email in sorted(book.users.items())]
+
+
+def user_id_of(book: StoreApps, email: str) -> int | None:
+    """The id of the control-panel user with this e-mail (case-insensitive), or None."""
+    wanted = email.lower()
+    return next((uid for uid, known in sorted(book.users.items()) if known.lower() == wanted), None)
+
+
+def remove_user(book: StoreApps, user_id: int) -> None:
+    """Take a user out of the store, and every app granted to them; never the owner."""
+    _email(book, user_id)
+    if user_id == OWNER_ID:
+        raise SandboxForbidden("the store owner cannot be removed from the store")
+    del book.users[user_id]
+    for found in book.installs.values():
+        found.granted.discard(user_id)
 
 
 # -- installs --------------------------------------------------------------------------------

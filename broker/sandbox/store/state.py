@@ -27,6 +27,8 @@ from werkzeug.datastructures import MultiDict
 
 from broker.sandbox import b2b
 from broker.sandbox.store import customers, hooks, login, management
+from broker.sandbox.store.account_desk import AccountDesk
+from broker.sandbox.store.accounts import AccountRegistry
 from broker.sandbox.store.app_desk import AppDesk
 from broker.sandbox.store.apps import AppRegistry
 from broker.sandbox.store.channels import ChannelDesk
@@ -57,11 +59,12 @@ from broker.sandbox.store.v3 import ApiError, ApiReply, ApiRequest
 _REDACTED_KEYS = frozenset({"password", "new_password", "headers"})
 
 
-class SandboxState(AppDesk, ChannelDesk):
+class SandboxState(AppDesk, ChannelDesk, AccountDesk):
     """Every fake store's data, logs and switches. Thread-safe: one lock guards it all.
 
     The app side (apps, installs, control-panel users, scripts, customer groups) is
-    :class:`~broker.sandbox.store.app_desk.AppDesk`'s.
+    :class:`~broker.sandbox.store.app_desk.AppDesk`'s; the GraphQL Account API's accounts
+    are :class:`~broker.sandbox.store.account_desk.AccountDesk`'s.
 
     Webhook deliveries are decided under the lock (so the delivery log is complete as soon as
     the change is made) and sent by background threads once it is released.
@@ -73,6 +76,7 @@ class SandboxState(AppDesk, ChannelDesk):
         self._changed = threading.Condition(self._lock)  # a delivery finished
         self._stores: dict[str, StoreData] = {}
         self._apps = AppRegistry()  # the apps every store may install, and their codes
+        self._accounts = AccountRegistry()  # the GraphQL Account API's accounts
 
     # public Python API (tests and `broker demo`) ---------------------------------------------
 

@@ -1,5 +1,5 @@
-"""What the sandbox store's blueprints share: the state of the app handling the request, and
-JSON answers.
+"""What the sandbox store's blueprints share: the state of the app handling the request, JSON
+bodies and answers, and a connection reset.
 
 The blueprints import this, never :mod:`broker.sandbox.store.app` (which imports them), as the
 broker's own blueprints use ``broker/web/context.py``.
@@ -8,13 +8,16 @@ broker's own blueprints use ``broker/web/context.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import socket
+import struct
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response, current_app, request
 
 from broker.sandbox.store.model import (
+    JSONDict,
     SandboxConflict,
     SandboxError,
     SandboxForbidden,
@@ -57,3 +60,29 @@ def control_error(error: SandboxError) -> Response:
     """The control API's error answer: ``{"status", "title", "errors": {}}``."""
     status = error_status(error)
     return json_response({"status": status, "title": str(error), "errors": {}}, status)
+
+
+def json_fields(allowed: Iterable[str] = ()) -> JSONDict:
+    """The request's body: a JSON object with only these keys (any key when none is named; an
+    empty body is ``{}``)."""
+    raw = request.get_data()
+    try:
+        values: Any = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise SandboxError("the body is not valid JSON") from None
+    if not isinstance(values, dict):
+        raise SandboxError("the body must be a JSON object")
+    known = set(allowed)
+    unknown = sorted(set(values) - known) if known else []
+    if unknown:
+        raise SandboxError(f"unknown fields: {', '.join(unknown)}")
+    return values
+
+
+def reset_connection() -> Response:
+    """Close the client's connection with a TCP RST, sending no answer at all."""
+    connection = request.environ.get("werkzeug.socket")
+    if connection is not None:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+    return Response(status=500)  # never reaches the client
