@@ -2,8 +2,9 @@
 
 Thin commands over the functions the app itself uses (as flaskr's init-db calls init_db):
 demo, serve, check, migrate, gc, audit, keys, webhooks register, admin token, scim token,
-rotate-keys. Exit status: 0 fine, 1 a check failed, 2 the configuration (or a port) is not
-usable. (This docstring is the --help text: plain words, no markup.)
+staff plan|apply|run, rotate-keys. Exit status: 0 fine, 1 a check failed, 2 the
+configuration (or a port) is not usable.
+(This docstring is the --help text: plain words, no markup.)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from broker.config import Settings, load_settings
+from broker.config import Settings, StoreSettings, load_settings
 from broker.errors import BrokerError, ConfigError
 from broker.storage import open_storage, schema_revision
 
@@ -166,6 +167,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--revoke", action="store_true", help="revoke every SCIM token of the connection"
     )
 
+    staff = command("staff", "control-panel users from IdP groups ([stores.X.staff])")
+    staff_commands = staff.add_subparsers(dest="staff_command", required=True, metavar="COMMAND")
+    for name, text in (
+        ("plan", "print what would change and the queue (a dry run; reads the store's users)"),
+        ("apply", "plan, queue the changes and carry out what the budget allows now"),
+        ("run", "keep carrying out the queue and planning again (the scheduled run)"),
+    ):
+        sub = command(name, text, staff_commands)
+        sub.add_argument("--config", required=True, help=CONFIG_HELP)
+        sub.add_argument("--store", help="one store's key (default: every store with [staff])")
+        if name == "run":
+            sub.add_argument(
+                "--every", type=float, default=60.0, help="seconds between runs of the queue"
+            )
+            sub.add_argument(
+                "--plan-every",
+                type=float,
+                default=900.0,
+                help="seconds between plans (each reads the store's users: budget)",
+            )
+
     rotate = command("rotate-keys", "re-encrypt stored secrets with the first [app].encryption_key")
     rotate.add_argument("--config", required=True, help=CONFIG_HELP)
     return parser
@@ -196,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "rotate-keys":
             return _rotate_keys(args.config)
+        if args.command == "staff":
+            return _staff(args)
         return _check(args.config)
     except ConfigError as error:
         for problem in error.problems:
@@ -582,6 +606,44 @@ def _scim_token(path: str, store_key: str, connection: str, *, label: str, revok
     finally:
         storage.close()
     return 0
+
+
+def _staff(args: argparse.Namespace) -> int:
+    """``broker staff plan|apply|run``: over the stores of the file and the installed ones."""
+    import threading
+
+    from broker.admin import staff as staff_admin
+    from broker.runtime import Runtime
+
+    settings = load_settings(args.config)
+    storage = open_storage(settings.broker.database_url)
+    runtime = Runtime(settings, storage)
+
+    def stores() -> list[StoreSettings]:
+        found = [s for s in runtime.all_stores() if s.staff is not None]
+        return [s for s in found if args.store in (None, s.key)]
+
+    try:
+        chosen = stores()
+        if not chosen:
+            where = f"store {args.store!r}" if args.store else "any store"
+            print(f"no [staff] table in {where} of {args.config}", file=sys.stderr)
+            return 2
+        if args.staff_command == "run":
+            stop = threading.Event()
+            staff_admin.run_forever(
+                runtime.staff, stores, every=args.every, plan_every=args.plan_every, stop=stop
+            )
+            return 0
+        applied = args.staff_command == "apply"
+        failed = False
+        for store in chosen:
+            report = runtime.staff.apply(store) if applied else runtime.staff.plan(store)
+            failed = failed or bool(report.failed)
+            print("\n".join(staff_admin.report_lines(store, report, applied=applied)))
+        return 1 if failed else 0
+    finally:
+        storage.close()
 
 
 def _rotate_keys(path: str) -> int:

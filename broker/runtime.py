@@ -41,6 +41,7 @@ from broker.config import (
 )
 from broker.errors import BrokerError, ConfigError, NotFound
 from broker.events import log_event
+from broker.provisioning.staff.service import StaffService
 from broker.settings.secrets import SecretBox, derived_box
 from broker.settings.stored import readable_document, release_key_files
 from broker.signin.service import SignInService
@@ -105,6 +106,8 @@ class Runtime:
         self._clock_offsets: dict[str, tuple[int, float]] = {}
         #: The one sequence of a sign-in's steps, over this runtime's stores and storage.
         self.signin = SignInService(storage=storage, clients=self, clock=clock)
+        #: Control-panel staff of the stores with ``[staff]`` (the Account API's queue).
+        self.staff = StaffService(storage, clock=clock, transport=transport)
 
     # -- tenants ------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from broker.settings.values import (
     OIDCConnection,
     SAMLConnection,
     Settings,
+    StaffSettings,
     StoreSettings,
     TokenAuthMethod,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "OIDCConnection",
     "SAMLConnection",
     "Settings",
+    "StaffSettings",
     "StoreSettings",
     "TokenAuthMethod",
     "load_settings",

@@ -34,6 +34,7 @@ from broker.settings.schema import (
     ConnectionScimTable,
     OIDCTable,
     SAMLTable,
+    StaffTable,
     StoreTable,
     as_string,
 )
@@ -53,6 +54,7 @@ from broker.settings.values import (
     OIDCConnection,
     SAMLConnection,
     Settings,
+    StaffSettings,
     StoreSettings,
 )
 
@@ -231,7 +233,9 @@ class _Reader:
     def store(self, key: str, table: Table, broker: BrokerSettings | None) -> StoreSettings | None:
         if not KEY_PATTERN.match(key):
             table.first("store keys are lower-case letters, digits, '-' and '_' (used in URLs)")
-        v = self.validate(StoreTable, table, ("connections", "b2b", "channels", "branding"))
+        v = self.validate(
+            StoreTable, table, ("connections", "b2b", "channels", "branding", "staff")
+        )
         if "default_redirect" not in table.document and v["platform"] in ACCOUNT_PAGES:
             v.values["default_redirect"] = ACCOUNT_PAGES[v["platform"]]
         webhook_secret = v["webhook_secret"]
@@ -261,6 +265,8 @@ class _Reader:
         connections: dict[str, Connection] = {}
         channels: dict[int, Channel] | None = {}
         branding = Branding()
+        staff: StaffSettings | None = None
+        staff_table: Table | None = None
         ok = True
         for name in document:  # the sub-tables in the document's order
             if name == "channels":
@@ -270,6 +276,10 @@ class _Reader:
                 branding_table = self.open(document[name], f"{table.path}.branding")
                 branding = self.branding(branding_table) or branding
                 ok = ok and not branding_table.has_problems()
+            if name == "staff":
+                staff_table = self.open(document[name], f"{table.path}.staff")
+                staff = self.staff(staff_table)
+                ok = ok and not staff_table.has_problems()
             if name == "b2b":
                 b2b_table = self.open(document["b2b"], f"{table.path}.b2b")
                 b2b = self.b2b(b2b_table, per_connection=per_connection)
@@ -284,6 +294,11 @@ class _Reader:
                         connections[conn_key] = conn
         bindings = Table(table.path, document)
         self._check_b2b_bindings(bindings, b2b, connections, len(conn_tables.document))
+        if staff is not None and staff_table is not None:
+            for unknown in sorted(set(staff.connections) - set(conn_tables.document)):
+                bindings.problem(
+                    "staff.connections", f"{unknown!r} is not a connection of the store"
+                )
         if channels is not None and v["channel_id"] is not None:
             self._check_connection_channels(bindings, {v["channel_id"], *channels}, connections)
         self.close(bindings)
@@ -300,8 +315,34 @@ class _Reader:
             b2b=b2b,
             channels=MappingProxyType(channels or {}),
             branding=branding,
+            staff=staff,
             **v.values,
         )
+
+    def staff(self, table: Table) -> StaffSettings | None:
+        """``[stores.X.staff]``: who gets the store's control panel from which IdP groups."""
+        v = self.validate(StaffTable, table)
+        if not v["enabled"]:
+            table.entries = [e for e in table.entries if e[2] < 2 or e[0] == "enabled"]
+            self.close(table)
+            return None
+        if v["groups"] == ():
+            table.problem("groups", 'name at least one IdP group, e.g. groups = ["BC Admins"]')
+        if v["connections"] == ():
+            table.problem("connections", "name the connections whose groups count")
+        if v["remove_unmanaged"] and not v["keep"]:
+            table.problem(
+                "keep",
+                "with remove_unmanaged = true, name the store owner's e-mail (and any other "
+                "user who must stay) in keep",
+            )
+        self.close(table)
+        if table.has_problems():
+            return None
+        values = dict(v.values)
+        del values["enabled"]
+        values["keep"] = tuple(dict.fromkeys(e.strip().lower() for e in values["keep"]))
+        return StaffSettings(**values)
 
     def branding(self, table: Table) -> Branding | None:
         """``[stores.X.branding]``; ``template_dir`` names a folder of the broker's host, so

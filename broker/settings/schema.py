@@ -181,6 +181,7 @@ FernetKeys = Annotated[tuple[str, ...], BeforeValidator(_fernet_keys)]
 IdList = Annotated[tuple[int, ...], BeforeValidator(_id_list)]
 IdMap = Annotated[dict[str, int], BeforeValidator(_id_map)]
 StoreHash = Annotated[str, BeforeValidator(_matching(r"^[a-z0-9]{1,32}$"))]
+AccountUuid = Annotated[str, BeforeValidator(_matching(r"^[0-9a-fA-F-]{8,64}$"))]
 Link = Annotated[
     Literal["auto", "confirm", "deny"], BeforeValidator(_choice("auto", "confirm", "deny"))
 ]
@@ -604,9 +605,39 @@ class BrandingTable(Table):
     )
 
 
+class StaffTable(Table):
+    """``[stores.X.staff]``: IdP groups that grant the store's control panel (Account API)."""
+
+    enabled: Bool = Field(True, description="false: the table is ignored")
+    account_uuid: AccountUuid = Field(
+        description="The BigCommerce account's UUID (the Account API path's part)"
+    )
+    account_token: Str = Field(
+        repr=False, description="An account-level API account's token (Account Users scopes)"
+    )
+    api_url: Url = Field("https://api.bigcommerce.com", description="The Account API")
+    groups: StrList = Field(description="Members of these IdP groups get the control panel")
+    connections: StrList = Field(
+        description="The connections whose groups count (no default: another company's IdP "
+        "could name the same group)"
+    )
+    requests_per_hour: Int = Field(
+        70, ge=2, le=10000, description="The account's Account API budget (BigCommerce: 70)"
+    )
+    sign_in_days: Int = Field(
+        30,
+        ge=1,
+        description="Groups seen at a sign-in (no SCIM) count this many days after it",
+    )
+    remove_unmanaged: Bool = Field(
+        False, description="Also remove store users the broker did not add (needs keep)"
+    )
+    keep: StrList = Field((), description="E-mails never removed (the store owner, ...)")
+
+
 #: The keys of each table that are tables of their own.
 SUBTABLES: dict[type[Table], tuple[str, ...]] = {
-    StoreTable: ("connections", "b2b", "channels", "branding"),
+    StoreTable: ("connections", "b2b", "channels", "branding", "staff"),
     OIDCTable: ("b2b", "scim"),
     SAMLTable: ("b2b", "scim"),
 }

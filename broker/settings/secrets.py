@@ -2,10 +2,10 @@
 
 A store held in the database is a document shaped like a ``[stores.X]`` table. Before it is
 written, every value under a secret key (:data:`SECRET_KEYS`, at any depth: the store's API
-token, an IdP client secret, an SP private key, the webhook secret, B2B Edition's token) is
-replaced by ``{"$sealed": "<Fernet token>"}``; reading opens them again. Fernet (from
-``cryptography``) is authenticated encryption (AES-128-CBC with HMAC-SHA256): a changed token
-is refused, not decrypted to garbage.
+token, an IdP client secret, an SP private key, the webhook secret, B2B Edition's token, the
+Account API's token) is replaced by ``{"$sealed": "<Fernet token>"}``; reading opens them
+again. Fernet (from ``cryptography``) is authenticated encryption (AES-128-CBC with
+HMAC-SHA256): a changed token is refused, not decrypted to garbage.
 
 ``[app].encryption_key`` is a list: the first key encrypts, every one decrypts, so a key is
 rotated by putting a new one first, running ``broker rotate-keys`` (which re-encrypts every
@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from broker.errors import ConfigError
 
 #: Keys whose string values are sealed wherever they appear in a stored document.
-SECRET_KEYS = frozenset({"access_token", "client_secret", "webhook_secret", "sp_key_pem"})
+SECRET_KEYS = frozenset(
+    {"access_token", "client_secret", "webhook_secret", "sp_key_pem", "account_token"}
+)
 SEALED = "$sealed"
 
 

@@ -247,6 +247,27 @@ class Branding:
 
 
 @dataclass(frozen=True)
+class StaffSettings:
+    """``[stores.X.staff]``: members of IdP groups get the store's control panel, through the
+    GraphQL Account API (docs/bigcommerce-api.md, "GraphQL Account API")."""
+
+    account_uuid: str
+    account_token: str = field(repr=False)
+    groups: tuple[str, ...]
+    #: Only these connections' groups count: another company's IdP could name the same group.
+    connections: tuple[str, ...]
+    api_url: str = "https://api.bigcommerce.com"
+    #: The whole account's Account API budget, shared by every store of the account.
+    requests_per_hour: int = 70
+    #: A membership seen at a sign-in (connections without SCIM) lasts this long after it.
+    sign_in_days: int = 30
+    #: Remove store users the broker did not add, too (never those in ``keep``).
+    remove_unmanaged: bool = False
+    #: E-mails (folded to lower case) never removed from the store.
+    keep: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     key: str
     store_hash: str
@@ -279,6 +300,8 @@ class StoreSettings:
     channels: Mapping[int, Channel] = field(default_factory=dict)
     #: How the shopper pages look and which languages they speak.
     branding: Branding = field(default_factory=Branding)
+    #: Control-panel users from IdP groups, when ``[stores.X.staff]`` says so.
+    staff: StaffSettings | None = None
 
     def __post_init__(self) -> None:
         default = Channel(

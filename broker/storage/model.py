@@ -56,7 +56,7 @@ The keys of pending entries, one-time keys and counters are built in :mod:`broke
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -490,6 +490,74 @@ class ScimStore(Protocol):
     ) -> list[tuple[int, int]]: ...
 
 
+@dataclass(frozen=True)
+class StaffItem:
+    """One change the GraphQL Account API is to make: ``add_to_store`` (by e-mail) or
+    ``remove_from_store`` (by the user's id). ``state``: pending, running, done, failed or
+    cancelled; ``attempts`` counts claims (a claim's number), ``failures`` the item's own
+    failures (a 429 is the budget's, not the item's)."""
+
+    id: int
+    store: str
+    action: str
+    email: str
+    user_id: str | None
+    state: str
+    run_at: int
+    attempts: int
+    failures: int
+    created_at: int
+    updated_at: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StaffSighting:
+    """Whether an identity was in the store's staff groups at its latest sign-in."""
+
+    store: str
+    connection: str
+    subject: str
+    email: str
+    in_group: bool
+    seen_at: int
+
+
+class StaffStore(Protocol):
+    """Control-panel staff: the queue, the grants, the account's budget, who is in the
+    groups (:mod:`broker.storage.sql.staff` says how each step stays safe across workers)."""
+
+    def enqueue_staff(
+        self, store: str, action: str, email: str, *, user_id: str | None, now: int
+    ) -> bool: ...
+    def cancel_staff(self, store: str, action: str, email: str, *, now: int) -> bool: ...
+    def staff_items(self, store: str, *, states: Iterable[str] = ...) -> list[StaffItem]: ...
+    def claim_staff_item(self, store: str, *, now: int, lease: int) -> StaffItem | None: ...
+    def finish_staff_item(
+        self, item: StaffItem, *, state: str, error: str | None, now: int
+    ) -> bool: ...
+    def release_staff_item(
+        self, item: StaffItem, *, run_at: int, error: str | None, failed: bool, now: int
+    ) -> bool: ...
+    def add_staff_grant(self, store: str, email: str, *, now: int) -> None: ...
+    def remove_staff_grant(self, store: str, email: str) -> None: ...
+    def staff_grants(self, store: str) -> set[str]: ...
+    def take_staff_slot(
+        self, account: str, *, now_ms: int, interval_ms: int, burst: int
+    ) -> int: ...
+    def hold_staff_budget(
+        self, account: str, *, until_ms: int, interval_ms: int, burst: int
+    ) -> None: ...
+    def staff_budget_tat(self, account: str) -> int | None: ...
+    def scim_group_members(
+        self, store: str, connection: str, groups: Iterable[str]
+    ) -> list[tuple[str, str]]: ...
+    def record_staff_sighting(self, sighting: StaffSighting) -> None: ...
+    def staff_sightings(
+        self, store: str, connections: Iterable[str], *, since: int
+    ) -> list[StaffSighting]: ...
+
+
 class Storage(
     PendingStore,
     OnceStore,
@@ -503,6 +571,7 @@ class Storage(
     ScimStore,
     SignInStore,
     SPKeyStore,
+    StaffStore,
     Protocol,
 ):
     """Every store in one object (what the app holds), with upkeep."""

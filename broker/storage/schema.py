@@ -282,3 +282,57 @@ scim_blocks = Table(
     Column("source", String(80), primary_key=True),
     Column("since", BigInteger, nullable=False),
 )
+
+#: Control-panel work for the GraphQL Account API (``[stores.X.staff]``): one row per change
+#: to make. Open items (pending, running) are unique per store, action and e-mail, so planning
+#: twice, or in two processes, queues nothing twice; ``lease_until`` lets another worker take
+#: over an item whose worker died mid-request.
+staff_queue = Table(
+    "staff_queue",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("store", String(64), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("user_id", String(120)),
+    Column("state", String(12), nullable=False),
+    Column("open_key", String(420)),
+    Column("run_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("lease_until", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("error", Text),
+    UniqueConstraint("open_key", name="uq_staff_queue_open"),
+    Index("ix_staff_queue_store_state", "store", "state", "run_at"),
+)
+
+#: The store users the broker added (only those are removed, unless the store says otherwise).
+staff_grants = Table(
+    "staff_grants",
+    metadata,
+    Column("store", String(64), primary_key=True),
+    Column("email", String(320), primary_key=True),
+    Column("granted_at", BigInteger, nullable=False),
+)
+
+#: Each account's Account API budget as a GCRA's theoretical arrival time, in milliseconds.
+staff_budget = Table(
+    "staff_budget",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("tat_ms", BigInteger, nullable=False),
+)
+
+#: Group memberships seen at sign-in, for connections without SCIM: the latest per identity.
+staff_sightings = Table(
+    "staff_sightings",
+    metadata,
+    Column("store", String(64), primary_key=True),
+    Column("connection", String(64), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("in_group", Boolean, nullable=False),
+    Column("seen_at", BigInteger, nullable=False),
+)

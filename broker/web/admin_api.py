@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from broker.admin import staff
 from broker.admin.checks import test_connection
 from broker.admin.stores import InvalidSettings, StoreAdmin
 from broker.admin.tokens import authenticate
@@ -81,6 +82,13 @@ def settings(store_key: str) -> Response:
 @bp.patch("/settings")
 def patch_settings(store_key: str) -> Response:
     return jsonify(_admin(store_key).patch_settings(_body()))
+
+
+@bp.get("/staff")
+def staff_status(store_key: str) -> Response:
+    """The control-panel mapping, the queue (with when each item runs) and the budget."""
+    broker = runtime()
+    return jsonify(staff.status(broker.staff, broker.store(store_key)))
 
 
 @bp.get("/audit")

@@ -695,3 +695,27 @@ def test_a_saml_test_shows_the_idps_certificate_and_warns_before_it_expires(
     [cert] = report["facts"]["certificates"]
     assert cert["subject"] == "CN=expiring-idp"
     assert any("expires in" in w for w in report["warnings"])
+
+
+def test_an_installed_store_maps_staff_groups_with_the_token_sealed(app_world: AppWorld) -> None:
+    assert app_world.api("PUT", "/connections/corp", json=app_world.oidc_body()).status_code == 201
+    token = secrets.token_urlsafe(24)
+    staff = {
+        "account_uuid": "5a1e0c6e-2f4b-4c1d-9e8a-0b7c6d5e4f3a",
+        "account_token": token,
+        "groups": ["BC Admins"],
+        "connections": ["corp"],
+    }
+    unknown = app_world.api("PATCH", "/settings", json={"staff": {**staff, "connections": ["x"]}})
+    assert unknown.status_code == 422
+    assert [e["key"] for e in unknown.json()["errors"]] == ["staff.connections"]
+    patched = app_world.api("PATCH", "/settings", json={"staff": staff})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["staff"]["groups"] == ["BC Admins"]
+    assert token not in patched.text
+    assert app_world.runtime.store(STORE).staff is not None
+    status = app_world.api("GET", "/staff").json()
+    assert (status["enabled"], status["pending"]) == (True, [])
+    path = Path(app_world.runtime.broker_settings.database_url.removeprefix("sqlite:///"))
+    raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    assert token.encode() not in raw

@@ -28,6 +28,7 @@ from broker.storage.sql.scim import SQLScimStore
 from broker.storage.sql.sessions import SQLSessionStore
 from broker.storage.sql.signins import SQLSignInStore
 from broker.storage.sql.sp_keys import SQLSPKeyStore
+from broker.storage.sql.staff import SQLStaffStore
 from broker.storage.sql.tenants import SQLTenantStore
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ __all__ = [
     "SQLScimStore",
     "SQLSessionStore",
     "SQLSignInStore",
+    "SQLStaffStore",
     "SQLStorage",
     "SQLTenantStore",
     "open_storage",
@@ -76,6 +78,7 @@ class SQLStorage(
     SQLScimStore,
     SQLSignInStore,
     SQLSPKeyStore,
+    SQLStaffStore,
 ):
     """The one implementation, for SQLite and PostgreSQL alike: every aggregate on one engine."""
 
