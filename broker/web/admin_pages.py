@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from broker.admin.checks import test_connection
 from broker.admin.forms import LINK_RISKS, fields_for, form_values, table_from_form
+from broker.admin.staff import status as staff_status
 from broker.admin.storefront import install_scripts, installed_scripts, remove_scripts
 from broker.admin.stores import InvalidSettings, StoreAdmin
 from broker.admin.tokens import issue_token
@@ -248,6 +249,16 @@ def audit(store_key: str) -> str:
     )
     rows = [{**entry.__dict__, "when": _when(entry.at)} for entry in entries]
     return _render("admin/audit.html", store_key, entries=rows, filters=args)
+
+
+@bp.get("/staff")
+def staff(store_key: str) -> str:
+    """The control-panel mapping, the queue with when each change runs, the budget."""
+    broker = runtime()
+    status = staff_status(broker.staff, broker.store(store_key))
+    for item in [*status.get("pending", ()), *status.get("failed", ())]:
+        item["when"] = _when(item.get("runs_at") or item["created_at"])
+    return _render("admin/staff.html", store_key, staff=status)
 
 
 def _day(value: str | None, *, end: bool = False) -> int | None:

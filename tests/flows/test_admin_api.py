@@ -716,6 +716,16 @@ def test_an_installed_store_maps_staff_groups_with_the_token_sealed(app_world: A
     assert app_world.runtime.store(STORE).staff is not None
     status = app_world.api("GET", "/staff").json()
     assert (status["enabled"], status["pending"]) == (True, [])
+    app_world.runtime.storage.enqueue_staff(
+        STORE, "add_to_store", "alice@example.com", user_id=None, now=1_767_225_600
+    )
+    page = httpx.get(
+        f"{app_world.broker.url}/{STORE}/admin/staff", params={"ctx": _admin_ctx(app_world)}
+    )
+    assert page.status_code == 200
+    assert "Members of <strong>BC Admins</strong> through" in page.text
+    assert "<td>Add to the store</td><td>alice@example.com</td>" in page.text
+    assert token not in page.text
     path = Path(app_world.runtime.broker_settings.database_url.removeprefix("sqlite:///"))
     raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
     assert token.encode() not in raw

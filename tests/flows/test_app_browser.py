@@ -104,6 +104,11 @@ def test_a_merchant_sets_up_sso_in_the_control_panel(
             assert admin.locator("#test-result").inner_text() == "ready"
             frame = next(f for f in page.frames if f.url.startswith(base))
             assert _axe_violations(frame) == []
+            admin.locator("a:has-text('Control-panel staff')").click()
+            admin.locator("#staff-title").wait_for()
+            assert "Set the staff table" in " ".join(admin.locator("main").inner_text().split())
+            frame = next(f for f in page.frames if f.url.startswith(base))
+            assert _axe_violations(frame) == []
             # No cookie anywhere: the admin session is the token in the page.
             assert merchant.cookies() == []
 
