@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from broker.admin.staff import run_forever
 from broker.admin.tokens import issue_token
 from broker.provisioning.staff.service import StaffService
 from broker.runtime import Runtime
@@ -428,3 +429,36 @@ def test_the_admin_api_shows_the_queue_and_when_it_runs(
     assert body["granted"] == 1
     assert "account_token" not in answer.text
     assert staff.account["token"] not in answer.text
+
+
+def test_the_scheduled_run_follows_the_group_on_its_own(
+    staff_world: Callable[..., Staff],
+) -> None:
+    staff = staff_world()
+    alice = staff.user("alice@example.com")
+    admins = staff.group("BC Admins", [alice])
+    stop = threading.Event()
+    service = StaffService(staff.runtime.storage)  # the real clock, as `broker staff run`
+    runner = threading.Thread(
+        target=run_forever,
+        args=(service, lambda: [staff.store]),
+        kwargs={"every": 0.05, "plan_every": 0.2, "stop": stop},
+    )
+    runner.start()
+    try:
+        assert _eventually(lambda: staff.store_users() == ["alice@example.com", OWNER])
+        staff.leave(admins, alice)
+        assert _eventually(lambda: staff.store_users() == [OWNER])
+    finally:
+        stop.set()
+        runner.join(timeout=10)
+    assert not runner.is_alive()
+
+
+def _eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
