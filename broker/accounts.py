@@ -31,8 +31,11 @@ The steps, in order (docs/design.md, flow 3):
      (:func:`confirm_ownership`, checked by BigCommerce, attempts limited);
    - ``deny``: refused, with a page that says what to do.
 
-4. **Just-in-time creation** when ``jit`` is on (names from the identity with fallbacks, the
-   channel, a customer group from the IdP groups), then a link. Only one sign-in at a time may
+4. **Just-in-time creation** when ``jit`` is on (the identity's names, the channel, a customer
+   group from the IdP groups), then a link. BigCommerce requires a first and a last name:
+   an identity that lacks either is not created but answered :class:`NameNeeded`, and the
+   sign-in asks the shopper once (``broker.names``); their answer comes back as the identity's
+   names, and the sign-in runs again. Only one sign-in at a time may
    create a given e-mail's customer, across processes (a claim in the shared storage); the
    others wait for it. Before it creates, the creator records the attempt (``creations``);
    a 422 or an uncertain create (timeout, 5xx) is followed by one more lookup, never by a
@@ -64,6 +67,7 @@ from broker.errors import (
     TooManyAttempts,
 )
 from broker.identity import Identity
+from broker.names import fallback_name, has_full_name
 from broker.storage.model import (
     DEFAULT_CHANNEL,
     AlreadyExists,
@@ -76,8 +80,6 @@ from broker.storage.model import (
     OnceStore,
 )
 
-#: BigCommerce requires a last name; an IdP that sends none gets this placeholder.
-MISSING_LAST_NAME = "-"
 #: Wrong storefront passwords allowed per customer, and per IP address, in the window.
 MAX_FAILURES_PER_CUSTOMER = 5
 MAX_FAILURES_PER_IP = 20
@@ -203,7 +205,13 @@ class ConfirmOwnership:
     customer: Customer
 
 
-Decision = SignIn | ConfirmOwnership
+@dataclass(frozen=True)
+class NameNeeded:
+    """A customer would be created, but the identity lacks a first or a last name, which
+    BigCommerce requires: ask the shopper, then resolve again with their answer."""
+
+
+Decision = SignIn | ConfirmOwnership | NameNeeded
 
 
 class WrongPassword(PolicyDenied):
@@ -272,6 +280,8 @@ def resolve_customer(
                 "There is no customer account for your e-mail address in this store, and the "
                 "store does not create accounts on sign-in. Contact the store to be given access."
             )
+        if not has_full_name(identity.first_name, identity.last_name):
+            return NameNeeded()  # nothing claimed or written yet: asked first, created after
         # One creator per e-mail across every worker and host: a claim in shared storage.
         claim = keys.create_claim(store.key, store.email_scope(email))
         if links.use_once(claim, expires_at=now + CREATE_CLAIM_SECONDS, now=now):
@@ -481,10 +491,14 @@ def _create(
                 expires_at=now + CREATION_MEMORY_SECONDS,
             )
         )
+    # Both names are there (resolve_customer asks first); the fallback only types them.
+    first_name, last_name = fallback_name(
+        email=email, given=identity.first_name, family=identity.last_name
+    )
     new = NewCustomer(
         email=email,
-        first_name=identity.first_name or email.split("@", 1)[0],
-        last_name=identity.last_name or MISSING_LAST_NAME,
+        first_name=first_name,
+        last_name=last_name,
         channel_id=store.channel_id,
         customer_group_id=customer_group_for(identity.groups, policy.customer_groups_by_group),
     )

@@ -60,6 +60,7 @@ from broker.bigcommerce.b2b import ROLE_NAMES, B2BRefused, Company, CompanyUser
 from broker.config import B2BSettings, Connection
 from broker.errors import BigCommerceUnavailable, PolicyDenied
 from broker.identity import Identity
+from broker.names import fallback_name
 from broker.storage.model import Link
 
 
@@ -270,11 +271,18 @@ def join_company(
                 detail="customer vanished before joining the company",
             )
         customer = found[0]
+        # The customer's own names (BigCommerce has both); the IdP's, or a fallback that
+        # reads as a name, only should the store answer without one.
+        first_name, last_name = fallback_name(
+            email=customer.email,
+            given=customer.first_name or identity.first_name,
+            family=customer.last_name or identity.last_name,
+        )
         try:
             b2b.create_user(
                 email=customer.email,
-                first_name=customer.first_name or identity.first_name or customer.email,
-                last_name=customer.last_name or identity.last_name or "-",
+                first_name=first_name,
+                last_name=last_name,
                 company_id=plan.company_id,
                 role=plan.role,
                 company_role_id=plan.company_role_id,

@@ -37,7 +37,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SIGNINS = Counter(
     "broker_signins",
     "Sign-ins that reached their end, by store, connection and outcome (signed_in, confirm: "
-    "the store password was asked for, linked: from the storefront, refused)",
+    "the store password was asked for, name: the shopper's name was asked for, linked: from "
+    "the storefront, refused)",
     ("store", "connection", "outcome"),
 )
 REFUSALS = Counter(

@@ -8,11 +8,14 @@
  *    token; the script keeps it once the broker confirms it is this customer's session, and
  *    at most every 15 seconds asks the broker whether that session is still alive (one small
  *    request, no cookies). When the company ended it, the script signs the storefront out;
- *    a token that is not this signed-in customer's is dropped, never acted on. No third-party
- *    code. */
+ *    a token that is not this signed-in customer's is dropped, never acted on.
+ * 3. The shopper's language: a link to the broker's sign-in (its /login URLs) gets
+ *    ui_locales=<the page's html lang>, when the page has one and the link names none, so the
+ *    broker's pages and the IdP speak the storefront's language. No third-party code. */
 (function () {
   "use strict";
   var START_URL = {{ start_url|tojson }};
+  var LOGIN_URL = {{ login_url|tojson }};
   var NONCE_URL = {{ nonce_url|tojson }};
   var NONCE_FRAGMENT = {{ nonce_fragment|tojson }};
   var STATUS_URL = {{ status_url|tojson }};
@@ -71,6 +74,33 @@
   function bindLinking() {
     var elements = document.querySelectorAll("[data-sso-link]");
     for (var i = 0; i < elements.length; i++) { elements[i].addEventListener("click", openLinking); }
+  }
+
+  /* The broker's sign-in URL ``url`` with the page's language as ui_locales, or null when it
+   * is not one, already names one, or the page declares no language. */
+  function withLocale(url) {
+    var lang = (document.documentElement.getAttribute("lang") || "").trim();
+    if (!lang || !window.URL || typeof url !== "string") { return null; }
+    if (url.indexOf(LOGIN_URL) !== 0 || !/^($|[/?#])/.test(url.slice(LOGIN_URL.length))) { return null; }
+    var target = new URL(url);
+    if (target.searchParams.has("ui_locales")) { return null; }
+    target.searchParams.set("ui_locales", lang);
+    return target.toString();
+  }
+
+  function localise(link) {
+    var changed = withLocale(link.href);
+    if (changed) { link.setAttribute("href", changed); }
+  }
+
+  function bindLocale() {
+    var elements = document.querySelectorAll("a[href]");
+    for (var i = 0; i < elements.length; i++) { localise(elements[i]); }
+    /* Links a theme adds later are localised on their way out. */
+    document.addEventListener("click", function (event) {
+      var link = event.target && event.target.closest ? event.target.closest("a[href]") : null;
+      if (link) { localise(link); }
+    }, true);
   }
 
   function storage(kind) {
@@ -142,6 +172,7 @@
   }
 
   function start() {
+    bindLocale();
     bindLinking();
     continueLinking();
     followLogout();

@@ -17,10 +17,8 @@ from broker.accounts import email_key, find_customer
 from broker.bigcommerce.api import BigCommerceClient, CustomerConflict, NewCustomer
 from broker.config import Connection, StoreSettings
 from broker.errors import BrokerError
+from broker.names import fallback_name
 from broker.storage.model import AlreadyExists, Storage
-
-#: Where a SCIM user's name is missing: BigCommerce requires both names.
-NAME_FALLBACK = "-"
 
 
 @dataclass(frozen=True)
@@ -32,6 +30,20 @@ class Person:
     first_name: str | None
     last_name: str | None
     active: bool
+    #: SCIM ``name.formatted`` and ``displayName``: where a name is missing, they (or the
+    #: e-mail) give one (:func:`broker.names.fallback_name`): BigCommerce requires both.
+    formatted_name: str | None = None
+    display_name: str | None = None
+
+    def names(self) -> tuple[str, str]:
+        """The customer's (first, last): no one can be asked, so missing parts fall back."""
+        return fallback_name(
+            email=self.email,
+            given=self.first_name,
+            family=self.last_name,
+            formatted=self.formatted_name,
+            display=self.display_name,
+        )
 
 
 class CustomerTarget:
@@ -73,11 +85,7 @@ class CustomerTarget:
             return self.provision(person, None)
         names = (person.first_name, person.last_name) != (before.first_name, before.last_name)
         if names and (person.first_name or person.last_name):
-            self.directory.update_customer_names(
-                customer_id,
-                person.first_name or NAME_FALLBACK,
-                person.last_name or NAME_FALLBACK,
-            )
+            self.directory.update_customer_names(customer_id, *person.names())
         if person.email and before.email and email_key(person.email) != email_key(before.email):
             # Another customer of the channel may hold it: the link still counts.
             with contextlib.suppress(CustomerConflict):
@@ -104,12 +112,13 @@ class CustomerTarget:
             if self.conn.link != "auto":
                 return None  # the first sign-in applies the policy (confirm / deny)
             return self._link(person, existing.id)
+        first_name, last_name = person.names()
         try:
             created = self.directory.create_customer(
                 NewCustomer(
                     email=person.email,
-                    first_name=person.first_name or NAME_FALLBACK,
-                    last_name=person.last_name or NAME_FALLBACK,
+                    first_name=first_name,
+                    last_name=last_name,
                     channel_id=self.store.channel_id,
                 )
             )

@@ -250,6 +250,8 @@ class ScimService:
             first_name=user.given_name,
             last_name=user.family_name,
             active=user.active,
+            formatted_name=user.formatted_name,
+            display_name=user.display_name,
         )
 
     def _subject(self, user: UserInput) -> str:

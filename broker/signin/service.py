@@ -8,7 +8,11 @@ upstream session for logout) and the flow it belongs to, and runs, in this order
 2. **the company step** (B2B Edition): where the connection may place this identity, or a
    refusal when it names no company of its own (``broker.companies``);
 3. **resolve the customer** (``broker.accounts``): a link, a lookup, a just-in-time create
-   (as a company user with B2B Edition), or a confirmation the shopper must give first;
+   (as a company user with B2B Edition), or a step the shopper must take first: confirm an
+   existing account with its password (:class:`ConfirmFirst`), or give the first and last name
+   a new customer needs and the IdP did not send (:class:`AskName`, then
+   :meth:`SignInService.give_name` runs the sequence again with them). Both steps are kept the
+   same way: server-side, under a random key the browser's session holds, single use;
 4. **join the company** with the planned role (no B2B request for a customer reconciled with
    the same plan lately); a refusal here undoes a link this very sign-in wrote, so a refused
    sign-in leaves nothing behind;
@@ -32,6 +36,8 @@ from typing import Any, Protocol
 from broker.accounts import (
     ConfirmOwnership,
     CustomerDirectory,
+    Decision,
+    NameNeeded,
     SignIn,
     StoreContext,
     check_domain,
@@ -59,8 +65,11 @@ from broker.signin.channels import channel_for
 from broker.signin.sessions import new_session, with_status_token
 from broker.storage import AlreadyExists, AuditEntry, LinkTouch, Storage, keys
 
-#: How long a shopper has to enter their password on the confirmation page.
+#: How long a shopper has to enter their password on the confirmation page (or their name).
 CONFIRM_TTL_SECONDS = 600
+#: The kinds of pending step (the record's ``step``; a record without one is a confirmation).
+STEP_CONFIRM = "confirm"
+STEP_NAME = "name"
 
 
 class StoreClients(Protocol):
@@ -91,6 +100,15 @@ class ConfirmFirst:
 
 
 @dataclass(frozen=True)
+class AskName:
+    """Ask the shopper's first and last name before their customer is created; ``key`` names
+    the pending sign-in (kept in the browser's session, never in a URL), as for
+    :class:`ConfirmFirst`."""
+
+    key: str
+
+
+@dataclass(frozen=True)
 class Linked:
     """A storefront customer linked this identity to their account."""
 
@@ -98,7 +116,7 @@ class Linked:
     connection: str
 
 
-Outcome = SignedIn | ConfirmFirst | Linked
+Outcome = SignedIn | ConfirmFirst | AskName | Linked
 
 
 @dataclass(frozen=True)
@@ -152,10 +170,28 @@ class SignInService:
             decision = self._resolve(done, plan)
             if isinstance(decision, ConfirmOwnership):
                 return self._ask_confirmation(done, decision.customer)
+            if isinstance(decision, NameNeeded):
+                return self._ask_name(done)
             return self._sign_in(done, decision, plan)
         except BrokerError as refused:
             self._audit(done.store, "signin", refused.code, done, detail=refused.detail)
             raise
+
+    def give_name(
+        self,
+        store: StoreSettings,
+        record: Mapping[str, Any],
+        first_name: str,
+        last_name: str,
+        client_ip: str | None,
+    ) -> Outcome:
+        """The names the shopper gave for the sign-in a pending :class:`AskName` step holds
+        (checked by :func:`broker.names.entered_name`, the step already taken: single use):
+        the whole sequence again with them, so every rule applies as at first (a customer
+        created meanwhile is found, not created twice)."""
+        done = _completion_of(store, record, client_ip)
+        named = replace(done.identity, first_name=first_name, last_name=last_name)
+        return self.complete(replace(done, identity=named))
 
     def confirm(
         self, store: StoreSettings, record: Mapping[str, Any], password: str, client_ip: str | None
@@ -163,15 +199,7 @@ class SignInService:
         """The shopper's password for the account a pending confirmation names: right, and the
         identity is linked and signed in; wrong, :class:`~broker.accounts.WrongPassword`."""
         conn = store.connections[record["connection"]]
-        done = Completion(
-            store=store,
-            conn=conn,
-            identity=Identity.from_record(record["identity"]),
-            redirect_to=record["redirect_to"],
-            upstream=UpstreamSession.from_record(record.get("upstream")),
-            client_ip=client_ip,
-            channel_id=record.get("channel_id"),
-        )
+        done = _completion_of(store, record, client_ip)
         customer = Customer.from_api(record["customer"])
         decision = confirm_ownership(
             identity=done.identity,
@@ -201,7 +229,7 @@ class SignInService:
 
     # -- the steps --------------------------------------------------------------------------
 
-    def _resolve(self, done: Completion, plan: CompanyPlan | None) -> SignIn | ConfirmOwnership:
+    def _resolve(self, done: Completion, plan: CompanyPlan | None) -> Decision:
         directory: CustomerDirectory = self.clients.store_api(done.store.key)
         if plan is not None:
             directory = CompanyUserDirectory(directory, self.clients.b2b_api(done.store.key), plan)
@@ -378,22 +406,36 @@ class SignInService:
         return Linked(customer_id=customer_id, connection=conn.key)
 
     def _ask_confirmation(self, done: Completion, customer: Customer) -> ConfirmFirst:
+        key = self._save_step(done, STEP_CONFIRM, customer=customer.to_record())
+        self._audit(done.store, "link", "confirm_required", done, customer_id=customer.id)
+        return ConfirmFirst(key=key)
+
+    def _ask_name(self, done: Completion) -> AskName:
+        key = self._save_step(done, STEP_NAME)
+        self._audit(done.store, "signin", "name_required", done)
+        return AskName(key=key)
+
+    def _save_step(self, done: Completion, step: str, **extra: Any) -> str:
+        """Keep the sign-in for a step the shopper takes first (server-side, for
+        :data:`CONFIRM_TTL_SECONDS`); the random key the browser's session holds."""
         key = secrets.token_urlsafe(32)
         record = {
+            "step": step,
             "store": done.store.key,
             "connection": done.conn.key,
             "identity": done.identity.to_record(),
             "upstream": done.upstream.to_record(),
-            "customer": customer.to_record(),
             "redirect_to": done.redirect_to,
             "channel_id": done.channel.id,
+            **extra,
         }
         now = self._now()
+        # One namespace for both steps (a record says its step): the storage key of a
+        # confirmation is the one it always had, so one pending across an upgrade still counts.
         self.storage.save_pending(
             keys.confirmation(key), record, expires_at=now + CONFIRM_TTL_SECONDS
         )
-        self._audit(done.store, "link", "confirm_required", done, customer_id=customer.id)
-        return ConfirmFirst(key=key)
+        return key
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -434,6 +476,21 @@ class SignInService:
             ip=done.client_ip,
             detail=detail or None,
         )
+
+
+def _completion_of(
+    store: StoreSettings, record: Mapping[str, Any], client_ip: str | None
+) -> Completion:
+    """The sign-in a pending step kept (:meth:`SignInService._save_step`)."""
+    return Completion(
+        store=store,
+        conn=store.connections[record["connection"]],
+        identity=Identity.from_record(record["identity"]),
+        redirect_to=record["redirect_to"],
+        upstream=UpstreamSession.from_record(record.get("upstream")),
+        client_ip=client_ip,
+        channel_id=record.get("channel_id"),
+    )
 
 
 def store_context(store: StoreSettings, channel_id: int | None = None) -> StoreContext:

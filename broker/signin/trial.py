@@ -22,6 +22,7 @@ from broker.accounts import (
 from broker.config import Connection, StoreSettings
 from broker.errors import BrokerError
 from broker.identity import Identity
+from broker.names import has_full_name
 from broker.storage.model import LinkStore
 
 #: Claims shown to the merchant: enough to see a mapping, bounded so a page stays readable.
@@ -70,7 +71,10 @@ def explain(
         return report("refuse", error.message)
     if existing is None:
         if conn.jit:
-            return report("create", f"no customer has {email} on this channel: one is created")
+            reason = f"no customer has {email} on this channel: one is created"
+            if not has_full_name(identity.first_name, identity.last_name):
+                reason += ", once the shopper gives the first and last name the IdP did not send"
+            return report("create", reason)
         return report("refuse", f"no customer has {email}, and jit is off for this connection")
     if conn.link == "auto":
         return report(

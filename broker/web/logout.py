@@ -39,7 +39,7 @@ from broker.errors import BrokerError, FlowExpired, InvalidResponse
 from broker.events import log_event
 from broker.signin.channels import channel_of_url, chooser_channel
 from broker.storage import keys
-from broker.web import flows, sessions, starts
+from broker.web import flows, pages, sessions, starts
 from broker.web.context import runtime
 from broker.web.csrf import NONCE_FRAGMENT, check_csrf, origin_of
 from broker.web.signin import audit
@@ -58,9 +58,10 @@ def logout(store_key: str) -> BaseResponse:
     if request.method == "POST":
         check_csrf()
     elif _sent_by_another_site(store):
-        page = render_template(
+        # A shopper page like the others: the store's look, language and own templates.
+        page = pages.render(
             "logout_confirm.html",
-            store=store,
+            store,
             channel=channel,
             channel_parameter=None if channel.id == store.channel_id else channel.id,
             redirect_to=path,
@@ -192,7 +193,7 @@ def frontchannel_logout(store_key: str, conn_key: str) -> Response:
         audit(store, "logout", "frontchannel", conn=conn.key, detail=f"sessions ended: {ended}")
     else:
         log_event("logout.frontchannel_nothing", store=store.key, connection=conn.key)
-    page = render_template("frontchannel_logout.html", store=store, ended=ended)
+    page = pages.render("frontchannel_logout.html", store, ended=ended)
     response = Response(page, mimetype="text/html")
     ancestors = " ".join(provider.frame_origins()) or "'none'"
     response.headers["Content-Security-Policy"] = (
@@ -259,6 +260,7 @@ def storefront_script(store_key: str) -> Response:
         "storefront.js",
         script_url=f"{base}/storefront.js{suffix}",
         start_url=f"{base}/link/start{suffix}",
+        login_url=f"{base}/login",
         status_url=f"{base}/session/status",
         nonce_url=f"{base}/link/nonce{suffix}",
         nonce_fragment=NONCE_FRAGMENT,

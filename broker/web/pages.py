@@ -79,8 +79,9 @@ def init_app(app: Flask) -> None:
 
 
 def _page_context() -> dict[str, Any]:
-    """``brand`` and ``lang`` for pages rendered with Flask's ``render_template`` too (the
-    logout pages): the URL's store."""
+    """``brand`` and ``lang`` for templates rendered with Flask's ``render_template`` too (the
+    admin's test sign-in, the storefront script): the URL's store. Shopper pages go through
+    :func:`render`."""
     if not has_request_context():
         return {}
     if "page_brand" not in g:
@@ -306,10 +307,13 @@ def render(
 ) -> str:
     """A shopper page: ``template`` (the store's own if its folder has one) with ``context``,
     ``store``, ``brand``, ``lang`` and ``page_nonce`` (for the one inline script a page may
-    have)."""
+    have); ``channel``, when given, is the storefront the brand's links go to, and the page's
+    ``channel`` too."""
     g.page_store = store
     lang = current_locale()
     g.page_brand = shown = brand(store, channel)
+    if channel is not None:
+        context["channel"] = channel
     context.update(
         store=store,
         brand=shown,

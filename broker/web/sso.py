@@ -1,4 +1,6 @@
-"""Sign-in views: the connection chooser, ``/login/<conn>`` and the OIDC callback.
+"""Sign-in views: the connection chooser, ``/login/<conn>``, the OIDC callback, and the
+"What's your name?" step of a sign-in that would create a customer the IdP named no first or
+last name for (``/signin/name``, after the OIDC callback and the SAML ACS alike).
 
 Thin on purpose: parse the request, call upstream -> accounts -> login token, redirect.
 """
@@ -9,8 +11,9 @@ from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
 from broker.signin.channels import choose_channel
-from broker.web import discovery, flows, sessions, starts
+from broker.web import discovery, flows, sessions, signin, starts
 from broker.web.context import runtime
+from broker.web.csrf import check_csrf
 from broker.web.signin import finish
 
 bp = Blueprint("sso", __name__)
@@ -65,3 +68,14 @@ def oidc_callback(store_key: str, conn_key: str) -> Response:
         channel_id=flow.channel_id,
         trial=flow.trial,
     )
+
+
+@bp.get("/<store_key>/signin/name")
+def name_form(store_key: str) -> str:
+    return signin.name_page(runtime().store(store_key))
+
+
+@bp.post("/<store_key>/signin/name")
+def name_submit(store_key: str) -> Response | tuple[str, int]:
+    check_csrf()
+    return signin.name_given(runtime().store(store_key))

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from broker import metrics
 from broker.errors import BrokerError
 from broker.events import REQUEST_ID, log_event
-from broker.signin.service import ConfirmFirst, Linked, SignedIn
+from broker.signin.service import AskName, ConfirmFirst, Outcome, SignedIn
 from broker.web.context import runtime
 
 #: The endpoints whose request ends a sign-in begun at the IdP.
@@ -66,13 +66,15 @@ def _elapsed() -> float:
     return time.perf_counter() - started if isinstance(started, float) else 0.0
 
 
-def signin_finished(store: str, connection: str, outcome: SignedIn | ConfirmFirst | Linked) -> None:
+def signin_finished(store: str, connection: str, outcome: Outcome) -> None:
     """A sign-in reached its end: log it with its duration, and count it."""
     name = (
         "signed_in"
         if isinstance(outcome, SignedIn)
         else "confirm"
         if isinstance(outcome, ConfirmFirst)
+        else "name"
+        if isinstance(outcome, AskName)
         else "linked"
     )
     _finished(store, connection, name, code=None)

@@ -21,6 +21,7 @@ from tests.saml_fixtures import SamlWorld
 from tests.support.flows import (
     Outcome,
     dev_idp_sign_in,
+    give_name,
     page_field,
     sign_in,
     start_login,
@@ -323,11 +324,16 @@ def test_another_companys_idp_cannot_assert_your_group(
     mallory = DevUser(
         sub="m", email="mallory@other.example", password="password", groups=("acme-admins",)
     )
-    outcome = partner_sign_in(browser_http, world, partner_idp, mallory)
+    asked = partner_sign_in(browser_http, world, partner_idp, mallory)
+    # Her IdP sends no names: she is asked before the company user is created.
+    assert (asked.status, asked.location) == (303, "/acme/signin/name"), asked.response.text
+    assert members(world, other) == []
+    outcome = give_name(browser_http, world.broker.url, "Mallory", "Moss")
     assert outcome.status == 302, outcome.response.text
     assert members(world, acme) == []
     [member] = members(world, other)
     assert member["role"] == 2  # OTHER's binding has no admin group: the default role
+    assert (member["firstName"], member["lastName"]) == ("Mallory", "Moss")
 
 
 def test_another_companys_idp_cannot_claim_your_company_id(
@@ -340,7 +346,13 @@ def test_another_companys_idp_cannot_claim_your_company_id(
         partner_b2b={"company_claim": "b2b_company_id", "companies": ["OTHER"]},
     )
     partner_idp.state.tamper = with_claim("b2b_company_id", acme["companyId"])
-    mallory = DevUser(sub="m", email="mallory@other.example", password="password")
+    mallory = DevUser(
+        sub="m",
+        email="mallory@other.example",
+        password="password",
+        given_name="Mallory",
+        family_name="Moss",
+    )
     outcome = partner_sign_in(browser_http, world, partner_idp, mallory)
     assert outcome.status == 403  # no company of its own named: refused, not placed in ACME
     assert members(world, acme) == []
@@ -370,7 +382,9 @@ def test_store_wide_domains_apply_only_within_the_connections_allowed_domains(
     assert outcome.status == 403
     assert members(world, acme) == []
     browser_http.cookies.clear()
-    buyer = DevUser(sub="b", email="buyer@other.example", password="password")
+    buyer = DevUser(
+        sub="b", email="buyer@other.example", password="password", given_name="B", family_name="Y"
+    )
     assert partner_sign_in(browser_http, world, partner_idp, buyer).status == 302
     assert len(members(world, other)) == 1
 

@@ -119,3 +119,67 @@ def test_another_sites_auto_submitting_form_plants_nothing(
             assert page.inner_text("#error-title")  # no link session: a clear page
         finally:
             browser.close()
+
+
+def test_the_script_passes_the_storefronts_language_on_to_the_sign_in(
+    make_world: Callable[..., World],
+) -> None:
+    """A storefront page in French (``<html lang="fr-CA">``): the script adds its language to
+    the "Sign in with SSO" link as ``ui_locales``, the broker passes it on to the IdP and
+    speaks it on its own pages (here the name page of a new shopper); a page that declares
+    no language, or a link that names one already, is left as it is."""
+    from playwright.sync_api import sync_playwright
+
+    world = make_world(theme_script=True, store={"branding": {"languages": ["en", "fr"]}})
+    storefront = world.storefront
+    # The sandbox's pages say lang="en": each page's <html> is given another as it is parsed
+    # (a rewritten response would be another address space, which Chromium lets load no
+    # script of 127.0.0.1).
+    in_language = (
+        "new MutationObserver(function (_, seen) {"
+        "  var root = document.documentElement;"
+        "  if (root && location.pathname.indexOf('/login.php') >= 0) {"
+        "    if (window.LANG) { root.setAttribute('lang', window.LANG); }"
+        "    else { root.removeAttribute('lang'); }"
+        "    seen.disconnect();"
+        "  }"
+        "}).observe(document, {childList: true});"
+    )
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            context = browser.new_context(locale="en-US")  # Accept-Language: English
+            context.add_init_script("window.LANG = 'fr-CA';" + in_language)
+            page = context.new_page()
+            page.goto(f"{storefront}/login.php")
+            assert page.get_attribute("html", "lang") == "fr-CA"
+            page.wait_for_function(
+                "document.getElementById('sso-link').href.includes('ui_locales=')"
+            )
+            href = page.get_attribute("#sso-link", "href") or ""
+            assert href.startswith(f"{world.broker.url}/acme/login/corp?")
+            assert "redirect_to=" in href
+            assert href.endswith("ui_locales=fr-CA")
+            page.click("#sso-link")
+            page.wait_for_selector("#password")
+            assert "ui_locales=fr-CA" in page.url  # the IdP is asked for the same language
+            page.fill("#email", "bob@example.com")
+            page.fill("#password", "password")
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_selector("#name-title")
+            assert page.get_attribute("html", "lang") == "fr"
+            assert page.title().startswith("Comment vous appelez-vous ?")
+
+            # No language declared: the link stays as the theme wrote it.
+            plain = browser.new_context()
+            plain.add_init_script("window.LANG = '';" + in_language)
+            page = plain.new_page()
+            with page.expect_response(lambda r: r.url.endswith("/acme/link/script.js")) as got:
+                page.goto(f"{storefront}/login.php")
+            assert got.value.ok  # the script is there, and ran
+            page.wait_for_function("document.readyState === 'complete'")
+            assert page.get_attribute("html", "lang") is None
+            assert "ui_locales" not in (page.get_attribute("#sso-link", "href") or "")
+        finally:
+            browser.close()

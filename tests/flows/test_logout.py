@@ -25,7 +25,15 @@ from joserfc.jwk import OctKey
 from broker.sandbox.idp import DevIdPState, create_idp_app, encode_hs256, encode_unsecured
 from broker.sandbox.store import SandboxStore
 from tests.conftest import BrokerServer, DevIdP, Sandbox, World
-from tests.support.flows import Outcome, page_field, query, sign_in, start_login, visit_storefront
+from tests.support.flows import (
+    Outcome,
+    give_name,
+    page_field,
+    query,
+    sign_in,
+    start_login,
+    visit_storefront,
+)
 from tests.support.oidc_provider import complete_login, complete_logout, start_oidc_provider
 from tests.support.serve import broker_serve, free_port
 from tests.support.servers import serve_in_thread
@@ -176,6 +184,45 @@ def test_a_logout_another_site_sends_the_browser_to_asks_first(
     assert [s.ended_at is not None for s in sessions_of(world)] == [True]
 
 
+CROSS_SITE = {"Sec-Fetch-Site": "cross-site", "Referer": "https://evil.example/prize"}
+LOGOUT_BRANDING = {"name": "Acme Supply", "languages": ["de"], "primary_color": "#0a6e4f"}
+
+
+def test_the_logout_page_wears_the_stores_branding(make_world: Callable[..., World]) -> None:
+    world = make_world(store={"branding": LOGOUT_BRANDING})
+    page = httpx.get(f"{world.broker.url}/acme/logout", headers=CROSS_SITE)
+    assert page.status_code == 200
+    assert page_field(page.text, "logout-title") == "Von Acme Supply abmelden?"
+    assert page_field(page.text, "store-name") == "Acme Supply"
+    assert "--brand: #0a6e4f;" in page.text
+
+
+def test_the_logout_pages_of_a_stores_template_dir_are_used(
+    make_world: Callable[..., World], tmp_path: Path
+) -> None:
+    folder = tmp_path / "acme-pages"
+    folder.mkdir()
+    (folder / "logout_confirm.html").write_text(
+        '{% extends "base.html" %}{% block main %}<h1 id="own-logout">{{ brand.name }}: '
+        "{{ _('Sign out') }}</h1><form method=\"post\" action=\"{{ url_for('logout.logout', "
+        'store_key=store.key) }}"><input type="hidden" name="csrf_token" '
+        'value="{{ csrf_token() }}"><button>{{ channel.storefront_url }}</button></form>'
+        "{% endblock %}"
+    )
+    (folder / "frontchannel_logout.html").write_text(
+        '<!doctype html><p id="own-frontchannel">{{ brand.name }} {{ ended }}</p>'
+    )
+    world = make_world(store={"branding": {**LOGOUT_BRANDING, "template_dir": str(folder)}})
+    own = httpx.get(f"{world.broker.url}/acme/logout", headers=CROSS_SITE)
+    assert own.status_code == 200
+    assert page_field(own.text, "own-logout") == "Acme Supply: Abmelden"
+    assert f"<button>{world.storefront}</button>" in own.text
+    assert 'name="csrf_token" value="' in own.text
+    framed = httpx.get(f"{world.broker.url}/acme/oidc/corp/frontchannel-logout?sid=none")
+    assert framed.status_code == 200
+    assert page_field(framed.text, "own-frontchannel") == "Acme Supply 0"
+
+
 def test_a_logout_post_without_the_csrf_token_changes_nothing(
     make_world: Callable[..., World], browser_http: httpx.Client
 ) -> None:
@@ -297,7 +344,8 @@ def test_a_good_logout_token_ends_the_sessions_once(
 ) -> None:
     world = make_world()
     assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
-    assert sign_in(browser_http, world.broker.url, "bob@example.com").status == 302
+    assert sign_in(browser_http, world.broker.url, "bob@example.com").status == 303  # no names
+    assert give_name(browser_http, world.broker.url, "Bob", "Builder").status == 302
     token = _signed(world.idp.state, logout_claims(world))
     url = f"{world.broker.url}/acme/oidc/corp/backchannel-logout"
     answer = httpx.post(url, data={"logout_token": token})

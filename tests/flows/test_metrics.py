@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker.sandbox.idp import DevClient
+from broker.sandbox.idp import DevClient, DevUser
 from tests.conftest import BrokerServer, DevIdP, Sandbox, World
 from tests.support.broker_log import LogLines
 from tests.support.flows import Outcome, dev_idp_sign_in, sign_in, start_login
@@ -225,7 +225,17 @@ def test_broker_serve_logs_json_only_and_adds_up_its_workers_metrics(
 
     metrics_dir = tmp_path / "metrics"
     env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-    emails = ["alice@example.com", "bob@example.com"]
+    # Two people the IdP names (one without names would be asked them first).
+    dev_idp.state.add_user(
+        DevUser(
+            sub="dev-dora",
+            email="dora@example.com",
+            password="password",
+            given_name="Dora",
+            family_name="Diaz",
+        )
+    )
+    emails = ["alice@example.com", "dora@example.com"]
     with broker_serve(tmp_path, document, env=env, workers=2, threads=2) as url:
         for email in emails:  # a client each: new connections, spread over the workers
             with httpx.Client(follow_redirects=False, timeout=20) as http:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 
 from broker.sandbox.idp import DevIdPState, DevUser, IdPQuirks
 from tests.conftest import DevIdP, World
-from tests.support.flows import Outcome, page_field, query, sign_in, start_login
+from tests.support.flows import Outcome, give_name, page_field, query, sign_in, start_login
 
 T1 = "11111111-1111-4111-8111-111111111111"
 T2 = "22222222-2222-4222-8222-222222222222"
@@ -503,9 +504,14 @@ def test_keycloak_realm_roles_as_groups_and_preferred_username_as_name(
             groups=("offline_access", "wholesale"),
         ),
     )
-    outcome = sign_in(browser_http, world.broker.url, "kim@acme.example")
+    asked = sign_in(browser_http, world.broker.url, "kim@acme.example")
+    # preferred_username is the first name the form offers; the last name is asked for.
+    assert (asked.status, asked.location) == (303, "/acme/signin/name")
+    form = browser_http.get(world.broker.url + asked.location)
+    assert re.search(r'<input type="text" id="first_name"[^>]* value="kim"', form.text)
+    outcome = give_name(browser_http, world.broker.url, "Kim", "Lee")
     customer = signed_in_as(world, outcome, "kim@acme.example")
-    assert (customer["first_name"], customer["last_name"]) == ("kim", "-")
+    assert (customer["first_name"], customer["last_name"]) == ("Kim", "Lee")
     assert customer["customer_group_id"] == 6
 
 

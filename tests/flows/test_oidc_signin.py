@@ -8,6 +8,7 @@ the store (no customer, no storefront login).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -193,16 +194,26 @@ def test_a_redirect_to_too_long_for_the_landing_url_is_dropped_when_the_flow_sta
     assert len(world.customers()) == 1
 
 
-def test_names_fall_back_and_groups_map_to_a_customer_group(
+def test_names_are_asked_when_missing_and_groups_map_to_a_customer_group(
     make_world: Callable[..., World], browser_http: httpx.Client
 ) -> None:
     world = make_world(connection={"customer_groups_by_group": {"vip": 7, "buyers": 3}})
     assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
-    assert sign_in(browser_http, world.broker.url, "bob@example.com").status == 302
+    # Bob's IdP sends no names: he is asked (tests/flows/test_pages_name.py), then created.
+    asked = sign_in(browser_http, world.broker.url, "bob@example.com")
+    assert (asked.status, asked.location) == (303, "/acme/signin/name")
+    form = browser_http.get(world.broker.url + asked.location)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token, form.text
+    done = browser_http.post(
+        world.broker.url + asked.location,
+        data={"csrf_token": token.group(1), "first_name": "Bob", "last_name": "Builder"},
+    )
+    assert done.status_code == 302, done.text
     by_email = {c["email"]: c for c in world.customers()}
     assert by_email["alice@example.com"]["customer_group_id"] == 3
     bob = by_email["bob@example.com"]
-    assert (bob["first_name"], bob["last_name"], bob["customer_group_id"]) == ("bob", "-", 0)
+    assert (bob["first_name"], bob["last_name"], bob["customer_group_id"]) == ("Bob", "Builder", 0)
 
 
 def test_pkce_state_and_nonce_are_sent(

@@ -224,5 +224,27 @@ def test_every_shopper_page_passes_axe_at_both_widths(
             page.click("#unlink-confirm")
             page.wait_for_selector("#unlinked-notice")
             assert page.locator("#no-links").count() == 1
+
+            # A new shopper whose IdP sends no names is asked them, once.
+            page.goto(f"{broker}/acme/login/corp")
+            page.wait_for_selector("#password")
+            page.fill("#email", "bob@example.com")
+            page.fill("#password", "password")
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_selector("#name-title")
+            assert branding["name"] in page.inner_text("#name-title")
+            assert page.evaluate("document.activeElement.id") == "first_name"
+            _check(page, folder, "name")
+            page.fill("#first_name", "Bob")
+            page.fill("#last_name", "   ")  # past the browser's own check: refused by ours
+            page.click("#name-continue")
+            page.wait_for_selector("#last_name-error")
+            assert page.get_attribute("#last_name-error", "role") == "alert"
+            assert page.evaluate("document.activeElement.id") == "last_name"
+            _check(page, folder, "name-error")
+            page.fill("#last_name", "Builder")
+            page.click("#name-continue")
+            page.wait_for_selector("#customer-email")
+            assert page.inner_text("#customer-email") == "bob@example.com"
         finally:
             browser.close()

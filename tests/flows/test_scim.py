@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from broker.admin.tokens import issue_token
 from broker.runtime import Runtime
+from broker.sandbox.idp import DevUser
 from broker.storage import schema
 from tests.conftest import World
 from tests.support.flows import sign_in
@@ -107,6 +108,46 @@ def test_an_okta_user_becomes_a_linked_customer_and_deactivation_blocks_sign_in(
     )
     assert on.status_code == 200
     assert sign_in(browser_http, world.broker.url, "alice@example.com").status == 302
+
+
+def test_a_user_without_names_gets_names_that_read_as_names(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    # No one can be asked over SCIM: given/family, else name.formatted or displayName split at
+    # the last space, else the e-mail; one word gets the domain as last name. Never "-".
+    world = scim_world(make_world)
+    scim = Scim(world)
+
+    def nameless(email: str, sub: str, **names: Any) -> dict[str, Any]:
+        user = okta_user(email, sub, **names)
+        if "name" not in names:
+            del user["name"]
+        if "displayName" not in names:
+            del user["displayName"]
+        return user
+
+    for body in (
+        nameless("jane.doe@example.com", "dev-jane"),
+        nameless("m@example.com", "dev-mary", name={"formatted": "Mary Ann Smith"}),
+        nameless("cher@acme.example", "dev-cher", displayName="Cher"),
+        nameless("kim@acme.example", "dev-kim", name={"givenName": "Kim"}),
+    ):
+        created = scim("POST", "/Users", body)
+        assert created.status_code == 201, created.text
+    names = {c["email"]: (c["first_name"], c["last_name"]) for c in world.customers()}
+    assert names == {
+        "jane.doe@example.com": ("Jane", "Doe"),
+        "m@example.com": ("Mary Ann", "Smith"),
+        "cher@acme.example": ("Cher", "Acme"),
+        "kim@acme.example": ("Kim", "Acme"),
+    }
+    # Provisioned, hence linked: the shopper's first sign-in asks nothing (the IdP's Jane
+    # Doe sends no names either), and lands signed in.
+    jane = DevUser(sub="dev-jane", email="jane.doe@example.com", password="password")
+    world.idp.state.add_user(jane)
+    outcome = sign_in(browser_http, world.broker.url, "jane.doe@example.com")
+    assert outcome.status == 302, outcome.response.text
+    assert len(world.customers()) == 4
 
 
 def test_entra_id_patches_as_entra_sends_them(make_world: Callable[..., World]) -> None:

@@ -74,7 +74,15 @@ def crowd(
     store = sandbox.add_store("crowd1")
     people = [f"buyer{i}@example.com" for i in range(10)]
     for i, email in enumerate(people):
-        dev_idp.state.add_user(DevUser(sub=f"buyer-{i}", email=email, password="password"))
+        dev_idp.state.add_user(
+            DevUser(
+                sub=f"buyer-{i}",
+                email=email,
+                password="password",
+                given_name="Buyer",
+                family_name=str(i),
+            )
+        )
     secret = secrets.token_urlsafe(24)
 
     def document(base_url: str) -> dict[str, Any]:

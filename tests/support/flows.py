@@ -83,3 +83,18 @@ def query(url: str) -> dict[str, str]:
 def page_field(html: str, element_id: str) -> str | None:
     match = re.search(rf'id="{element_id}"[^>]*>([^<]*)<', html)
     return match.group(1).strip() if match else None
+
+
+def give_name(
+    http: httpx.Client, broker_url: str, first: str, last: str, *, store: str = "acme"
+) -> Outcome:
+    """Answer the broker's "What's your name?" page (a sign-in that would create a customer
+    the IdP named no first or last name for) as the shopper would."""
+    url = f"{broker_url}/{store}/signin/name"
+    page = http.get(url)
+    assert page.status_code == 200, page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token, page.text
+    return Outcome(
+        http.post(url, data={"csrf_token": token.group(1), "first_name": first, "last_name": last})
+    )

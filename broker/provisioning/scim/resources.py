@@ -18,6 +18,7 @@ from typing import Any
 from scim2_models import Group as _ScimGroup
 from scim2_models import User as _ScimUser
 
+from broker.names import clean
 from broker.provisioning.scim.errors import ERROR_SCHEMA, ScimError
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -79,6 +80,8 @@ class UserInput:
     given_name: str | None = None
     family_name: str | None = None
     display_name: str | None = None
+    #: ``name.formatted``: read for a missing given or family name, never stored.
+    formatted_name: str | None = None
     emails: tuple[Email, ...] = ()
     active: bool = True
     #: Whether the body said ``active`` at all (unassigned: active, and not served back).
@@ -200,6 +203,8 @@ def parse_user(body: Any) -> UserInput:
         external_id=_text(lookup(body, "externalId"), "externalId"),
         given_name=_text(lookup(name, "givenName"), "name.givenName"),
         family_name=_text(lookup(name, "familyName"), "name.familyName"),
+        # Only a hint for a missing name (never stored, never served): not worth a 400.
+        formatted_name=clean(lookup(name, "formatted")),
         display_name=_text(lookup(body, "displayName"), "displayName"),
         emails=_emails(lookup(body, "emails")),
         active=True if active is None else boolean(active, "active"),
