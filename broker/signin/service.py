@@ -64,6 +64,7 @@ from broker.identity import Identity, UpstreamSession
 from broker.signin.channels import channel_for
 from broker.signin.sessions import new_session, with_status_token
 from broker.storage import AlreadyExists, AuditEntry, LinkTouch, Storage, keys
+from broker.storage.model import StaffSighting
 
 #: How long a shopper has to enter their password on the confirmation page (or their name).
 CONFIRM_TTL_SECONDS = 600
@@ -277,6 +278,7 @@ class SignInService:
         )
         # The session, the audit rows and the link's changes: one transaction, all or nothing.
         self.storage.record_sign_in(session=session.record, audit=audit, touch=decision.touch)
+        self._note_staff_groups(done)
         redirect_to = done.redirect_to
         if store.follow_idp_logout:
             redirect_to = with_status_token(redirect_to, session.status_token)
@@ -404,6 +406,30 @@ class SignInService:
             self.storage.clear_unlink(store.key, conn.key, identity.subject)
             self._audit(store, "link", "linked_from_storefront", done, customer_id=customer_id)
         return Linked(customer_id=customer_id, connection=conn.key)
+
+    def _note_staff_groups(self, done: Completion) -> None:
+        """Keep whether this identity is in the store's control-panel groups, for a connection
+        ``[staff]`` names that has no SCIM (SCIM's groups say it otherwise). Nothing is written
+        for a shopper in none of them who was never seen in one."""
+        staff, conn = done.store.staff, done.conn
+        if staff is None or conn.key not in staff.connections:
+            return
+        email = done.identity.email
+        if (conn.scim is not None and conn.scim.enabled) or not email:
+            return
+        wanted = {g.lower() for g in staff.groups}
+        in_group = any(g.lower() in wanted for g in done.identity.groups)
+        self.storage.record_staff_sighting(
+            StaffSighting(
+                store=done.store.key,
+                connection=conn.key,
+                subject=done.identity.subject,
+                email=email.strip().lower(),
+                in_group=in_group,
+                seen_at=self._now(),
+            ),
+            create=in_group,
+        )
 
     def _ask_confirmation(self, done: Completion, customer: Customer) -> ConfirmFirst:
         key = self._save_step(done, STEP_CONFIRM, customer=customer.to_record())

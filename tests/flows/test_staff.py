@@ -24,10 +24,12 @@ from broker.admin.staff import run_forever
 from broker.admin.tokens import issue_token
 from broker.provisioning.staff.service import StaffService
 from broker.runtime import Runtime
+from broker.sandbox.idp import DevUser
 from broker.settings.values import StoreSettings
 from broker.storage import open_storage
 from tests.conftest import World
 from tests.support.clock import Clock
+from tests.support.flows import sign_in
 from tests.support.world import Sandbox
 
 SCIM_JSON = "application/scim+json"
@@ -125,7 +127,11 @@ def staff_world(
     sandbox: Sandbox, make_world: Callable[..., World], browser_http: httpx.Client
 ) -> Callable[..., Staff]:
     def build(
-        *, staff: dict[str, Any] | None = None, sandbox_limit: int = 1000, **world: Any
+        *,
+        staff: dict[str, Any] | None = None,
+        sandbox_limit: int = 1000,
+        scim: bool = True,
+        **world: Any,
     ) -> Staff:
         account = {"uuid": str(uuid.uuid4()), "token": secrets.token_urlsafe(24)}
         table = {
@@ -136,7 +142,8 @@ def staff_world(
             "connections": ["corp"],
             **(staff or {}),
         }
-        built = make_world(connection={"scim": {"enabled": True}}, store={"staff": table}, **world)
+        connection = {"scim": {"enabled": True}} if scim else {}
+        built = make_world(connection=connection, store={"staff": table}, **world)
         made = Staff(built, account, Clock(float(int(time.time()))), browser_http)
         made.control(
             "POST",
@@ -462,3 +469,67 @@ def _eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return check()
+
+
+def test_without_scim_the_groups_seen_at_sign_in_count_for_a_while(
+    staff_world: Callable[..., Staff], browser_http: httpx.Client
+) -> None:
+    staff = staff_world(scim=False, staff={"sign_in_days": 30})
+    idp = staff.world.idp.state
+    for who, groups in (("erin", ("BC Admins", "buyers")), ("frank", ("buyers",))):
+        idp.add_user(
+            DevUser(
+                sub=f"dev-{who}",
+                email=f"{who}@example.com",
+                password="password",
+                given_name=who.title(),
+                family_name="Tester",
+                groups=groups,
+            )
+        )
+        assert sign_in(browser_http, staff.world.broker.url, f"{who}@example.com").status == 302
+        browser_http.cookies.clear()
+    # Only the member is kept: a shopper in no staff group leaves no row behind.
+    seen = staff.runtime.storage.staff_sightings("acme", ("corp",), since=0)
+    assert [(s.subject, s.in_group) for s in seen] == [("dev-erin", True)]
+    service = staff.service()
+    report = service.apply(staff.store)
+    assert report.wanted == {"erin@example.com": "sign-in:corp"}
+    assert staff.store_users() == ["erin@example.com", OWNER]
+
+    # Erin leaves the group: her next sign-in says so, and the access goes.
+    idp.add_user(
+        DevUser(
+            sub="dev-erin",
+            email="erin@example.com",
+            password="password",
+            given_name="Erin",
+            family_name="Tester",
+            groups=("buyers",),
+        )
+    )
+    assert sign_in(browser_http, staff.world.broker.url, "erin@example.com").status == 302
+    assert service.apply(staff.store).wanted == {}
+    assert staff.store_users() == [OWNER]
+
+
+def test_a_membership_seen_at_sign_in_lapses_after_sign_in_days(
+    staff_world: Callable[..., Staff], browser_http: httpx.Client
+) -> None:
+    staff = staff_world(scim=False, staff={"sign_in_days": 30})
+    staff.world.idp.state.add_user(
+        DevUser(
+            sub="dev-gail",
+            email="gail@example.com",
+            password="password",
+            given_name="Gail",
+            family_name="Tester",
+            groups=("BC Admins",),
+        )
+    )
+    assert sign_in(browser_http, staff.world.broker.url, "gail@example.com").status == 302
+    service = staff.service()
+    assert [i.email for i in service.apply(staff.store).done] == ["gail@example.com"]
+    staff.clock.advance(31 * 86400)  # no sign-in for a month: the IdP may have removed her
+    assert [i.action for i in service.apply(staff.store).done] == ["remove_from_store"]
+    assert staff.store_users() == [OWNER]

@@ -306,8 +306,9 @@ class SQLStaffStore(SQLBase):
         except SQLAlchemyError as exc:
             raise storage_error(exc) from None
 
-    def record_staff_sighting(self, sighting: StaffSighting) -> None:
-        """Keep the latest membership seen at a sign-in, per identity."""
+    def record_staff_sighting(self, sighting: StaffSighting, *, create: bool = True) -> None:
+        """Keep the latest membership seen at a sign-in, per identity; with ``create`` false,
+        only an identity seen before is updated (one statement, no row for everyone else)."""
         key = and_(
             staff_sightings.c.store == sighting.store,
             staff_sightings.c.connection == sighting.connection,
@@ -321,6 +322,8 @@ class SQLStaffStore(SQLBase):
         try:
             with self.engine.begin() as conn:
                 if conn.execute(update(staff_sightings).where(key).values(**values)).rowcount:
+                    return
+                if not create:
                     return
                 conn.execute(
                     insert(staff_sightings).values(
