@@ -12,12 +12,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from broker.events import log_event
-from broker.provisioning.staff.plan import ADD
+from broker.provisioning.staff.plan import ADD, ADD_ACCOUNT, REMOVE
 from broker.provisioning.staff.service import Budget, Report, StaffService
 from broker.settings.values import StoreSettings
 from broker.storage.model import StaffItem
 
-_VERBS = {ADD: "add to the store", "remove_from_store": "remove from the store"}
+_VERBS = {
+    ADD_ACCOUNT: "add to the account",
+    ADD: "add to the store",
+    REMOVE: "remove from the store",
+}
 
 
 def when(at: int) -> str:
@@ -43,7 +47,8 @@ def report_lines(store: StoreSettings, report: Report, *, applied: bool) -> list
         )
     else:
         for email in plan.add:
-            lines.append(f"  + {email}: add ({report.wanted.get(email, 'in the groups')})")
+            also = ", to the account first" if email in plan.add_to_account else ""
+            lines.append(f"  + {email}: add ({report.wanted.get(email, 'in the groups')}{also})")
         for removal in plan.remove:
             lines.append(f"  - {removal.email}: remove (in none of the groups)")
         for item in plan.cancel:

@@ -24,6 +24,10 @@ from broker.settings.values import StaffSettings
 STORE_USERS = """query StoreUsers($after: String) { account { stores(first: 50) { edges { node {
   id storeHash users(first: 50, after: $after) { pageInfo { hasNextPage endCursor }
   edges { node { id email firstName lastName } } } } } } } }"""
+ACCOUNT_USERS = """query AccountUsers($after: String) { account { users(first: 50, after: $after) {
+  pageInfo { hasNextPage endCursor } edges { node { id email } } } } }"""
+ADD_TO_ACCOUNT = """mutation AddToAccount($email: String!) { account {
+  addUserToAccount(input: {email: $email}) { account { id } } } }"""
 ADD_TO_STORE = """mutation AddToStore($email: String!, $storeId: ID!) { user {
   addUserToStore(input: {user: {email: $email}, storeId: $storeId}) { storeId } } }"""
 REMOVE_FROM_STORE = """mutation RemoveFromStore($userId: ID!, $storeId: ID!) { user {
@@ -36,7 +40,8 @@ TIMEOUT_SECONDS = 15.0
 
 @dataclass(frozen=True)
 class StoreUser:
-    """A control-panel user of the store: the Account API's id and the e-mail, folded."""
+    """A control-panel user of the store (or of the account): the Account API's id and the
+    e-mail, folded."""
 
     id: str
     email: str
@@ -89,16 +94,16 @@ class AccountClient:
             node = edge.get("node") or {}
             if node.get("storeHash") != self._store_hash:
                 continue
-            users = node.get("users") or {}
-            page = [
-                StoreUser(id=str(u["id"]), email=str(u["email"]).strip().lower())
-                for u in (e.get("node") or {} for e in _edges(users))
-                if u.get("id") and u.get("email")
-            ]
-            info = users.get("pageInfo") or {}
-            cursor = info.get("endCursor") if info.get("hasNextPage") else None
-            return page, cursor if isinstance(cursor, str) and cursor else None
+            return _page(node.get("users"))
         raise AccountRefused("NOT_FOUND", f"store {self._store_hash} is not in the account")
+
+    def account_users_page(self, after: str | None) -> tuple[list[StoreUser], str | None]:
+        """One page of the account's users and the cursor of the next (None: the last)."""
+        data = self._send(ACCOUNT_USERS, {"after": after}, idempotent=True)
+        return _page(_dig(data, "account", "users"))
+
+    def add_to_account(self, email: str) -> None:
+        self._send(ADD_TO_ACCOUNT, {"email": email}, idempotent=False)
 
     def add_to_store(self, email: str) -> None:
         self._send(ADD_TO_STORE, {"email": email, "storeId": self.store_id}, idempotent=False)
@@ -137,6 +142,19 @@ class AccountClient:
             code = str((first.get("extensions") or {}).get("code") or "ERROR")
             raise AccountRefused(code, str(first.get("message") or "GraphQL error"))
         return body.get("data") if isinstance(body, dict) else None
+
+
+def _page(users: Any) -> tuple[list[StoreUser], str | None]:
+    """A connection of users: the users and the next page's cursor (None: the last page)."""
+    users = users if isinstance(users, dict) else {}
+    page = [
+        StoreUser(id=str(u["id"]), email=str(u["email"]).strip().lower())
+        for u in (e.get("node") or {} for e in _edges(users))
+        if u.get("id") and u.get("email")
+    ]
+    info = users.get("pageInfo") or {}
+    cursor = info.get("endCursor") if info.get("hasNextPage") else None
+    return page, cursor if isinstance(cursor, str) and cursor else None
 
 
 def _dig(data: Any, *keys: str) -> Any:

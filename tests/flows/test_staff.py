@@ -114,6 +114,16 @@ class Staff:
         assert answer.status_code < 300, answer.text
         return answer.json()
 
+    def in_account(self, *emails: str) -> None:
+        """Users of the account already (they join the store in one request, not two)."""
+        for email in emails:
+            self.control("POST", f"/accounts/{self.account['uuid']}/users", {"email": email})
+
+    def account_users(self) -> list[str]:
+        return sorted(
+            u["email"] for u in self.control("GET", f"/accounts/{self.account['uuid']}")["users"]
+        )
+
     def store_users(self) -> list[str]:
         return sorted(u["email"] for u in self.control("GET", "/stores/abc123/users"))
 
@@ -170,8 +180,14 @@ def test_joining_the_group_grants_the_control_panel_and_leaving_takes_it_away(
     staff.group("Buyers", [carol])
     service = staff.service()
 
+    staff.in_account("bob@example.com")  # alice is new to the account: she joins it first
     report = service.apply(staff.store)
-    assert [i.email for i in report.done] == ["alice@example.com", "bob@example.com"]
+    assert [(i.action, i.email) for i in report.done] == [
+        ("add_to_account", "alice@example.com"),
+        ("add_to_store", "alice@example.com"),
+        ("add_to_store", "bob@example.com"),
+    ]
+    assert "alice@example.com" in staff.account_users()
     assert staff.store_users() == sorted(
         ["alice@example.com", "bob@example.com", "dave@example.com", OWNER]
     )
@@ -193,7 +209,7 @@ def test_joining_the_group_grants_the_control_panel_and_leaving_takes_it_away(
     assert staff.store_users() == ["dave@example.com", OWNER]
     assert staff.runtime.storage.staff_grants("acme") == set()
 
-    # Nothing left to do: a plan again reads the users (one request) and changes nothing.
+    # Nothing left to do: a plan again reads the store's users (one request), changes nothing.
     again = service.apply(staff.store)
     assert again.plan is not None
     assert again.plan.empty
@@ -216,7 +232,7 @@ def test_the_plan_is_a_dry_run_and_the_command_line_prints_it(
         timeout=60,
     )
     assert plan.returncode == 0, plan.stderr
-    assert "+ alice@example.com: add (scim:corp)" in plan.stdout
+    assert "+ alice@example.com: add (scim:corp, to the account first)" in plan.stdout
     assert f"= {OWNER}: left alone (not added by the broker)" in plan.stdout
     assert "queue: empty" in plan.stdout
     assert staff.store_users() == [OWNER]
@@ -267,21 +283,22 @@ def test_the_budget_spreads_the_changes_and_the_queue_survives_a_restart(
 ) -> None:
     # 14 an hour: 2 at once, then one every 5 minutes (3600 / 12).
     staff = staff_world(staff={"requests_per_hour": 14})
-    members = [staff.user(f"user{n}@example.com") for n in range(4)]
-    staff.group("BC Admins", members)
+    emails = [f"user{n}@example.com" for n in range(4)]
+    staff.in_account(*emails)
+    staff.group("BC Admins", [staff.user(email) for email in emails])
 
     first = staff.service().apply(staff.store)
-    assert first.requests == 2  # the read of the users, and one change
-    assert len(first.done) == 1
+    assert first.requests == 2  # the reads of the store's users and the account's
+    assert first.done == []
     assert first.next_request_at == int(staff.clock.now) + 300
     times = [at for _, at in first.pending]
-    assert times == [int(staff.clock.now) + 300 * n for n in (1, 2, 3)]
+    assert times == [int(staff.clock.now) + 300 * n for n in (1, 2, 3, 4)]
 
     # A restart: a new process sees the same queue and the same budget.
     restarted = staff.service(fresh_storage=True)
     assert [at for _, at in restarted.schedule(staff.store)] == times
     assert restarted.run_due(staff.store).done == []  # nothing is due before its time
-    for _ in range(3):
+    for _ in range(4):
         staff.clock.advance(300)
         assert len(restarted.run_due(staff.store).done) == 1
     assert restarted.schedule(staff.store) == []
@@ -293,7 +310,9 @@ def test_a_429_storm_loses_nothing_and_does_nothing_twice(
     staff_world: Callable[..., Staff],
 ) -> None:
     staff = staff_world()
-    staff.group("BC Admins", [staff.user(f"user{n}@example.com") for n in range(3)])
+    emails = [f"user{n}@example.com" for n in range(3)]
+    staff.in_account(*emails)
+    staff.group("BC Admins", [staff.user(email) for email in emails])
     service = staff.service()
     plan = service.plan(staff.store)
     assert plan.plan is not None
@@ -328,10 +347,11 @@ def test_forty_workers_at_once_do_each_change_once_within_the_budget(
     staff_world: Callable[..., Staff],
 ) -> None:
     staff = staff_world()  # 70 an hour: 10 at once
-    members = [staff.user(f"user{n:02}@example.com") for n in range(14)]
-    staff.group("BC Admins", members)
+    emails = [f"user{n:02}@example.com" for n in range(14)]
+    staff.in_account(*emails)
+    staff.group("BC Admins", [staff.user(email) for email in emails])
     service = staff.service()
-    plan = service.plan(staff.store)  # one request
+    plan = service.plan(staff.store)  # two requests: the store's users, the account's
     assert plan.plan is not None
     service.enqueue(staff.store, plan.plan)
     start = threading.Barrier(40)
@@ -349,16 +369,17 @@ def test_forty_workers_at_once_do_each_change_once_within_the_budget(
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(done) == 9  # the burst of 10, less the read
-    assert len(set(done)) == 9
-    assert len(staff.calls("AddToStore")) == 9
-    assert len(service.storage.staff_items("acme")) == 5
+    assert len(done) == 8  # the burst of 10, less the two reads
+    assert len(set(done)) == 8
+    assert len(staff.calls("AddToStore")) == 8
+    assert len(service.storage.staff_items("acme")) == 6
 
 
 def test_a_change_whose_answer_was_lost_is_done_once_when_retried(
     staff_world: Callable[..., Staff],
 ) -> None:
     staff = staff_world()
+    staff.in_account("alice@example.com")
     staff.group("BC Admins", [staff.user("alice@example.com")])
     service = staff.service()
     plan = service.plan(staff.store)
@@ -407,6 +428,7 @@ def test_unmanaged_users_go_only_when_the_store_says_so_and_never_those_kept(
     staff.group("BC Admins", [staff.user("alice@example.com")])
     report = staff.service().apply(staff.store)
     assert sorted((i.action, i.email) for i in report.done) == [
+        ("add_to_account", "alice@example.com"),
         ("add_to_store", "alice@example.com"),
         ("remove_from_store", "dave@example.com"),
     ]
@@ -417,6 +439,7 @@ def test_the_admin_api_shows_the_queue_and_when_it_runs(
     staff_world: Callable[..., Staff],
 ) -> None:
     staff = staff_world(staff={"requests_per_hour": 14})
+    staff.in_account("user0@example.com", "user1@example.com")
     staff.group("BC Admins", [staff.user(f"user{n}@example.com") for n in range(3)])
     staff.runtime.staff.clock = staff.clock  # the broker's own service, on the test's clock
     staff.runtime.staff.apply(staff.store)
@@ -427,13 +450,17 @@ def test_the_admin_api_shows_the_queue_and_when_it_runs(
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["budget"] == {"requests_per_hour": 14, "burst": 2, "interval_seconds": 300.0}
-    assert [(p["action"], p["state"]) for p in body["pending"]] == [("add_to_store", "pending")] * 2
+    assert [(p["action"], p["email"]) for p in body["pending"]] == [
+        ("add_to_account", "user2@example.com"),
+        ("add_to_store", "user0@example.com"),
+        ("add_to_store", "user1@example.com"),
+        ("add_to_store", "user2@example.com"),
+    ]
     assert [p["runs_at"] for p in body["pending"]] == [
-        int(staff.clock.now) + 300,
-        int(staff.clock.now) + 600,
+        int(staff.clock.now) + 300 * n for n in (1, 2, 3, 4)
     ]
     assert body["wanted"] == 3
-    assert body["granted"] == 1
+    assert body["granted"] == 0
     assert "account_token" not in answer.text
     assert staff.account["token"] not in answer.text
 
@@ -529,7 +556,10 @@ def test_a_membership_seen_at_sign_in_lapses_after_sign_in_days(
     )
     assert sign_in(browser_http, staff.world.broker.url, "gail@example.com").status == 302
     service = staff.service()
-    assert [i.email for i in service.apply(staff.store).done] == ["gail@example.com"]
+    assert [i.action for i in service.apply(staff.store).done] == [
+        "add_to_account",
+        "add_to_store",
+    ]
     staff.clock.advance(31 * 86400)  # no sign-in for a month: the IdP may have removed her
     assert [i.action for i in service.apply(staff.store).done] == ["remove_from_store"]
     assert staff.store_users() == [OWNER]

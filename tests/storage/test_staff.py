@@ -145,3 +145,22 @@ def test_grants_and_sightings(storage: SQLStorage) -> None:
     storage.record_staff_sighting(seen("other", "carol", True, 300))
     found = storage.staff_sightings("acme", ("corp",), since=60)
     assert [(s.subject, s.in_group, s.seen_at) for s in found] == [("alice", False, 200)]
+
+
+def test_a_store_add_waits_for_the_same_emails_account_add(storage: SQLStorage) -> None:
+    storage.enqueue_staff("acme", "add_to_store", "a@x.com", user_id=None, now=1)
+    storage.enqueue_staff("acme", "add_to_account", "a@x.com", user_id=None, now=1)
+    storage.enqueue_staff("acme", "add_to_store", "b@x.com", user_id=None, now=1)
+    first = storage.claim_staff_item("acme", now=10, lease=300)
+    second = storage.claim_staff_item("acme", now=10, lease=300)
+    assert first is not None
+    assert second is not None
+    assert [(first.action, first.email), (second.action, second.email)] == [
+        ("add_to_account", "a@x.com"),
+        ("add_to_store", "b@x.com"),
+    ]
+    assert storage.claim_staff_item("acme", now=10, lease=300) is None  # a's store add waits
+    assert storage.finish_staff_item(first, state="failed", error="x", now=11)
+    last = storage.claim_staff_item("acme", now=11, lease=300)
+    assert last is not None
+    assert (last.action, last.email) == ("add_to_store", "a@x.com")

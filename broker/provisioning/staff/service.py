@@ -29,7 +29,7 @@ import httpx
 from broker.bigcommerce.account import AccountClient, AccountRefused, StoreUser
 from broker.errors import BigCommerceError, RateLimited
 from broker.events import log_event
-from broker.provisioning.staff.plan import ADD, REMOVE, StaffPlan, make_plan
+from broker.provisioning.staff.plan import ADD, ADD_ACCOUNT, REMOVE, StaffPlan, make_plan
 from broker.settings.values import StaffSettings, StoreSettings
 from broker.storage.model import AuditEntry, StaffItem, Storage
 
@@ -38,7 +38,7 @@ LEASE_SECONDS = 300
 #: An item that failed this many times (not counting 429s) is given up as failed.
 MAX_FAILURES = 5
 #: The answers that mean the change is there already (a retry after a lost answer).
-_ALREADY = {ADD: "ALREADY_EXISTS", REMOVE: "NOT_FOUND"}
+_ALREADY = {ADD_ACCOUNT: "ALREADY_EXISTS", ADD: "ALREADY_EXISTS", REMOVE: "NOT_FOUND"}
 
 
 class BudgetSpent(Exception):
@@ -113,17 +113,21 @@ class StaffService:
                         wanted.setdefault(seen.email, f"sign-in:{key}")
         return wanted
 
-    def store_users(self, store: StoreSettings, report: Report | None = None) -> list[StoreUser]:
-        """Every user of the store, a page (of 50) per request of the budget."""
+    def store_users(
+        self, store: StoreSettings, report: Report | None = None, *, account: bool = False
+    ) -> list[StoreUser]:
+        """Every user of the store (or, with ``account``, of the account), a page of 50 per
+        request of the budget."""
         users: list[StoreUser] = []
         cursor: str | None = None
         with self._client(store) as client:
+            read = client.account_users_page if account else client.store_users_page
             while True:
                 self._take_slot(store)
                 if report is not None:
                     report.requests += 1
                 try:
-                    page, cursor = client.store_users_page(cursor)
+                    page, cursor = read(cursor)
                 except RateLimited as exc:
                     wait = self._hold(store, exc)
                     raise BudgetSpent(wait) from None
@@ -138,6 +142,10 @@ class StaffService:
         report = Report(wanted=self.wanted(store))
         try:
             users = self.store_users(store, report)
+            emails = {u.email for u in users}
+            joining = [e for e in report.wanted if e not in emails]
+            # The account's users matter only when someone is to join the store.
+            account = self.store_users(store, report, account=True) if joining else []
         except BudgetSpent as spent:
             report.next_request_at = int(self.clock() + spent.wait)
         else:
@@ -145,6 +153,7 @@ class StaffService:
                 _staff(store),
                 wanted=report.wanted,
                 users=users,
+                account_users=account,
                 grants=self.storage.staff_grants(store.key),
                 queued=self.storage.staff_items(store.key),
             )
@@ -165,6 +174,8 @@ class StaffService:
         now = int(self.clock())
         for item in plan.cancel:
             self.storage.cancel_staff(store.key, item.action, item.email, now=now)
+        for email in plan.add_to_account:  # first: a store add waits for its account add
+            self.storage.enqueue_staff(store.key, ADD_ACCOUNT, email, user_id=None, now=now)
         for email in plan.add:
             self.storage.enqueue_staff(store.key, ADD, email, user_id=None, now=now)
         for removal in plan.remove:
@@ -221,7 +232,9 @@ class StaffService:
         """Send one change; False when the budget says stop."""
         now = int(self.clock())
         try:
-            if item.action == ADD:
+            if item.action == ADD_ACCOUNT:
+                client.add_to_account(item.email)
+            elif item.action == ADD:
                 client.add_to_store(item.email)
             else:
                 client.remove_from_store(item.user_id or "")
@@ -266,7 +279,7 @@ class StaffService:
         state = "failed" if failed else "done"
         if not self.storage.finish_staff_item(item, state=state, error=failed, now=now):
             return  # the lease ran out and another worker has it now
-        if failed is None and grant:
+        if failed is None and grant and item.action != ADD_ACCOUNT:
             if item.action == ADD:
                 self.storage.add_staff_grant(store.key, item.email, now=now)
             else:

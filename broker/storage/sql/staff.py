@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import and_, case, delete, insert, or_, select, update
+from sqlalchemy import and_, case, delete, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from broker.errors import StorageError
@@ -95,14 +95,24 @@ class SQLStaffStore(SQLBase):
 
     def claim_staff_item(self, store: str, *, now: int, lease: int) -> StaffItem | None:
         """Take the next due item: pending and due, or running on a lease that ran out (its
-        worker died). None when nothing is due. The claim raises ``attempts``: the number the
+        worker died), and for a store add, no add of the same e-mail to the account still
+        open. None when nothing is due. The claim raises ``attempts``: the number the
         worker must show to finish the item."""
+        first = staff_queue.alias("first")
+        waits = exists().where(  # a store add waits for the same e-mail's account add
+            staff_queue.c.action == "add_to_store",
+            first.c.store == staff_queue.c.store,
+            first.c.email == staff_queue.c.email,
+            first.c.action == "add_to_account",
+            first.c.state.in_(OPEN),
+        )
         due = and_(
             staff_queue.c.store == store,
             or_(
                 and_(staff_queue.c.state == "pending", staff_queue.c.run_at <= now),
                 and_(staff_queue.c.state == "running", staff_queue.c.lease_until <= now),
             ),
+            ~waits,
         )
         for _ in range(20):
             try:
