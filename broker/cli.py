@@ -639,7 +639,7 @@ def _staff(args: argparse.Namespace) -> int:
         failed = False
         for store in chosen:
             report = runtime.staff.apply(store) if applied else runtime.staff.plan(store)
-            failed = failed or bool(report.failed)
+            failed = failed or bool(report.failed) or report.problem is not None
             print("\n".join(staff_admin.report_lines(store, report, applied=applied)))
         return 1 if failed else 0
     finally:

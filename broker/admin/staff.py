@@ -39,7 +39,9 @@ def report_lines(store: StoreSettings, report: Report, *, applied: bool) -> list
         f"{report.requests} Account API request(s) used"
     ]
     plan = report.plan
-    if plan is None:
+    if report.problem is not None:
+        lines.append(f"  the store's users could not be read: {report.problem}")
+    elif plan is None:
         at = report.next_request_at
         lines.append(
             "  the store's users could not be read: the account's budget is spent"

@@ -22,6 +22,7 @@ import pytest
 
 from broker.admin.staff import run_forever
 from broker.admin.tokens import issue_token
+from broker.cli import main as broker_main
 from broker.provisioning.staff.service import StaffService
 from broker.runtime import Runtime
 from broker.sandbox.idp import DevUser
@@ -563,3 +564,53 @@ def test_a_membership_seen_at_sign_in_lapses_after_sign_in_days(
     staff.clock.advance(31 * 86400)  # no sign-in for a month: the IdP may have removed her
     assert [i.action for i in service.apply(staff.store).done] == ["remove_from_store"]
     assert staff.store_users() == [OWNER]
+
+
+def test_a_wrong_account_token_is_named_and_changes_nothing(
+    staff_world: Callable[..., Staff], capsys: pytest.CaptureFixture[str]
+) -> None:
+    staff = staff_world(staff={"account_token": "not-the-token"})
+    staff.group("BC Admins", [staff.user("alice@example.com")])
+    status = broker_main(["staff", "apply", "--config", str(staff.world.broker.config_path)])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "the Account API refused the token" in out
+    assert "check account_token and its scopes" in out
+    assert "not-the-token" not in out
+    assert staff.store_users() == [OWNER]
+    assert staff.runtime.storage.staff_items("acme") == []
+
+
+def test_a_store_error_retries_the_change_later_and_gives_up_after_five(
+    staff_world: Callable[..., Staff],
+) -> None:
+    staff = staff_world()
+    staff.in_account("alice@example.com", "bob@example.com")
+    staff.group("BC Admins", [staff.user("alice@example.com")])
+    service = staff.service()
+    plan = service.plan(staff.store)
+    assert plan.plan is not None
+    service.enqueue(staff.store, plan.plan)
+    faults = f"/accounts/{staff.account['uuid']}/faults"
+    staff.control("POST", faults, {"status": 500, "count": 1})
+    assert service.run_due(staff.store).done == []
+    [waiting] = service.storage.staff_items("acme")
+    assert (waiting.failures, waiting.run_at) == (1, int(staff.clock.now) + 60)
+    assert "500" in (waiting.error or "")
+    staff.clock.advance(60)
+    assert [i.email for i in service.run_due(staff.store).done] == ["alice@example.com"]
+
+    # A change that keeps failing is given up after five tries, and says why.
+    staff.group("More admins", [staff.user("bob@example.com")])
+    staff.control("POST", faults, {"status": 500})
+    service.storage.enqueue_staff(
+        "acme", "add_to_store", "bob@example.com", user_id=None, now=int(staff.clock.now)
+    )
+    for _ in range(5):
+        service.run_due(staff.store)
+        staff.clock.advance(3600)
+    [given_up] = service.storage.staff_items("acme", states=("failed",))
+    assert (given_up.email, given_up.failures) == ("bob@example.com", 5)
+    assert "500" in (given_up.error or "")
+    assert service.storage.staff_items("acme") == []
+    assert staff.store_users() == ["alice@example.com", OWNER]

@@ -77,6 +77,8 @@ class Report:
     pending: list[tuple[StaffItem, int]] = field(default_factory=list)
     #: Set when the budget stopped the work: when the next request may go.
     next_request_at: int | None = None
+    #: Why the store's users could not be read (the Account API refused or failed), if so.
+    problem: str | None = None
 
 
 class StaffService:
@@ -148,6 +150,8 @@ class StaffService:
             account = self.store_users(store, report, account=True) if joining else []
         except BudgetSpent as spent:
             report.next_request_at = int(self.clock() + spent.wait)
+        except BigCommerceError as exc:
+            report.problem = _problem(exc)
         else:
             report.plan = make_plan(
                 _staff(store),
@@ -165,7 +169,7 @@ class StaffService:
         report = self.plan(store)
         if report.plan is not None:
             self.enqueue(store, report.plan)
-        if report.next_request_at is None:
+        if report.next_request_at is None and report.problem is None:
             self.run_due(store, report, limit=limit)
         report.pending = self.schedule(store)
         return report
@@ -255,9 +259,9 @@ class StaffService:
             return True
         except BigCommerceError as exc:
             failures = item.failures + 1
-            error = f"{exc.code}: {exc.detail or exc}"
+            error = _problem(exc)
             if failures >= MAX_FAILURES:
-                self._close(store, item, report, failed=error)
+                self._close(store, item, report, failed=error, counted=True)
             else:
                 self.storage.release_staff_item(
                     item, run_at=now + 30 * 2**failures, error=error, failed=True, now=now
@@ -274,10 +278,13 @@ class StaffService:
         *,
         failed: str | None,
         grant: bool = True,
+        counted: bool = False,
     ) -> None:
         now = int(self.clock())
         state = "failed" if failed else "done"
-        if not self.storage.finish_staff_item(item, state=state, error=failed, now=now):
+        if not self.storage.finish_staff_item(
+            item, state=state, error=failed, now=now, failure=counted
+        ):
             return  # the lease ran out and another worker has it now
         if failed is None and grant and item.action != ADD_ACCOUNT:
             if item.action == ADD:
@@ -344,6 +351,14 @@ class StaffService:
                 transport=self._transport,
             )
         )
+
+
+def _problem(exc: BigCommerceError) -> str:
+    """A refusal in words an operator can act on (no secret: ``detail`` names the request)."""
+    detail = exc.detail or ""
+    if detail.endswith((": 401", ": 403")):
+        return f"the Account API refused the token ({detail}): check account_token and its scopes"
+    return f"{exc.code}: {detail or exc}"
 
 
 def _staff(store: StoreSettings) -> StaffSettings:

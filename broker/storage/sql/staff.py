@@ -147,10 +147,12 @@ class SQLStaffStore(SQLBase):
         )
 
     def finish_staff_item(
-        self, item: StaffItem, *, state: str, error: str | None, now: int
+        self, item: StaffItem, *, state: str, error: str | None, now: int, failure: bool = False
     ) -> bool:
-        """Close a claimed item (``done``, ``failed``); False when the claim was lost."""
-        return self._settle(item, now, state=state, open_key=None, error=error)
+        """Close a claimed item (``done``, ``failed``; ``failure``: counting this failure);
+        False when the claim was lost."""
+        failures = staff_queue.c.failures + (1 if failure else 0)
+        return self._settle(item, now, state=state, open_key=None, error=error, failures=failures)
 
     def release_staff_item(
         self, item: StaffItem, *, run_at: int, error: str | None, failed: bool, now: int
