@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -614,3 +614,19 @@ def test_a_store_error_retries_the_change_later_and_gives_up_after_five(
     assert "500" in (given_up.error or "")
     assert service.storage.staff_items("acme") == []
     assert staff.store_users() == ["alice@example.com", OWNER]
+
+
+def test_a_connection_limited_to_some_domains_grants_no_one_outside_them(
+    staff_world: Callable[..., Staff],
+) -> None:
+    staff = staff_world()
+    limited = StaffService(staff.runtime.storage, clock=staff.clock)
+    staff.group(
+        "BC Admins",
+        [staff.user("alice@example.com"), staff.user("ceo@elsewhere.example")],
+    )
+    store = staff.store
+    conn = replace(store.connections["corp"], allowed_domains=("example.com",))
+    narrowed = replace(store, connections={**store.connections, "corp": conn})
+    assert limited.wanted(narrowed) == {"alice@example.com": "scim:corp"}
+    assert set(limited.wanted(store)) == {"alice@example.com", "ceo@elsewhere.example"}

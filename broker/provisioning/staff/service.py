@@ -106,13 +106,22 @@ class StaffService:
             conn = store.connections.get(key)
             if conn is None:
                 continue
+            domains = conn.allowed_domains
             if conn.scim is not None and conn.scim.enabled:
-                for email, _ in self.storage.scim_group_members(store.key, key, staff.groups):
-                    wanted.setdefault(email.strip().lower(), f"scim:{key}")
+                found = [
+                    (e.strip().lower(), f"scim:{key}")
+                    for e, _ in self.storage.scim_group_members(store.key, key, staff.groups)
+                ]
             else:
-                for seen in self.storage.staff_sightings(store.key, (key,), since=since):
-                    if seen.in_group:
-                        wanted.setdefault(seen.email, f"sign-in:{key}")
+                found = [
+                    (seen.email, f"sign-in:{key}")
+                    for seen in self.storage.staff_sightings(store.key, (key,), since=since)
+                    if seen.in_group
+                ]
+            for email, source in found:
+                # A connection limited to some domains grants no one outside them.
+                if not domains or email.rsplit("@", 1)[-1] in domains:
+                    wanted.setdefault(email, source)
         return wanted
 
     def store_users(
