@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from broker.admin.checks import check_connection
+from broker.bigcommerce.account import AccountClient, AccountRefused
 from broker.bigcommerce.http import StoreHTTP
 from broker.config import Connection, OIDCConnection, SAMLConnection, Settings, StoreSettings
 from broker.errors import BrokerError
@@ -45,6 +46,12 @@ STORE_HINTS = {
     403: "the API account lacks a scope: it needs Customers (modify) and Customers Login (login)",
     404: "the store_hash (or api_url) is wrong: store_hash is the part after /stores/ in the "
     "API path the control panel shows",
+}
+#: Hints for what the Account API answered ([stores.X.staff]).
+ACCOUNT_HINTS = {
+    401: "the account_token is wrong or revoked (an account-level API account's token)",
+    403: "the account-level API account lacks the Account Users scopes (read, write, delete)",
+    404: "the account_uuid is wrong (the part after /accounts/ in the API path)",
 }
 #: The OAuth errors that say the IdP does not take this client (RFC 6749, 4.1.2.1 and 5.2).
 CLIENT_ERRORS = ("invalid_client", "unauthorized_client")
@@ -140,7 +147,49 @@ def _store(store: StoreSettings) -> Section:
         )
     else:
         section.lines.append(Line(True, "store API", f"the access token reads customers ({url})"))
+    if store.staff is not None:
+        section.lines.append(_staff(store))
     return section
+
+
+def _staff(store: StoreSettings) -> Line:
+    """One read of the store's users on the Account API (one of the account's hourly 70)."""
+    staff = store.staff
+    assert staff is not None
+    url = f"{staff.api_url.rstrip('/')}/accounts/{staff.account_uuid}/graphql"
+    client = AccountClient(staff, store_key=store.key, store_hash=store.store_hash)
+    try:
+        users, more = client.store_users_page(None)
+    except AccountRefused as refused:
+        return Line(
+            False,
+            "control-panel staff",
+            f"the Account API refused: {refused.error_code}",
+            url=url,
+            hint="the account does not hold this store (account_uuid), or the token lacks "
+            "the Account Users scopes",
+        )
+    except BrokerError as error:
+        status = (error.detail or "").rsplit(": ", 1)[-1]
+        return Line(
+            False,
+            "control-panel staff",
+            error.message,
+            url=url,
+            answer=f"HTTP {status}" if status.isdigit() else error.detail,
+            hint=ACCOUNT_HINTS.get(int(status)) if status.isdigit() else None,
+        )
+    finally:
+        client.close()
+    count = f"{len(users)}{'+' if more else ''}"
+    groups = ", ".join(staff.groups)
+    return Line(
+        True,
+        "control-panel staff",
+        f"the account token reads the store's {count} users; {groups} through "
+        f"{', '.join(staff.connections)} (this check used 1 of the account's "
+        f"{staff.requests_per_hour} requests this hour)",
+    )
 
 
 # -- a connection ------------------------------------------------------------------------

@@ -630,3 +630,29 @@ def test_a_connection_limited_to_some_domains_grants_no_one_outside_them(
     narrowed = replace(store, connections={**store.connections, "corp": conn})
     assert limited.wanted(narrowed) == {"alice@example.com": "scim:corp"}
     assert set(limited.wanted(store)) == {"alice@example.com", "ceo@elsewhere.example"}
+
+
+def test_broker_check_reads_the_store_users_once(
+    staff_world: Callable[..., Staff], capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = staff_world()
+    status = broker_main(["check", "--config", str(good.world.broker.config_path)])
+    out = capsys.readouterr().out
+    assert "✓ control-panel staff: the account token reads the store's 1 users" in out, out
+    assert "used 1 of the account's 70 requests this hour" in out
+    assert status == 0
+    assert len(good.calls("StoreUsers")) == 1
+    assert good.store_users() == [OWNER]
+
+
+def test_broker_check_names_a_wrong_account_token(
+    staff_world: Callable[..., Staff], capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = staff_world(staff={"account_token": "not-the-token"})
+    status = broker_main(["check", "--config", str(bad.world.broker.config_path)])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "✗ control-panel staff" in out
+    assert "HTTP 401" in out
+    assert "the account_token is wrong or revoked" in out
+    assert "not-the-token" not in out
