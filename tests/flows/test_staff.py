@@ -499,22 +499,25 @@ def _eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
     return check()
 
 
+def idp_user(who: str, groups: tuple[str, ...]) -> DevUser:
+    """A user of the dev IdP in these groups (``who@example.com``, subject ``dev-who``)."""
+    return DevUser(
+        sub=f"dev-{who}",
+        email=f"{who}@example.com",
+        password="password",
+        given_name=who.title(),
+        family_name="Tester",
+        groups=groups,
+    )
+
+
 def test_without_scim_the_groups_seen_at_sign_in_count_for_a_while(
     staff_world: Callable[..., Staff], browser_http: httpx.Client
 ) -> None:
     staff = staff_world(scim=False, staff={"sign_in_days": 30})
     idp = staff.world.idp.state
     for who, groups in (("erin", ("BC Admins", "buyers")), ("frank", ("buyers",))):
-        idp.add_user(
-            DevUser(
-                sub=f"dev-{who}",
-                email=f"{who}@example.com",
-                password="password",
-                given_name=who.title(),
-                family_name="Tester",
-                groups=groups,
-            )
-        )
+        idp.add_user(idp_user(who, groups))
         assert sign_in(browser_http, staff.world.broker.url, f"{who}@example.com").status == 302
         browser_http.cookies.clear()
     # Only the member is kept: a shopper in no staff group leaves no row behind.
@@ -526,16 +529,7 @@ def test_without_scim_the_groups_seen_at_sign_in_count_for_a_while(
     assert staff.store_users() == ["erin@example.com", OWNER]
 
     # Erin leaves the group: her next sign-in says so, and the access goes.
-    idp.add_user(
-        DevUser(
-            sub="dev-erin",
-            email="erin@example.com",
-            password="password",
-            given_name="Erin",
-            family_name="Tester",
-            groups=("buyers",),
-        )
-    )
+    idp.add_user(idp_user("erin", ("buyers",)))
     assert sign_in(browser_http, staff.world.broker.url, "erin@example.com").status == 302
     assert service.apply(staff.store).wanted == {}
     assert staff.store_users() == [OWNER]
@@ -545,16 +539,7 @@ def test_a_membership_seen_at_sign_in_lapses_after_sign_in_days(
     staff_world: Callable[..., Staff], browser_http: httpx.Client
 ) -> None:
     staff = staff_world(scim=False, staff={"sign_in_days": 30})
-    staff.world.idp.state.add_user(
-        DevUser(
-            sub="dev-gail",
-            email="gail@example.com",
-            password="password",
-            given_name="Gail",
-            family_name="Tester",
-            groups=("BC Admins",),
-        )
-    )
+    staff.world.idp.state.add_user(idp_user("gail", ("BC Admins",)))
     assert sign_in(browser_http, staff.world.broker.url, "gail@example.com").status == 302
     service = staff.service()
     assert [i.action for i in service.apply(staff.store).done] == [

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from broker.storage import BrokerSession, Link, SQLStorage
 
@@ -44,3 +46,26 @@ def new_session(storage: SQLStorage, **over: Any) -> BrokerSession:
     session = BrokerSession(**values)
     storage.create_session(session)
     return session
+
+
+T = TypeVar("T")
+
+
+def race(count: int, act: Callable[[], T]) -> list[T]:
+    """``count`` threads doing ``act`` at the same moment; their results."""
+    results: list[T] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(count)
+
+    def run() -> None:
+        barrier.wait()
+        result = act()
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

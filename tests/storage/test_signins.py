@@ -4,38 +4,13 @@ transaction or not at all, a link is read with its customer's block, and the sin
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import TypeVar
-
 import pytest
 
 from broker.errors import StorageError
 from broker.storage import AuditEntry, BrokerSession, LinkTouch, SQLStorage, open_storage
-from tests.storage.builders import key, new_link, new_session
+from tests.storage.builders import key, new_link, new_session, race
 
-T = TypeVar("T")
 RACERS = 40
-
-
-def race(count: int, act: Callable[[], T]) -> list[T]:
-    """``count`` threads doing ``act`` at the same moment; their results."""
-    results: list[T] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(count)
-
-    def run() -> None:
-        barrier.wait()
-        result = act()
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def session_of(**over: object) -> BrokerSession:

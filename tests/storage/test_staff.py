@@ -4,31 +4,9 @@ to an expired lease cannot be finished by its old worker, and the grants and sig
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import Any
-
 from broker.storage import SQLStorage
 from broker.storage.model import StaffSighting
-
-
-def at_once(count: int, work: Callable[[], Any]) -> list[Any]:
-    results: list[Any] = []
-    lock = threading.Lock()
-    start = threading.Barrier(count)
-
-    def run() -> None:
-        start.wait()
-        result = work()
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+from tests.storage.builders import race
 
 
 def test_an_open_change_is_queued_once_and_a_closed_one_may_come_again(storage: SQLStorage) -> None:
@@ -45,7 +23,7 @@ def test_an_open_change_is_queued_once_and_a_closed_one_may_come_again(storage: 
 
 
 def test_forty_concurrent_enqueues_of_one_change_queue_it_once(storage: SQLStorage) -> None:
-    results = at_once(
+    results = race(
         40, lambda: storage.enqueue_staff("acme", "add_to_store", "a@x.com", user_id=None, now=1)
     )
     assert results.count(True) == 1
@@ -63,7 +41,7 @@ def test_forty_workers_claim_each_item_exactly_once(storage: SQLStorage) -> None
             mine.append(item.email)
         return mine
 
-    claimed = [email for emails in at_once(40, drain) for email in emails]
+    claimed = [email for emails in race(40, drain) for email in emails]
     assert sorted(claimed) == sorted(f"u{n}@x.com" for n in range(12))
     assert storage.staff_items("acme") == []
 
@@ -103,7 +81,7 @@ def test_forty_requests_at_once_take_exactly_the_burst_then_one_per_interval(
     def take(now_ms: int) -> int:
         return storage.take_staff_slot("acct", now_ms=now_ms, interval_ms=60_000, burst=10)
 
-    results = at_once(40, lambda: take(1_000_000))
+    results = race(40, lambda: take(1_000_000))
     assert results.count(0) == 10
     assert all(wait > 0 for wait in results if wait)
     assert take(1_000_000 + 59_000) > 0
