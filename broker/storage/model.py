@@ -492,10 +492,11 @@ class ScimStore(Protocol):
 
 @dataclass(frozen=True)
 class StaffItem:
-    """One change the GraphQL Account API is to make: ``add_to_store`` (by e-mail) or
-    ``remove_from_store`` (by the user's id). ``state``: pending, running, done, failed or
-    cancelled; ``attempts`` counts claims (a claim's number), ``failures`` the item's own
-    failures (a 429 is the budget's, not the item's)."""
+    """One change the GraphQL Account API is to make: ``add_to_account`` or ``add_to_store``
+    (by e-mail), ``remove_from_store`` (by the user's id). ``state``: pending, running, done,
+    failed or cancelled; ``attempts`` counts the claims that may have reached BigCommerce (a
+    claim's number; a claim put back unsent gives its number back), ``failures`` the item's
+    own failures (a 429 is the budget's, not the item's)."""
 
     id: int
     store: str
@@ -537,7 +538,14 @@ class StaffStore(Protocol):
         self, item: StaffItem, *, state: str, error: str | None, now: int, failure: bool = ...
     ) -> bool: ...
     def release_staff_item(
-        self, item: StaffItem, *, run_at: int, error: str | None, failed: bool, now: int
+        self,
+        item: StaffItem,
+        *,
+        run_at: int,
+        error: str | None,
+        failed: bool,
+        now: int,
+        unsent: bool = ...,
     ) -> bool: ...
     def add_staff_grant(self, store: str, email: str, *, now: int) -> None: ...
     def remove_staff_grant(self, store: str, email: str) -> None: ...

@@ -641,3 +641,31 @@ def test_broker_check_names_a_wrong_account_token(
     assert "HTTP 401" in out
     assert "the account_token is wrong or revoked" in out
     assert "not-the-token" not in out
+
+
+def test_a_user_someone_else_added_while_the_change_waited_is_not_the_brokers_to_remove(
+    staff_world: Callable[..., Staff],
+) -> None:
+    # 14 an hour: the two reads spend the burst, so the change waits for the budget.
+    staff = staff_world(staff={"requests_per_hour": 14})
+    staff.in_account("alice@example.com")
+    admins = staff.group("BC Admins", [alice := staff.user("alice@example.com")])
+    service = staff.service()
+    assert service.apply(staff.store).done == []
+    assert service.run_due(staff.store).done == []  # claimed, put back: no request went
+    # Meanwhile a merchant adds alice by hand; then the change runs and finds her there.
+    staff.control("POST", "/stores/abc123/users", {"email": "alice@example.com"})
+    staff.clock.advance(300)
+    [done] = service.run_due(staff.store).done
+    assert (done.action, done.email, done.attempts) == ("add_to_store", "alice@example.com", 1)
+    assert staff.runtime.storage.staff_grants("acme") == set()
+    # She leaves the group: the broker did not add her, so it does not remove her.
+    staff.leave(admins, alice)
+    staff.clock.advance(300)
+    report = service.apply(staff.store)
+    assert report.plan is not None
+    assert report.plan.untouched == {
+        "alice@example.com": "not added by the broker",
+        OWNER: "not added by the broker",
+    }
+    assert staff.store_users() == ["alice@example.com", OWNER]

@@ -212,7 +212,12 @@ class StaffService:
                 wait = self._slot_wait(store)
                 if wait:
                     self.storage.release_staff_item(
-                        item, run_at=item.run_at, error=item.error, failed=False, now=now
+                        item,
+                        run_at=item.run_at,
+                        error=item.error,
+                        failed=False,
+                        now=now,
+                        unsent=True,
                     )
                     report.next_request_at = now + math.ceil(wait / 1000)
                     break
@@ -254,7 +259,7 @@ class StaffService:
         except RateLimited as exc:
             wait = self._hold(store, exc)
             self.storage.release_staff_item(
-                item, run_at=item.run_at, error="429", failed=False, now=now
+                item, run_at=item.run_at, error="429", failed=False, now=now, unsent=True
             )
             report.next_request_at = now + wait
             return False
@@ -262,7 +267,9 @@ class StaffService:
             if exc.error_code != _ALREADY[item.action]:
                 self._close(store, item, report, failed=f"{exc.error_code}: {exc.detail}")
                 return True
-            # There already. A first attempt means someone else did it: no grant of ours.
+            # There already. On a first attempt someone else did it: no grant of ours. An
+            # earlier attempt that may have reached BigCommerce (it failed, or its worker
+            # died) may have done it: ours.
             ours = item.attempts > 1 or item.failures > 0
             self._close(store, item, report, failed=None, grant=ours)
             return True

@@ -155,10 +155,19 @@ class SQLStaffStore(SQLBase):
         return self._settle(item, now, state=state, open_key=None, error=error, failures=failures)
 
     def release_staff_item(
-        self, item: StaffItem, *, run_at: int, error: str | None, failed: bool, now: int
+        self,
+        item: StaffItem,
+        *,
+        run_at: int,
+        error: str | None,
+        failed: bool,
+        now: int,
+        unsent: bool = False,
     ) -> bool:
         """Put a claimed item back, to run at ``run_at``; ``failed`` counts a failure of the
-        item itself (not of the budget). False when the claim was lost."""
+        item itself (not of the budget); ``unsent``: the claim changed nothing at BigCommerce
+        (no request, or one refused with a 429), so it does not count as an attempt. False
+        when the claim was lost."""
         return self._settle(
             item,
             now,
@@ -166,6 +175,7 @@ class SQLStaffStore(SQLBase):
             run_at=run_at,
             error=error,
             failures=staff_queue.c.failures + (1 if failed else 0),
+            attempts=staff_queue.c.attempts - (1 if unsent else 0),
             lease_until=None,
         )
 
