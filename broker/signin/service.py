@@ -26,6 +26,7 @@ Nothing here imports Flask; the web layer turns the outcome into a response.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import uuid
@@ -58,7 +59,7 @@ from broker.companies import (
     refuse_without_company,
 )
 from broker.config import Channel, Connection, StoreSettings
-from broker.errors import AccessRevoked, BrokerError, PolicyDenied
+from broker.errors import AccessRevoked, BrokerError, PolicyDenied, StorageError
 from broker.events import log_event
 from broker.identity import Identity, UpstreamSession
 from broker.signin.channels import channel_for
@@ -419,17 +420,19 @@ class SignInService:
             return
         wanted = {g.lower() for g in staff.groups}
         in_group = any(g.lower() in wanted for g in done.identity.groups)
-        self.storage.record_staff_sighting(
-            StaffSighting(
-                store=done.store.key,
-                connection=conn.key,
-                subject=done.identity.subject,
-                email=email.strip().lower(),
-                in_group=in_group,
-                seen_at=self._now(),
-            ),
-            create=in_group,
+        sighting = StaffSighting(
+            store=done.store.key,
+            connection=conn.key,
+            subject=done.identity.subject,
+            email=email.strip().lower(),
+            in_group=in_group,
+            seen_at=self._now(),
         )
+        try:
+            self.storage.record_staff_sighting(sighting, create=in_group)
+        except StorageError:
+            # The shopper is signed in already; the next sign-in says it again.
+            log_event("staff.sighting_lost", level=logging.WARNING, store=done.store.key)
 
     def _ask_confirmation(self, done: Completion, customer: Customer) -> ConfirmFirst:
         key = self._save_step(done, STEP_CONFIRM, customer=customer.to_record())
