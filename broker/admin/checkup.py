@@ -31,7 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from broker.admin.checks import check_connection
-from broker.bigcommerce.account import AccountClient, AccountRefused
+from broker.bigcommerce.account import HINTS as ACCOUNT_HINTS
+from broker.bigcommerce.account import AccountClient, AccountHTTPError, AccountRefused
 from broker.bigcommerce.http import StoreHTTP
 from broker.config import Connection, OIDCConnection, SAMLConnection, Settings, StoreSettings
 from broker.errors import BrokerError
@@ -46,12 +47,6 @@ STORE_HINTS = {
     403: "the API account lacks a scope: it needs Customers (modify) and Customers Login (login)",
     404: "the store_hash (or api_url) is wrong: store_hash is the part after /stores/ in the "
     "API path the control panel shows",
-}
-#: Hints for what the Account API answered ([stores.X.staff]).
-ACCOUNT_HINTS = {
-    401: "the account_token is wrong or revoked (an account-level API account's token)",
-    403: "the account-level API account lacks the Account Users scopes (read, write, delete)",
-    404: "the account_uuid is wrong (the part after /accounts/ in the API path)",
 }
 #: The OAuth errors that say the IdP does not take this client (RFC 6749, 4.1.2.1 and 5.2).
 CLIENT_ERRORS = ("invalid_client", "unauthorized_client")
@@ -169,16 +164,17 @@ def _staff(store: StoreSettings) -> Line:
             hint="the account does not hold this store (account_uuid), or the token lacks "
             "the Account Users scopes",
         )
-    except BrokerError as error:
-        status = (error.detail or "").rsplit(": ", 1)[-1]
+    except AccountHTTPError as error:
         return Line(
             False,
             "control-panel staff",
             error.message,
             url=url,
-            answer=f"HTTP {status}" if status.isdigit() else error.detail,
-            hint=ACCOUNT_HINTS.get(int(status)) if status.isdigit() else None,
+            answer=f"HTTP {error.status}",
+            hint=ACCOUNT_HINTS[error.status],
         )
+    except BrokerError as error:
+        return Line(False, "control-panel staff", error.message, url=url, answer=error.detail)
     finally:
         client.close()
     count = f"{len(users)}{'+' if more else ''}"

@@ -36,6 +36,12 @@ REMOVE_FROM_STORE = """mutation RemoveFromStore($userId: ID!, $storeId: ID!) { u
 
 #: How long one Account API request may take, in seconds.
 TIMEOUT_SECONDS = 15.0
+#: What an HTTP refusal of the Account API means, for the operator.
+HINTS = {
+    401: "the account_token is wrong or revoked (an account-level API account's token)",
+    403: "the account-level API account lacks the Account Users scopes (read, write, delete)",
+    404: "the account_uuid is wrong (the part after /accounts/ in the API path)",
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,14 @@ class AccountRefused(BigCommerceError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__("BigCommerce refused the control-panel change.", detail=message)
         self.error_code = code
+
+
+class AccountHTTPError(BigCommerceUnavailable):
+    """The Account API refused the request itself (``status``: 401, 403 or 404)."""
+
+    def __init__(self, status: int, path: str) -> None:
+        super().__init__("The store refused the broker's request.", detail=f"POST {path}: {status}")
+        self.status = status
 
 
 class AccountClient:
@@ -119,8 +133,10 @@ class AccountClient:
             self._path,
             json={"query": query, "variables": variables},
             idempotent=idempotent,
-            accept=(429,),
+            accept=(429, *HINTS),
         )
+        if response.status_code in HINTS:
+            raise AccountHTTPError(response.status_code, self._path)
         if response.status_code == 429:
             reset = response.headers.get("X-Rate-Limit-Time-Reset-Ms", "")
             wait = int(reset) / 1000 if reset.isdigit() else 60.0

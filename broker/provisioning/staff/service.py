@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 
 import httpx
 
-from broker.bigcommerce.account import AccountClient, AccountRefused, StoreUser
+from broker.bigcommerce.account import AccountClient, AccountHTTPError, AccountRefused, StoreUser
 from broker.errors import BigCommerceError, RateLimited
 from broker.events import log_event
 from broker.provisioning.staff.plan import ADD, ADD_ACCOUNT, REMOVE, StaffPlan, make_plan
@@ -371,18 +371,14 @@ class StaffService:
 
 def _problem(exc: BigCommerceError) -> str:
     """A refusal in words an operator can act on (no secret: ``detail`` names the request)."""
-    detail = exc.detail or ""
-    if detail.endswith((": 401", ": 403")):
-        return f"the Account API refused the token ({detail}): check account_token and its scopes"
-    return f"{exc.code}: {detail or exc}"
+    if isinstance(exc, AccountHTTPError) and exc.status in (401, 403):
+        return (
+            f"the Account API refused the token ({exc.detail}): check account_token and its scopes"
+        )
+    return f"{exc.code}: {exc.detail or exc}"
 
 
 def _staff(store: StoreSettings) -> StaffSettings:
     if store.staff is None:
         raise ValueError(f"store {store.key} has no [staff]")
     return store.staff
-
-
-def staff_stores(stores: Iterable[StoreSettings]) -> list[StoreSettings]:
-    """The stores with ``[staff]``."""
-    return [s for s in stores if s.staff is not None]
