@@ -86,7 +86,13 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 
 #: Libraries whose INFO lines say nothing an operator needs (alembic's "setup plugin ...").
-QUIET_LOGGERS = {"alembic.runtime.plugins": logging.WARNING}
+QUIET_LOGGERS = {
+    "alembic.runtime.plugins": logging.WARNING,
+    # httpx and httpcore write every request's URL at INFO (DEBUG): a customer lookup's
+    # query names the shopper's e-mail address. Their warnings still come through.
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+}
 
 
 def configure_json_root(level: int = logging.INFO) -> None:
@@ -102,6 +108,22 @@ def configure_json_root(level: int = logging.INFO) -> None:
     root.setLevel(level)
     for name, quieter in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(quieter)
+
+
+def gunicorn_logger_class() -> type:
+    """gunicorn's logger with its access log off for good. gunicorn builds every request's
+    access-log fields (a dict of each header and environ entry) whenever ``logconfig_dict`` is
+    set, even with the access logger silenced; this one never does: no access log is written
+    anyway, since callback URLs carry authorization codes."""
+    from gunicorn.glogging import Logger
+
+    class NoAccessLog(Logger):  # type: ignore[misc]
+        access_log_enabled = False
+
+        def _compute_access_log_enabled(self) -> bool:
+            return False
+
+    return NoAccessLog
 
 
 def gunicorn_logconfig() -> dict[str, Any]:

@@ -77,7 +77,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, o
             return _config(base_url, workdir, sandbox, provider, acme.client_id, beta.client_id)
 
         with broker_serve(workdir, document, env=env, port=port):
-            yield {"broker": broker_url, "sandbox": sandbox, "provider": provider}
+            yield {
+                "broker": broker_url,
+                "sandbox": sandbox,
+                "provider": provider,
+                "log": workdir / "server.log",
+            }
 
 
 def _config(
@@ -172,6 +177,17 @@ def test_new_then_returning_shopper_then_second_store(deployment: dict[str, obje
     assert page_field(page.text, "customer-email") == "alice@corp.example"
     assert len(sandbox.state.customers("beta1")) == 1
     assert [login["ok"] for login in sandbox.state.logins("beta1")] == [True]
+
+
+def test_the_server_log_names_no_shopper(deployment: dict[str, object]) -> None:
+    # A first sign-in looks the customer up by e-mail: GET /v3/customers?email:in=... The
+    # HTTP client's own request lines (httpx logs each at INFO) would carry that query.
+    outcome = sign_in(deployment, "acme", "alice")
+    assert outcome.status == 302, outcome.response.text
+    log = Path(str(deployment["log"])).read_text()
+    assert '"event": "signin.ok"' in log, "the sign-in itself is logged"
+    for shown in ("alice@corp.example", "alice%40corp.example", "HTTP Request:"):
+        assert shown not in log
 
 
 def test_unverified_email_from_a_real_provider_is_refused(deployment: dict[str, object]) -> None:
