@@ -295,6 +295,8 @@ class DevIdPState:
     - ``tamper``: ``tamper(header, claims, state) -> str`` replaces the normal ID token signing.
     - ``userinfo_override``: ``override(claims) -> claims`` transforms the userinfo answer.
     - ``token_error``: a dict makes the token endpoint answer 400 with it as the JSON body.
+    - ``token_fault``: ``(status, text)`` makes it answer that status with that body as
+      ``text/html`` instead (a gateway's error page, a 200 that is not JSON).
     - ``discovery_override``: ``override(document) -> document`` transforms the discovery
       document (an endpoint pointed elsewhere, say).
     - ``graph_fault``: an HTTP status the Microsoft Graph double answers with instead (500,
@@ -328,6 +330,7 @@ class DevIdPState:
         self.tamper: IdTokenTamper | None = None
         self.userinfo_override: UserinfoOverride | None = None
         self.token_error: dict[str, Any] | None = None
+        self.token_fault: tuple[int, str] | None = None
         self.discovery_override: DiscoveryOverride | None = None
         self.graph_fault: int | None = None
         self.graph_page_size: int | None = None
@@ -977,6 +980,9 @@ def create_idp_app(
             response.status_code = 400
             response.headers["Cache-Control"] = "no-store"
             return response
+        if state.token_fault is not None:
+            status, text = state.token_fault
+            return Response(text, status=status, mimetype="text/html")
 
         basic_challenge = {"WWW-Authenticate": 'Basic realm="dev-idp"'}
         if isinstance(credentials, str):

@@ -30,13 +30,14 @@ import re
 import secrets
 import threading
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+from authlib.oauth2.auth import ClientAuth
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
@@ -72,11 +73,7 @@ from broker.upstream.oidc_claims import (
 )
 from broker.upstream.shape import Begun, Checks, Verified
 
-with warnings.catch_warnings():
-    # Authlib 1.9 prefers the httpx2 fork and warns when it uses httpx, which this project
-    # uses throughout; the warning gives an operator nothing to act on.
-    warnings.filterwarnings("ignore", "The httpx module is deprecated", DeprecationWarning)
-    from authlib.integrations.httpx_client import OAuth2Client, OAuthError
+_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 #: A back-channel logout token older than this is refused (it should arrive at once).
@@ -115,6 +112,9 @@ class OIDCProvider:
         # connections go to public addresses only (see broker.upstream.egress).
         self._transport = transport or GuardedTransport(allow_loopback=self._allow_loopback)
         self._http = httpx.Client(transport=self._transport, timeout=timeout)
+        self._client_auth = ClientAuth(
+            connection.client_id, connection.client_secret, connection.token_endpoint_auth_method
+        )
         self._lock = threading.Lock()
         self._metadata: Mapping[str, Any] | None = None
         self._metadata_at = 0.0
@@ -296,21 +296,24 @@ class OIDCProvider:
         self, *, redirect_uri: str, state: str, nonce: str, code_verifier: str
     ) -> str:
         """Where to send the browser: code flow with PKCE S256, state and nonce."""
-        client = self._oauth_client(redirect_uri)
-        extra: dict[str, str] = {}
-        domains = self.connection.hosted_domains
+        conn = self.connection
+        params = {
+            "response_type": "code",
+            "client_id": conn.client_id,
+            "redirect_uri": redirect_uri,
+            "scope": " ".join(conn.scopes),
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": create_s256_code_challenge(code_verifier),
+            "code_challenge_method": "S256",
+        }
+        domains = conn.hosted_domains
         if domains:
             # Google's account chooser hint (its "hd" parameter): one domain, or any Workspace
             # domain. Only a hint: the ID token's hd claim is what is checked.
-            extra["hd"] = domains[0] if len(domains) == 1 else "*"
-        url, _ = client.create_authorization_url(
-            self.metadata()["authorization_endpoint"],
-            state=state,
-            code_verifier=code_verifier,
-            nonce=nonce,
-            **extra,
-        )
-        return str(url)
+            params["hd"] = domains[0] if len(domains) == 1 else "*"
+        endpoint = str(self.metadata()["authorization_endpoint"])
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
 
     def begin(self, *, key: str, return_url: str) -> Begun:
         """The authorization request (code flow, PKCE S256) with ``state`` = ``key``."""
@@ -508,25 +511,38 @@ class OIDCProvider:
             ) from None
 
     def _redeem(self, code: str, *, redirect_uri: str, code_verifier: str) -> dict[str, Any]:
-        client = self._oauth_client(redirect_uri)
+        """The code at the token endpoint (RFC 6749 4.1.3, with the PKCE verifier): its JSON.
+        The request is authenticated by Authlib's client authentication for the connection's
+        ``token_endpoint_auth_method``, and sent on the provider's one keep-alive client."""
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier,
+        }
+        headers = {"Accept": "application/json", "Content-Type": _FORM}
+        url, headers, body = self._client_auth.prepare(
+            "POST", str(self.metadata()["token_endpoint"]), headers, urlencode(form)
+        )
         try:
-            token = client.fetch_token(
-                self.metadata()["token_endpoint"],
-                grant_type="authorization_code",
-                code=code,
-                code_verifier=code_verifier,
-            )
-        except OAuthError as exc:
-            raise InvalidResponse(
-                "Your identity provider refused to complete the sign-in. Please start again.",
-                detail=f"token endpoint error={exc.error!r}",
-            ) from None
+            response = self._http.post(url, content=body, headers=headers)
+            token = response.json() if response.status_code < 500 else None
         except (httpx.HTTPError, ValueError) as exc:
             raise IdPUnavailable(
                 "Your identity provider could not be reached. Please try again shortly.",
                 detail=f"token endpoint: {type(exc).__name__}",
             ) from None
-        return dict(token)
+        if isinstance(token, dict) and "error" in token:
+            raise InvalidResponse(
+                "Your identity provider refused to complete the sign-in. Please start again.",
+                detail=f"token endpoint error={token['error']!r}",
+            )
+        if not isinstance(token, dict) or response.status_code != 200:
+            raise IdPUnavailable(
+                "Your identity provider could not be reached. Please try again shortly.",
+                detail=f"token endpoint: HTTP {response.status_code}",
+            )
+        return token
 
     def _userinfo(self, access_token: str, *, subject: str) -> dict[str, Any]:
         endpoint = self.metadata().get("userinfo_endpoint")
@@ -540,21 +556,6 @@ class OIDCProvider:
                 detail="userinfo sub differs from the ID token's",
             )
         return info
-
-    def _oauth_client(self, redirect_uri: str) -> OAuth2Client:
-        # Built per flow step: Authlib's client keeps the last token on itself, so one shared
-        # instance would mix concurrent sign-ins. The transport (connection pool) is shared.
-        conn = self.connection
-        return OAuth2Client(
-            client_id=conn.client_id,
-            client_secret=conn.client_secret,
-            token_endpoint_auth_method=conn.token_endpoint_auth_method,
-            scope=" ".join(conn.scopes),
-            redirect_uri=redirect_uri,
-            code_challenge_method="S256",
-            transport=self._transport,
-            timeout=self._timeout,
-        )
 
     def _has_profile(self, claims: Mapping[str, Any]) -> bool:
         """Whether the ID token alone says who the person is: an e-mail and some name."""

@@ -416,6 +416,23 @@ def test_token_endpoint_error_is_refused(
     assert_refused(outcome, 400, world, broker_log, says="refused")
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [(500, "<h1>Internal Server Error</h1>"), (503, ""), (200, "<html>sign in</html>")],
+    ids=["500-page", "503-empty", "200-not-json"],
+)
+def test_a_token_endpoint_answering_no_json_is_unavailable(
+    make_world: Callable[..., World],
+    browser_http: httpx.Client,
+    broker_log: LogLines,
+    fault: tuple[int, str],
+) -> None:
+    world = make_world()
+    world.idp.state.token_fault = fault
+    outcome = sign_in(browser_http, world.broker.url, "alice@example.com")
+    assert_refused(outcome, 502, world, broker_log, says="could not be reached")
+
+
 # -- the issuer is an identifier: kept verbatim --------------------------------------------------
 
 
