@@ -10,9 +10,10 @@ back: OIDC's nonce and PKCE verifier, SAML's AuthnRequest id (InResponseTo).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
+from broker.storage.model import flat_row
 from broker.upstream.shape import Checks
 
 
@@ -37,7 +38,7 @@ class PendingSignIn:
     trial: bool = False
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        return flat_row(self)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> PendingSignIn:

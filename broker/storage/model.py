@@ -146,6 +146,13 @@ class TenantDocument:
     updated_at: int
 
 
+def flat_row(record: Any) -> dict[str, Any]:
+    """A dataclass of plain values (no nested dataclasses or containers) as a dict: a copy of
+    its attributes. ``dataclasses.asdict`` deep-copies every value, which the sign-in path
+    measurably paid three times per sign-in (bench/)."""
+    return dict(vars(record))
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     at: int

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from broker.storage.model import AuditEntry
+from broker.storage.model import AuditEntry, flat_row
 from broker.storage.schema import audit_log
 from broker.storage.sql.base import SQLBase, storage_error
 
@@ -20,7 +20,7 @@ _AUDIT_TEXT_SIZES = {"connection": 64, "subject": 255, "ip": 64, "detail": 255}
 
 def audit_row(entry: AuditEntry) -> dict[str, Any]:
     """The row of an audit entry; text fields are cut to their columns (never an error)."""
-    values = asdict(entry)
+    values = flat_row(entry)
     for name, size in _AUDIT_TEXT_SIZES.items():
         value = values[name]
         values[name] = value[:size] if value else None

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 
 from sqlalchemy import and_, insert, select, update
 
-from broker.storage.model import BrokerSession
+from broker.storage.model import BrokerSession, flat_row
 from broker.storage.schema import sessions
 from broker.storage.sql.base import SQLBase
 
@@ -17,7 +16,7 @@ INSERT_SESSION = insert(sessions)
 
 class SQLSessionStore(SQLBase):
     def create_session(self, session: BrokerSession) -> None:
-        self._execute(INSERT_SESSION, asdict(session))
+        self._execute(INSERT_SESSION, flat_row(session))
 
     def get_session(self, session_id: str) -> BrokerSession | None:
         row = self._first(select(sessions).where(sessions.c.id == session_id))

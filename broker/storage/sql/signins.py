@@ -16,13 +16,12 @@ took four or five. SQLite has no data-modifying ``WITH``: there they run in one 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from broker.storage.model import AuditEntry, BrokerSession, LinkTouch
+from broker.storage.model import AuditEntry, BrokerSession, LinkTouch, flat_row
 from broker.storage.schema import audit_log, links, sessions
 from broker.storage.sql.audit import INSERT_AUDIT, audit_row
 from broker.storage.sql.base import SQLBase, storage_error
@@ -62,7 +61,7 @@ class SQLSignInStore(SQLBase):
         if touch is not None and touch.writes:
             writes.append(_touch(touch))
         if session is not None:
-            writes.append((INSERT_SESSION, asdict(session)))
+            writes.append((INSERT_SESSION, flat_row(session)))
         if audit:
             rows = [audit_row(entry) for entry in audit]
             writes.append((INSERT_AUDIT, rows if len(rows) > 1 else rows[0]))
@@ -96,5 +95,5 @@ def _one_statement(
             update(links).where(links.c.id == touch.link_id).values(**changes).cte("touched")
         )
     if session is not None:
-        clauses.append(insert(sessions).values(**asdict(session)).cte("new_session"))
+        clauses.append(insert(sessions).values(**flat_row(session)).cte("new_session"))
     return insert(audit_log).values([audit_row(entry) for entry in audit]).add_cte(*clauses)
