@@ -70,6 +70,11 @@ def link_session(key: str) -> str:
 # -- once ---------------------------------------------------------------------------------
 
 
+def oidc_flow_spent(state: str) -> str:
+    """One use of an OIDC flow the browser carries (broker.web.flows), under its ``state``."""
+    return "oidc-flow:" + digest(state)
+
+
 def saml_assertion(store: str, connection: str, assertion_id: str) -> str:
     """One use of a SAML assertion id, per connection."""
     return f"saml:{store}:{connection}:{assertion_id}"

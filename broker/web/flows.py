@@ -1,17 +1,37 @@
-"""Pending sign-ins: the state, nonce and PKCE verifier of a started flow, kept server-side.
+"""Pending sign-ins: the state, nonce and PKCE verifier of a started flow, and the checks its
+answer must pass.
 
-A flow is stored under its ``state`` value with a hash of a random per-browser cookie. The
-callback takes it (once: taking deletes it) and checks that the same browser brings it back,
-for the same store and connection. So a callback URL replayed, shared, forged or completed in
-another browser (login CSRF) is refused, across every broker process sharing the storage.
+**OIDC** flows travel with the browser: the record is sealed (Fernet: AES-CBC and HMAC-SHA256,
+with a key HKDF-derived from ``[broker] secret_key`` for this purpose alone) into a cookie
+named after a hash of the flow's ``state``, readable only by the broker, for at most
+``flow_ttl_seconds``. Starting a sign-in then writes nothing. The callback opens the cookie
+whose name its ``state`` gives and spends the flow once in the one-time store (one INSERT,
+first, before anything else: of any number of callbacks with that state, in any number of
+processes, one goes on). The record still carries a hash of the browser's id cookie, and the
+callback checks it with the store and connection, as before.
+
+**SAML** flows (and OIDC flows a broker before this one started) are kept server-side under a
+hash of the state or RelayState: the ACS is a cross-site POST, which brings no ``Lax``
+cookie. Taking one deletes it, once.
+
+Either way a callback URL replayed, shared, forged or completed in another browser (login
+CSRF) is refused, across every broker process sharing the storage.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import hmac
+import json
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
-from flask import Request, redirect
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import Request, after_this_request, redirect
 from werkzeug.wrappers import Response
 
 from broker.errors import FlowExpired, StateMismatch
@@ -21,6 +41,15 @@ from broker.storage.keys import digest as digest
 
 _COOKIE = "broker_browser"
 _SECURE_COOKIE = "__Host-broker_browser"
+#: An OIDC flow's cookie: this prefix and the first 16 hex digits of its state's hash, so two
+#: sign-ins started in two tabs each keep their own.
+_FLOW_COOKIE = "broker_flow_"
+_FLOW_PURPOSE = "oidc-flow-cookie"
+#: The flows one browser carries at once (tabs); starting another drops the oldest, so a
+#: shopper who clicks "Sign in" again and again never grows a Cookie header past what a
+#: server accepts (gunicorn: 8190 bytes a header).
+MAX_FLOWS = 4
+_STATE_LIMIT = 256
 
 
 def cookie_name(secure: bool) -> str:
@@ -46,21 +75,74 @@ def set_browser_cookie(response: Response, value: str, *, secure: bool, ttl: int
     )
 
 
+def flow_cookie_name(state: str, secure: bool) -> str:
+    return _flow_prefix(secure) + keys.digest(state)[:16]
+
+
+def carry_flow(
+    response: Response,
+    state: str,
+    pending: PendingSignIn,
+    *,
+    cookies: Mapping[str, str],
+    secret_key: str,
+    secure: bool,
+    ttl: int,
+    now: int,
+) -> Response:
+    """Give the browser the OIDC flow ``state`` names, sealed, for ``ttl`` seconds; of the
+    flows it already carries (``cookies``: the request's), drop the oldest beyond
+    :data:`MAX_FLOWS`."""
+    fernet = _fernet(secret_key)
+    held = [(n, v) for n, v in cookies.items() if n.startswith(_flow_prefix(secure))]
+    if len(held) >= MAX_FLOWS:
+        held.sort(key=lambda cookie: _issued_at(fernet, cookie[1]))
+        for name, _ in held[: len(held) - MAX_FLOWS + 1]:
+            response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+    record = {**pending.to_record(), "state": keys.digest(state), "expires_at": now + ttl}
+    sealed = fernet.encrypt_at_time(json.dumps(record, separators=(",", ":")).encode(), now)
+    response.set_cookie(
+        flow_cookie_name(state, secure),
+        sealed.decode(),
+        max_age=ttl,
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
 def complete(
-    storage: Storage, request: Request, *, store: str, connection: str, now: int, secure: bool
+    storage: Storage,
+    request: Request,
+    *,
+    store: str,
+    connection: str,
+    now: int,
+    secure: bool,
+    secret_key: str,
 ) -> PendingSignIn:
-    """Take the flow named by the callback's ``state``; refuse anything that does not fit."""
+    """The flow named by the callback's ``state``, spent; refuse anything that does not fit."""
     state = request.args.get("state", "")
-    if not state or len(state) > 256:
+    if not state or len(state) > _STATE_LIMIT:
         raise FlowExpired(
             "This sign-in link is incomplete. Please start signing in again.",
             detail="callback without state",
         )
-    data = storage.take_pending(keys.oidc_flow(state), now)
+    name = flow_cookie_name(state, secure)
+    sealed = request.cookies.get(name)
+    if sealed is None:
+        data = storage.take_pending(keys.oidc_flow(state), now)
+    else:
+        forget_cookie(name, secure)
+        data = _carried_flow(storage, sealed, state, secret_key, now)
     if data is None:
+        # Without its cookie a flow cannot be told from one started in another browser.
         raise FlowExpired(
-            "This sign-in has expired or was already used. Please start signing in again.",
-            detail="state unknown, expired or used",
+            "This sign-in has expired, was already used, or was started in another browser. "
+            "Please start signing in again from the store.",
+            detail="state unknown, expired or used" if sealed else "no flow for this state",
         )
     flow = PendingSignIn.from_record(data)
     if not same_browser(request, flow.browser, secure) or not flow.belongs_to(store, connection):
@@ -84,3 +166,54 @@ def same_browser(request: Request, browser_digest: str, secure: bool) -> bool:
     """Whether this request comes from the browser whose id hashes to ``browser_digest``."""
     browser = request.cookies.get(cookie_name(secure), "")
     return bool(browser) and hmac.compare_digest(browser_digest, digest(browser))
+
+
+def forget_cookie(name: str, secure: bool) -> None:
+    """Clear cookie ``name`` with the answer to this request, whatever that answer is."""
+
+    @after_this_request
+    def clear(response: Response) -> Response:
+        response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+        return response
+
+
+def _carried_flow(
+    storage: Storage, sealed: str, state: str, secret_key: str, now: int
+) -> dict[str, Any] | None:
+    """The record in a flow cookie, if it is the broker's, for this state, unexpired, and
+    not spent before; spent now (the one-time store's INSERT, first of all)."""
+    try:
+        record = json.loads(_fernet(secret_key).decrypt(sealed.encode()))
+    except (InvalidToken, ValueError):
+        return None
+    if not isinstance(record, dict) or not _names_state(record, state):
+        return None
+    expires_at = record.get("expires_at")
+    if not isinstance(expires_at, int) or expires_at <= now:
+        return None
+    if not storage.use_once(keys.oidc_flow_spent(state), expires_at, now):
+        return None
+    return record
+
+
+def _names_state(record: Mapping[str, Any], state: str) -> bool:
+    named = record.get("state")
+    return isinstance(named, str) and hmac.compare_digest(named, keys.digest(state))
+
+
+def _flow_prefix(secure: bool) -> str:
+    return f"__Host-{_FLOW_COOKIE}" if secure else _FLOW_COOKIE
+
+
+def _issued_at(fernet: Fernet, sealed: str) -> int:
+    """When a flow cookie was sealed (Fernet keeps the time); one not the broker's: never."""
+    try:
+        return fernet.extract_timestamp(sealed.encode())
+    except InvalidToken:
+        return -1
+
+
+@functools.lru_cache(maxsize=4)
+def _fernet(secret_key: str) -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_FLOW_PURPOSE.encode())
+    return Fernet(base64.urlsafe_b64encode(key.derive(secret_key.encode())))

@@ -53,6 +53,7 @@ def oidc_callback(store_key: str, conn_key: str) -> Response:
         connection=conn.key,
         now=int(broker.clock()),
         secure=broker.broker_settings.cookie_secure,
+        secret_key=broker.broker_settings.secret_key,
     )
     verified = broker.oidc(store.key, conn.key).complete(
         request.args, checks=flow.checks(), return_url=starts.callback_url(store.key, conn.key)

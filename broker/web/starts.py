@@ -118,14 +118,6 @@ def _provider(store: StoreSettings, conn: Connection) -> Provider:
     return runtime().provider(store.key, conn.key)
 
 
-#: Where a started sign-in is kept, by protocol: under a digest of the ``key`` the IdP hands
-#: back (OIDC ``state``, SAML RelayState); the shapes are stored data (storage/keys.py).
-_PENDING_KEY: dict[type[Provider], Callable[[str], str]] = {
-    OIDCProvider: keys.oidc_flow,
-    SAMLProvider: keys.saml_relay,
-}
-
-
 def _start(
     store: StoreSettings,
     conn: Connection,
@@ -135,8 +127,9 @@ def _start(
     trial: bool = False,
     login_hint: str | None = None,
 ) -> BaseResponse:
-    """Begin at the upstream, keep the flow server-side under the key the IdP hands back,
-    and send the browser to the IdP with its id cookie (checked when the answer comes)."""
+    """Begin at the upstream, keep the flow under the key the IdP hands back (OIDC: sealed in
+    a cookie of its own; SAML: server-side), and send the browser to the IdP with its id
+    cookie (both checked when the answer comes: broker.web.flows)."""
     broker = runtime()
     settings = broker.broker_settings
     provider = _provider(store, conn)
@@ -155,15 +148,24 @@ def _start(
         channel_id=channel_id,
         trial=trial,
     )
-    broker.storage.save_pending(
-        _PENDING_KEY[type(provider)](key),
-        pending.to_record(),
-        expires_at=int(broker.clock()) + settings.flow_ttl_seconds,
-    )
+    now, ttl = int(broker.clock()), settings.flow_ttl_seconds
+    carried = isinstance(provider, OIDCProvider)
+    if not carried:
+        broker.storage.save_pending(keys.saml_relay(key), pending.to_record(), expires_at=now + ttl)
     url = _HINTS.get(type(provider), _no_hints)(begun.url, login_hint, pages.requested_locales())
-    return flows.redirect_binding_browser(
-        url, browser, secure=settings.cookie_secure, ttl=settings.flow_ttl_seconds
-    )
+    response = flows.redirect_binding_browser(url, browser, secure=settings.cookie_secure, ttl=ttl)
+    if carried:
+        flows.carry_flow(
+            response,
+            key,
+            pending,
+            cookies=request.cookies,
+            secret_key=settings.secret_key,
+            secure=settings.cookie_secure,
+            ttl=ttl,
+            now=now,
+        )
+    return response
 
 
 def _oidc_hints(url: str, login_hint: str | None, ui_locales: list[str]) -> str:

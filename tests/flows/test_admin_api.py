@@ -385,11 +385,16 @@ def test_a_test_sign_in_shows_what_would_happen_and_changes_nothing(
     )
     assert page.status_code == 200
     assert answer.status_code == 302
+    flow_cookies = [c for c in browser_http.cookies.jar if c.name.startswith("broker_flow_")]
+    assert len(flow_cookies) == 1
     shown = browser_http.get(answer.headers["location"])
     assert shown.status_code == 200, shown.text
     assert 'data-outcome="create"' in shown.text
     assert "alice@example.com" in shown.text
-    assert "set-cookie" not in {k.lower() for k in shown.headers}
+    # Only the flow's cookie is cleared: no session, no storefront cookie is set.
+    set_cookies = shown.headers.get_list("set-cookie")
+    assert [c.split("=")[0] for c in set_cookies] == [c.name for c in flow_cookies]
+    assert all("Max-Age=0" in c for c in set_cookies)
     # Nothing happened: no customer, no link, no storefront sign-in.
     assert app_world.sandbox.state.customers(STORE) == []
     assert app_world.runtime.storage.links_for_customer(STORE, 1) == []

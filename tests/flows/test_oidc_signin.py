@@ -537,7 +537,7 @@ def test_idp_error_parameter(
     assert_refused(outcome, 401, world, broker_log, says="cancelled")
 
 
-def test_callback_in_another_browser_is_a_state_mismatch(
+def test_callback_in_another_browser_is_refused(
     make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
 ) -> None:
     world = make_world()
@@ -560,6 +560,93 @@ def test_replayed_callback_is_refused(
     assert outcome.status == 400
     assert "already used" in outcome.error_message
     assert world.customers() == customers_before
+
+
+def _flow_cookie(http: httpx.Client) -> Any:
+    [cookie] = [c for c in http.cookies.jar if c.name.startswith("broker_flow_")]
+    return cookie
+
+
+def test_a_tampered_flow_cookie_is_refused(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    world = make_world()
+    authorize = start_login(browser_http, world.broker.url, "/acme/login/corp")
+    callback = dev_idp_sign_in(browser_http, authorize, "alice@example.com")
+    cookie = _flow_cookie(browser_http)
+    middle = len(cookie.value) // 2
+    flipped = "A" if cookie.value[middle] != "A" else "B"
+    browser_http.cookies.delete(cookie.name)
+    browser_http.cookies.set(
+        cookie.name, cookie.value[:middle] + flipped + cookie.value[middle + 1 :]
+    )
+    outcome = Outcome(browser_http.get(callback))
+    assert_refused(outcome, 400, world, broker_log, says="start signing in again")
+    assert world.idp.state.token_requests == [], "no code redeemed for a flow not the broker's"
+
+
+def test_another_flows_cookie_under_this_flows_name_is_refused(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    """Two sign-ins in two tabs: each flow's cookie is named after its state, and says which
+    state it is for, so one tab's sealed flow does not complete the other's callback."""
+    world = make_world()
+    first = dev_idp_sign_in(
+        browser_http,
+        start_login(browser_http, world.broker.url, "/acme/login/corp"),
+        "alice@example.com",
+    )
+    first_cookie = _flow_cookie(browser_http)
+    browser_http.cookies.delete(first_cookie.name)
+    start_login(browser_http, world.broker.url, "/acme/login/corp")
+    second_cookie = _flow_cookie(browser_http)
+    browser_http.cookies.delete(second_cookie.name)
+    browser_http.cookies.set(first_cookie.name, second_cookie.value)
+    outcome = Outcome(browser_http.get(first))
+    assert_refused(outcome, 400, world, broker_log, says="start signing in again")
+
+
+def test_sign_ins_started_again_and_again_keep_the_newest_flows_only(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    """Ten clicks on "Sign in" in one browser: it carries at most MAX_FLOWS flow cookies
+    (its Cookie header stays small enough for any server), the newest finish, the oldest is
+    refused as expired."""
+    from broker.web.flows import MAX_FLOWS
+
+    world = make_world()
+    starts = [start_login(browser_http, world.broker.url, "/acme/login/corp") for _ in range(10)]
+    carried = [c for c in browser_http.cookies.jar if c.name.startswith("broker_flow_")]
+    assert len(carried) == MAX_FLOWS
+    oldest = dev_idp_sign_in(browser_http, starts[0], "alice@example.com")
+    assert Outcome(browser_http.get(oldest)).status == 400
+    newest = dev_idp_sign_in(browser_http, starts[-1], "alice@example.com")
+    assert Outcome(browser_http.get(newest)).status == 302
+    assert len(world.customers()) == 1
+
+
+def test_forty_callbacks_at_once_with_one_flow_sign_in_once(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    """The same callback and flow cookie, 40 times at once (a copied cookie, a double
+    submit): the flow is spent once, so one sign-in happens and 39 are refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    world = make_world()
+    authorize = start_login(browser_http, world.broker.url, "/acme/login/corp")
+    callback = dev_idp_sign_in(browser_http, authorize, "alice@example.com")
+    cookies = "; ".join(f"{c.name}={c.value}" for c in browser_http.cookies.jar)
+
+    def call(_: int) -> int:
+        with httpx.Client(follow_redirects=False, timeout=30) as http:
+            return http.get(callback, headers={"Cookie": cookies}).status_code
+
+    with ThreadPoolExecutor(40) as pool:
+        statuses = sorted(pool.map(call, range(40)))
+    assert statuses == [302] + [400] * 39
+    assert len(world.idp.state.token_requests) == 1, "the code is redeemed once"
+    assert len([login for login in world.logins() if login["ok"]]) == 0  # not yet followed
+    assert len(world.customers()) == 1
 
 
 @pytest.mark.parametrize("state", ["", "forged-state-value"])

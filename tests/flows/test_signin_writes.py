@@ -1,10 +1,11 @@
 """What a returning OIDC sign-in writes, counted at the database driver (SQLAlchemy's
 ``before_cursor_execute`` and ``commit`` events on the broker's engine).
 
-A returning shopper's sign-in is three write transactions: the flow kept at ``/login``, the
-flow taken at the callback (single use, before the code is redeemed), and the sign-in's one
-transaction (session + audit, and the link only when something on it changed). No other
-statement runs: the link is read with its customer's block in one SELECT.
+A returning shopper's sign-in is two write transactions: the flow spent at the callback
+(single use, before the code is redeemed; ``/login`` writes nothing, the browser carries the
+sealed flow), and the sign-in's one transaction (session + audit, and the link only when
+something on it changed). No other statement runs: the link is read with its customer's
+block in one SELECT.
 """
 
 from __future__ import annotations
@@ -80,20 +81,19 @@ def alice_link(world: World) -> Any:
     return link
 
 
-def test_a_returning_sign_in_is_three_write_transactions_and_five_statements(
+def test_a_returning_sign_in_is_two_write_transactions_and_four_statements(
     returning: World, browser_http: httpx.Client
 ) -> None:
     before = alice_link(returning)
     with counting(returning) as counted:
         assert sign_in(browser_http, returning.broker.url, "alice@example.com").status == 302
     assert counted.verbs == [
-        "INSERT pending_flows",  # /login
-        "DELETE pending_flows",  # the callback takes the flow
+        "INSERT used_once",  # the callback spends the flow its cookie carries
         "SELECT links",  # the link, with its customer's block
         "INSERT sessions",  # the sign-in's one transaction
         "INSERT audit_log",
     ]
-    assert counted.commits == 3
+    assert counted.commits == 2
     assert alice_link(returning) == before  # signed in within the hour: not rewritten
     [*_, entry] = storage_of(returning).recent_audit("acme", limit=1)
     assert (entry.event, entry.outcome, entry.detail) == ("signin", "ok", "link")
@@ -109,8 +109,8 @@ def test_a_link_last_seen_over_an_hour_ago_is_touched_in_the_same_transaction(
     )
     with counting(returning) as counted:
         assert sign_in(browser_http, returning.broker.url, "alice@example.com").status == 302
-    assert counted.verbs[3:] == ["UPDATE links", "INSERT sessions", "INSERT audit_log"]
-    assert counted.commits == 3
+    assert counted.verbs[2:] == ["UPDATE links", "INSERT sessions", "INSERT audit_log"]
+    assert counted.commits == 2
     assert alice_link(returning).last_login_at > old
 
 
@@ -123,7 +123,7 @@ def test_a_new_email_at_the_idp_is_written_on_the_link(
     returning.idp.state.tamper = new_email
     with counting(returning) as counted:
         assert sign_in(browser_http, returning.broker.url, "alice@example.com").status == 302
-    assert counted.verbs[3:] == ["UPDATE links", "INSERT sessions", "INSERT audit_log"]
+    assert counted.verbs[2:] == ["UPDATE links", "INSERT sessions", "INSERT audit_log"]
     assert alice_link(returning).email == "alice.new@example.com"
 
 
@@ -149,7 +149,8 @@ def test_a_blocked_customer_is_refused_by_the_link_read_and_nothing_is_written(
 def test_the_callback_replayed_is_refused_and_writes_no_session(
     returning: World, browser_http: httpx.Client
 ) -> None:
-    """Fewer writes, same single use: the flow's take is still its own statement, first."""
+    """The callback cleared the flow's cookie: the replay brings none, and no flow is kept
+    server-side under its state either."""
     callback = dev_idp_sign_in(
         browser_http,
         start_login(browser_http, returning.broker.url, "/acme/login/corp"),
@@ -161,3 +162,25 @@ def test_the_callback_replayed_is_refused_and_writes_no_session(
     assert replay.status_code == 400
     assert counted.verbs[0] == "DELETE pending_flows"
     assert "INSERT sessions" not in counted.verbs
+
+
+def test_the_callback_replayed_with_its_flow_cookie_is_refused_and_writes_no_session(
+    returning: World, browser_http: httpx.Client
+) -> None:
+    """A copied flow cookie (or a browser that kept it) replayed with the callback: the flow
+    is spent in the one-time store, first, so the replay stops there."""
+    callback = dev_idp_sign_in(
+        browser_http,
+        start_login(browser_http, returning.broker.url, "/acme/login/corp"),
+        "alice@example.com",
+    )
+    cookies = "; ".join(f"{c.name}={c.value}" for c in browser_http.cookies.jar)
+    assert "broker_flow_" in cookies
+    assert browser_http.get(callback).status_code == 302
+    with counting(returning) as counted, httpx.Client(follow_redirects=False) as copied:
+        replay = copied.get(callback, headers={"Cookie": cookies})
+    assert replay.status_code == 400
+    assert "already used" in replay.text
+    assert counted.verbs[0] == "INSERT used_once"
+    assert "INSERT sessions" not in counted.verbs
+    assert "flow_expired" in {e.outcome for e in storage_of(returning).recent_audit("acme")}

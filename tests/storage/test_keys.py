@@ -42,6 +42,7 @@ def test_pending_keys_are_a_prefix_and_the_secrets_sha256() -> None:
 
 
 def test_once_keys_are_scoped_by_store_and_connection() -> None:
+    assert keys.oidc_flow_spent(SECRET) == f"oidc-flow:{HASHED}"  # a state is unique anyway
     assert keys.saml_assertion("acme", "corp", "_a1") == "saml:acme:corp:_a1"
     assert keys.saml_logout_request("acme", "corp", "_r1") == "saml-logout:acme:corp:_r1"
     assert keys.logout_jti("acme", "corp", "j-1") == "logout-jti:acme:corp:j-1"
@@ -87,6 +88,7 @@ PREFIXES = {
     "link-ticket:",
     "link-session:",
     "saml:",
+    "oidc-flow:",
     "logout-jti:",
     "webhook:",
     "create:",
