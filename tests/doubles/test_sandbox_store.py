@@ -264,6 +264,16 @@ def test_rate_limit_headers_count_down_a_real_window(shop: Shop) -> None:
     assert shop.api.get("/v2/time").status_code == 200
 
 
+def test_a_reset_fault_drops_the_connection_without_an_answer(shop: Shop) -> None:
+    # What a client sees of a reset: its request fails in transit, no status at all; the
+    # next request is answered, and the dropped one is not in the store's log.
+    shop.state.set_faults(HASH, resets=1)
+    with pytest.raises(httpx.TransportError):
+        shop.api.get("/v3/customers")
+    assert shop.api.get("/v3/customers").status_code == 200
+    assert [r.status for r in shop.state.requests(HASH)] == [200]
+
+
 def test_quota_holds_under_concurrent_requests(shop: Shop) -> None:
     shop.state.set_faults(HASH, quota=40)
 

@@ -7,6 +7,7 @@ broker's own blueprints use ``broker/web/context.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -80,9 +81,14 @@ def json_fields(allowed: Iterable[str] = ()) -> JSONDict:
 
 
 def reset_connection() -> Response:
-    """Close the client's connection with a TCP RST, sending no answer at all."""
-    connection = request.environ.get("werkzeug.socket")
+    """Drop the client's connection without an answer: it reads nothing (its request failed
+    in transit, as on a reset), then gets a TCP RST. Closing this socket object alone would
+    do nothing: the server's file objects keep its descriptor open, and would write the
+    answer below; shut down, the socket takes no more writes, and the server's own close
+    sends the RST (SO_LINGER 0)."""
+    connection = request.environ.get("werkzeug.socket") or request.environ.get("gunicorn.socket")
     if connection is not None:
         connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        connection.close()
-    return Response(status=500)  # never reaches the client
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
+    return Response(status=500)  # written to a shut socket: never reaches the client
