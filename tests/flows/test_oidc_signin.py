@@ -583,6 +583,8 @@ def test_a_tampered_flow_cookie_is_refused(
     outcome = Outcome(browser_http.get(callback))
     assert_refused(outcome, 400, world, broker_log, says="start signing in again")
     assert world.idp.state.token_requests == [], "no code redeemed for a flow not the broker's"
+    cleared = outcome.response.headers.get_list("set-cookie")
+    assert any(c.startswith(f"{cookie.name}=;") and "Max-Age=0" in c for c in cleared)
 
 
 def test_another_flows_cookie_under_this_flows_name_is_refused(
