@@ -20,6 +20,11 @@ before anything is measured). Printed, no timing asserted:
     ``/floor/callback`` (state in a signed cookie, code redeemed, ID token verified, login JWT
     minted: nothing stored), same gunicorn settings; broker CPU / floor CPU per sign-in, and the
     p50 latency of the whole sign-in (which includes the IdP's steps, the same for both).
+(b2) **the broker's own work**: a third server (``bench/broker_and_floor.py``: a broker with the
+    floor's two routes in front of it, in one gunicorn worker, 1 x 4) serves broker sign-ins
+    and floor sign-ins alternately; broker ÷ floor in that one worker is what the broker's own
+    steps cost, and the floor there ÷ the floor in its own process is what being in a broker's
+    process adds to the same code (skipped for a ``--src`` tree without that file).
 (c) **B2B Edition requests per returning sign-in**, ``sync_role`` true and false, counted by
     the sandbox store (``/_sandbox/stores/H/requests``, paths under ``/api/v3/io``).
 (d) **SQL statements and write transactions per returning sign-in**, OIDC and SAML, counted in
@@ -639,7 +644,9 @@ def run(args: argparse.Namespace) -> int:
     users = max(n, args.scale_signins)
     broker_port, floor_port = lb.free_port(), lb.free_port()
     scale_ports = [lb.free_port(), lb.free_port()]
+    inside_port = lb.free_port()
     broker_url, floor_url = f"http://{HOST}:{broker_port}", f"http://{HOST}:{floor_port}"
+    inside_url = f"http://{HOST}:{inside_port}"
     scale_urls = [f"http://{HOST}:{p}" for p in scale_ports]
     print("Storefront SSO broker: the sign-in ratios of issue 16 (bench/signin_ratios.py)")
     for line in lb.machine():
@@ -655,6 +662,8 @@ def run(args: argparse.Namespace) -> int:
         *(f"{url}/{key}/oidc/{lb.CONN}/callback"
           for url in (broker_url, *scale_urls) for key in (lb.STORE_KEY, *B2B_STORES)),
         f"{floor_url}/floor/callback",
+        f"{inside_url}/{lb.STORE_KEY}/oidc/{lb.CONN}/callback",
+        f"{inside_url}/floor/callback",
     ]  # fmt: skip
     from broker.keys import make_key_pair
     from tests.support.saml_idp import start_saml_idp
@@ -694,6 +703,16 @@ def run(args: argparse.Namespace) -> int:
                       "--workers", "1", "--threads", "4", "--timeout", "30",
                       "--graceful-timeout", "10", "--no-control-socket",
                       "--bind", f"{HOST}:{floor_port}", "bench.floor:app"]  # fmt: skip
+        inside_config = workdir / "inside.toml"
+        inside_config.write_text(
+            broker_config(inside_url, f"sqlite:///{workdir / 'inside.db'}", urls, None, {})
+        )
+        inside_argv = [*floor_argv[:-3], "--logger-class", "bench.broker_and_floor.Logger",
+                       "--bind", f"{HOST}:{inside_port}", "bench.broker_and_floor:app"]  # fmt: skip
+        inside_env = {**env, **floor_env, "FLOOR_BASE_URL": inside_url,
+                      "BENCH_BROKER_CONFIG": str(inside_config)}  # fmt: skip
+        # (b2) needs this script's bench/broker_and_floor.py in the tree benchmarked (--src).
+        has_inside = (src / "bench" / "broker_and_floor.py").exists()
         with (
             lb.gunicorn_process(
                 serve_argv(config, broker_port, 1, 4), src, workdir / "broker.log",
@@ -703,8 +722,12 @@ def run(args: argparse.Namespace) -> int:
                 floor_argv, ROOT, workdir / "floor.log", f"{floor_url}/healthz",
                 {**floor_env, "PYTHONPATH": str(ROOT)},
             ) as floor_pid,
+            lb.gunicorn_process(
+                inside_argv, src, workdir / "inside.log", f"{inside_url}/readyz", inside_env
+            ) if has_inside else contextlib.nullcontext(None) as inside_pid,
         ):  # fmt: skip
-            failed += ratios(args, urls, broker_url, floor_url, broker_pid, floor_pid)
+            inside = None if inside_pid is None else Site(inside_url, [inside_pid])
+            failed += ratios(args, urls, broker_url, floor_url, broker_pid, floor_pid, inside)
             if not args.no_sql:
                 failed += sql_counts(config, env, urls, n, "SQLite")
         if not args.no_scale:
@@ -736,6 +759,7 @@ def ratios(
     floor_url: str,
     broker_pid: int,
     floor_pid: int,
+    inside: Site | None = None,
 ) -> int:
     n, rounds = args.per_round, args.rounds
     sandbox, idp = urls["sandbox"], urls["idp"]
@@ -746,6 +770,10 @@ def ratios(
     failures += warm(logins, lambda s: saml_fire(broker_url, storefront, saml_stage(broker_url, s)))
     failures += warm(range(3), lambda _: whole_floor(floor_url, idp, emails[0]))
     oidc, saml, whole, floor = Timed(), Timed(), Timed(), Timed()
+    own, floor_inside = Timed(), Timed()
+    if inside is not None:
+        failures += warm(emails, lambda e: whole_oidc(inside.url, lb.STORE_KEY, idp, storefront, e))
+        failures += warm(range(3), lambda _: whole_floor(inside.url, idp, emails[0]))
 
     def fire_oidc(staged: lb.Staged) -> float:
         return oidc_fire(storefront, staged)
@@ -771,6 +799,12 @@ def ratios(
             (whole, [broker_pid], emails, broker_sign_in),
             (floor, [floor_pid], emails, floor_sign_in),
         ]
+        if inside is not None:
+            sign_ins += [
+                (own, inside.pids, emails,
+                 lambda e: whole_oidc(inside.url, lb.STORE_KEY, idp, storefront, e)),
+                (floor_inside, inside.pids, emails, lambda e: whole_floor(inside.url, idp, e)),
+            ]  # fmt: skip
         plans: list[list[tuple[Timed, list[int], Sequence[Any], Callable[[Any], float]]]] = [
             answers,
             sign_ins,
@@ -780,7 +814,7 @@ def ratios(
                 into.add(measured(pids, jobs, fn))
         print(f"  round {r + 1} of {rounds}: done")
     b2b = b2b_requests(args, urls, broker_url, idp)
-    for timed in (oidc, saml, whole, floor):
+    for timed in (oidc, saml, whole, floor, own, floor_inside):
         failures += len(timed.errors)
         for error in timed.errors[:3]:
             print(f"  error: {error}")
@@ -805,6 +839,17 @@ def ratios(
         f"only), p50 {ratio(whole.p50_ms(), floor.p50_ms())} (the whole sign-in, IdP steps "
         f"included)"
     )
+    if inside is not None:
+        print()
+        print("(b2) the broker's own work: the floor's routes in front of a broker, one worker")
+        print(f"    {'':24} {'n':>5} {'CPU ms':>8} {'p50 ms':>8}")
+        for name, timed in (("broker sign-in", own), ("floor sign-in, same", floor_inside)):
+            print(f"    {name:24} {timed.count:5d} {timed.cpu_ms():8.2f} {timed.p50_ms():8.2f}")
+        print(
+            f"    broker / floor in the same worker: CPU "
+            f"{ratio(own.cpu_ms(), floor_inside.cpu_ms())}; the floor in a broker's worker / "
+            f"in its own process: {ratio(floor_inside.cpu_ms(), floor.cpu_ms())}"
+        )
     print()
     print("(c) B2B Edition requests per returning sign-in (OIDC, counted by the sandbox store)")
     for key, (per, other, kinds) in b2b.items():
