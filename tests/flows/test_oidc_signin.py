@@ -608,6 +608,35 @@ def test_another_flows_cookie_under_this_flows_name_is_refused(
     assert_refused(outcome, 400, world, broker_log, says="start signing in again")
 
 
+def test_a_flow_an_older_broker_kept_server_side_still_finishes(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    """Upgrading mid-sign-in: a flow started by a broker that kept it in ``pending_flows``
+    (no flow cookie) is taken from there, once, in the browser that started it."""
+    import json as json_module
+
+    from broker.storage import keys
+    from broker.web.flows import _fernet
+
+    world = make_world()
+    runtime = world.broker.app.extensions["broker"]
+    authorize = start_login(browser_http, world.broker.url, "/acme/login/corp")
+    state = re.search(r"[?&]state=([^&]+)", authorize)
+    assert state is not None
+    cookie = _flow_cookie(browser_http)
+    record = json_module.loads(
+        _fernet(runtime.broker_settings.secret_key).decrypt(cookie.value.encode())
+    )
+    browser_http.cookies.delete(cookie.name)
+    runtime.storage.save_pending(
+        keys.oidc_flow(state.group(1)), record, expires_at=int(time.time()) + 600
+    )
+    callback = dev_idp_sign_in(browser_http, authorize, "alice@example.com")
+    assert Outcome(browser_http.get(callback)).status == 302
+    assert runtime.storage.take_pending(keys.oidc_flow(state.group(1)), 0) is None, "taken"
+    assert Outcome(browser_http.get(callback)).status == 400, "once"
+
+
 def test_sign_ins_started_again_and_again_keep_the_newest_flows_only(
     make_world: Callable[..., World], browser_http: httpx.Client
 ) -> None:
