@@ -1,8 +1,10 @@
-"""The admin's connection form: which keys it shows for each type, and form fields → the
-connection's table (the same body the admin API's PUT takes, so one set of rules applies).
+"""The admin's forms, Flask-free: form fields → the body the admin API takes (so one set of
+rules applies), and a table → the form's values.
 
-Keys the form does not show (set through the API) are kept: the form's values are laid over
-the stored table. An empty secret field keeps the stored secret.
+The connection form: which keys it shows for each type; keys it does not show (set through
+the API) are kept: the form's values are laid over the stored table. The staff form
+(``[stores.X.staff]``) sends every key it shows. In both, an empty secret field keeps the
+stored secret, and a secret is never put back into a page.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from broker.settings.schema import StaffTable
 
 LINK_RISKS = {
     "confirm": "Existing customers prove they own the account with their store password "
@@ -92,14 +96,14 @@ def table_from_form(
     for field in fields_for(kind):
         raw = form.get(field.name, "")
         if field.kind == "bool":
-            table[field.name] = raw in ("on", "true", "1")
+            table[field.name] = checked(raw)
         elif field.kind == "secret":
             if raw:
                 table[field.name] = raw
         elif field.kind == "list":
-            items = [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
-            if items:
-                table[field.name] = items
+            entries = items(raw)
+            if entries:
+                table[field.name] = entries
             else:
                 table.pop(field.name, None)
         elif field.kind == "json":
@@ -124,6 +128,32 @@ def table_from_form(
     if groups or "group_name" in form:
         table["customer_groups_by_group"] = groups
     return table
+
+
+def checked(raw: str | None) -> bool:
+    """A checkbox: a browser sends "on" when it is ticked, nothing when it is not."""
+    return raw in ("on", "true", "1")
+
+
+def items(raw: str, *, commas: bool = True) -> list[str]:
+    """A list field's entries: one a line, and also comma-separated unless ``commas`` is
+    false (an IdP group's name may hold commas: an LDAP DN, "Sales, EMEA")."""
+    text = raw.replace("\n", ",") if commas else raw
+    return [part.strip() for part in text.split("," if commas else "\n") if part.strip()]
+
+
+def ticked(form: Mapping[str, Any], name: str) -> list[str]:
+    """The values of a group of checkboxes sharing ``name`` (none ticked: none sent)."""
+    getlist = getattr(form, "getlist", None)
+    values = getlist(name) if getlist is not None else []
+    return list(dict.fromkeys(str(v) for v in values if str(v).strip()))
+
+
+def number(raw: str) -> int | str:
+    """A number field as an integer; anything else as typed, for the rules to name
+    ("must be an integer") as they do in the file."""
+    text = raw.strip()
+    return int(text) if text.isascii() and text.isdigit() else text
 
 
 def _pairs(form: Mapping[str, Any], names: str, ids: str) -> dict[str, int]:
@@ -154,3 +184,72 @@ def form_values(kind: str, described: Mapping[str, Any] | None) -> dict[str, str
         else:
             values[field.name] = ""
     return values
+
+
+# -- the staff form ([stores.X.staff]) -------------------------------------------------------
+
+#: The staff form's fields that fall back to the schema's default when left empty.
+STAFF_DEFAULTS: dict[str, Any] = {
+    name: StaffTable.model_fields[name].default
+    for name in ("api_url", "requests_per_hour", "sign_in_days")
+}
+
+
+def staff_from_form(form: Mapping[str, Any]) -> dict[str, Any]:
+    """``[stores.X.staff]`` from the staff form, for ``PATCH settings {"staff": ...}``.
+
+    Every key the form shows is sent (the patch lays a table over the stored one, so a key
+    left out would keep its old value): an emptied optional field is its default, an empty
+    list is empty. The token alone is left out when empty: the stored one is kept.
+    """
+    table: dict[str, Any] = {
+        "enabled": checked(form.get("enabled")),
+        "account_uuid": str(form.get("account_uuid", "")).strip(),
+        "groups": items(str(form.get("groups", "")), commas=False),
+        "connections": ticked(form, "connections"),
+        "remove_unmanaged": checked(form.get("remove_unmanaged")),
+        "keep": items(str(form.get("keep", ""))),
+    }
+    token = str(form.get("account_token", "")).strip()
+    if token:
+        table["account_token"] = token
+    for name, default in STAFF_DEFAULTS.items():
+        raw = str(form.get(name, "")).strip()
+        if not raw:
+            table[name] = default
+        else:
+            table[name] = raw if name == "api_url" else number(raw)
+    return table
+
+
+def staff_form_values(table: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The staff form's fields filled from a ``[stores.X.staff]`` table (stored, read from
+    the file, or just sent), the schema's defaults where it has none. Never the token."""
+    table = table or {}
+    values: dict[str, Any] = {
+        "enabled": bool(table.get("enabled", StaffTable.model_fields["enabled"].default)),
+        "account_uuid": str(table.get("account_uuid") or ""),
+        "groups": "\n".join(_strings(table.get("groups"))),
+        "connections": _strings(table.get("connections")),
+        "remove_unmanaged": bool(table.get("remove_unmanaged", False)),
+        "keep": "\n".join(_strings(table.get("keep"))),
+    }
+    for name, default in STAFF_DEFAULTS.items():
+        value = table.get(name)
+        values[name] = str(default if value is None else value)
+    return values
+
+
+def field_errors(errors: list[dict[str, str]], table: str) -> dict[str, str]:
+    """The admin API's errors (keys relative to the body) by the form's field names: those of
+    ``table`` without its prefix; any other under "" (the form's as a whole)."""
+    by_field: dict[str, list[str]] = {}
+    for error in errors:
+        key = error["key"]
+        field = key.removeprefix(f"{table}.") if key.startswith(f"{table}.") else ""
+        by_field.setdefault(field, []).append(error["message"])
+    return {field: "; ".join(messages) for field, messages in by_field.items()}
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []

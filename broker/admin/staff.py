@@ -1,5 +1,5 @@
-"""Control-panel staff as the operator sees it: ``broker staff plan|apply|run`` and the admin
-API's ``GET /{store}/admin/api/staff`` (Flask-free).
+"""Control-panel staff as the operator sees it: ``broker staff plan|apply|run``, the admin
+API's ``GET /{store}/admin/api/staff`` and the admin's staff form (Flask-free).
 
 The plan's lines name e-mails: they are the operator's own output on stdout, never the log.
 """
@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from broker.admin.stores import StoreAdmin, describe
 from broker.events import log_event
 from broker.provisioning.staff.plan import ADD, ADD_ACCOUNT, REMOVE
 from broker.provisioning.staff.service import Budget, Report, StaffService
+from broker.settings.secrets import SECRET_KEYS
 from broker.settings.values import StoreSettings
 from broker.storage.model import StaffItem
 
@@ -104,6 +106,22 @@ def status(service: StaffService, store: StoreSettings) -> dict[str, Any]:
         "wanted": len(service.wanted(store)),
         "granted": len(service.storage.staff_grants(store.key)),
     }
+
+
+def staff_table(admin: StoreAdmin) -> dict[str, Any] | None:
+    """The store's ``[stores.X.staff]`` as the admin's form shows it (None: there is none),
+    ``account_token_set`` in place of the token. A stored store's table as written, so a
+    disabled one still shows its values; a file store's as the file gives it."""
+    if admin.read_only:
+        staff = admin.store.staff
+        return None if staff is None else describe(staff)
+    row = admin.runtime.storage.tenant_document(admin.key)
+    table = row.document.get("staff") if row is not None else None
+    if not isinstance(table, Mapping):
+        return None
+    shown = {key: value for key, value in table.items() if key not in SECRET_KEYS}
+    shown["account_token_set"] = bool(table.get("account_token"))
+    return shown
 
 
 def _item_json(item: StaffItem, runs_at: int | None) -> dict[str, Any]:

@@ -18,7 +18,16 @@ from flask import Blueprint, g, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from broker.admin.checks import test_connection
-from broker.admin.forms import LINK_RISKS, fields_for, form_values, table_from_form
+from broker.admin.forms import (
+    LINK_RISKS,
+    field_errors,
+    fields_for,
+    form_values,
+    staff_form_values,
+    staff_from_form,
+    table_from_form,
+)
+from broker.admin.staff import staff_table
 from broker.admin.staff import status as staff_status
 from broker.admin.storefront import install_scripts, installed_scripts, remove_scripts
 from broker.admin.stores import InvalidSettings, StoreAdmin
@@ -253,12 +262,50 @@ def audit(store_key: str) -> str:
 
 @bp.get("/staff")
 def staff(store_key: str) -> str:
-    """The control-panel mapping, the queue with when each change runs, the budget."""
+    """The control-panel mapping and its form, the queue with when each change runs, the
+    budget."""
+    admin = StoreAdmin(runtime(), store_key)
+    return _staff_page(store_key, admin, staff_form_values(staff_table(admin)), {})
+
+
+@bp.post("/staff")
+def save_staff(store_key: str) -> str:
+    """``[stores.X.staff]`` saved as the admin API's PATCH saves it (same rules, the token
+    sealed, the document edited as read); a file store refuses it (ReadOnlyStore)."""
+    admin = StoreAdmin(runtime(), store_key)
+    table = staff_from_form(request.form)
+    try:
+        admin.patch_settings({"staff": table})
+    except InvalidSettings as error:
+        errors = field_errors(error.errors, "staff")
+        return _staff_page(store_key, admin, staff_form_values(table), errors)
+    return _staff_page(store_key, admin, staff_form_values(staff_table(admin)), {}, notice="Saved.")
+
+
+def _staff_page(
+    store_key: str,
+    admin: StoreAdmin,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    **context: Any,
+) -> str:
     broker = runtime()
     status = staff_status(broker.staff, broker.store(store_key))
     for item in [*status.get("pending", ()), *status.get("failed", ())]:
         item["when"] = _when(item.get("runs_at") or item["created_at"])
-    return _render("admin/staff.html", store_key, staff=status)
+    stored = staff_table(admin)
+    return _render(
+        "admin/staff.html",
+        store_key,
+        staff=status,
+        read_only=admin.read_only,
+        configured=stored is not None,
+        values=values,
+        errors=errors,
+        token_set=bool(stored and stored.get("account_token_set")),
+        store_connections=sorted(admin.store.connections),
+        **context,
+    )
 
 
 def _day(value: str | None, *, end: bool = False) -> int | None:

@@ -78,6 +78,17 @@ class AppWorld:
 def app_world(
     sandbox: Sandbox, dev_idp: DevIdP, make_broker: Callable[..., BrokerServer]
 ) -> AppWorld:
+    return build_app_world(sandbox, dev_idp, make_broker)
+
+
+def build_app_world(
+    sandbox: Sandbox,
+    dev_idp: DevIdP,
+    make_broker: Callable[..., BrokerServer],
+    *,
+    file_store: dict[str, Any] | None = None,
+) -> AppWorld:
+    """The world of :func:`app_world`; ``file_store``: more keys of the file's store "filed"."""
     app_id, app_secret = secrets.token_hex(8), secrets.token_hex(32)
     # The store knows the app: its login JWTs are signed with the app's secret.
     store = sandbox.add_store(STORE, client_id=app_id, client_secret=app_secret)
@@ -109,6 +120,7 @@ def app_world(
                             "client_secret": "y",
                         }
                     },
+                    **(file_store or {}),
                 }
             },
         }

@@ -1,7 +1,8 @@
 """The merchant's whole path in headless Chromium, third-party cookies blocked: the sandbox's
 control panel (one site) frames the broker (another site: localhost against 127.0.0.1); the
-merchant installs the app, adds an OpenID Connect connection in the admin, tests it, a
-shopper signs in, the merchant uninstalls; the admin pages pass axe-core."""
+merchant installs the app, adds an OpenID Connect connection in the admin, tests it, maps
+control-panel staff, a shopper signs in, the merchant uninstalls; the admin pages pass
+axe-core."""
 
 from __future__ import annotations
 
@@ -106,9 +107,32 @@ def test_a_merchant_sets_up_sso_in_the_control_panel(
             assert _axe_violations(frame) == []
             admin.locator("a:has-text('Control-panel staff')").click()
             admin.locator("#staff-title").wait_for()
-            assert "Set the staff table" in " ".join(admin.locator("main").inner_text().split())
+            shown = " ".join(admin.locator("main").inner_text().split())
+            assert "fill in the settings below" in shown
             frame = next(f for f in page.frames if f.url.startswith(base))
             assert _axe_violations(frame) == []
+            # The staff form: a mistake first (no connection ticked), named next to its field.
+            admin.locator("#f-account_uuid").fill("5a1e0c6e-2f4b-4c1d-9e8a-0b7c6d5e4f3a")
+            account_token = secrets.token_urlsafe(24)
+            admin.locator("#f-account_token").fill(account_token)
+            admin.locator("#f-groups").fill("BC Admins")
+            admin.locator("#save-staff").click()
+            admin.locator("#form-errors").wait_for()
+            assert "name the connections" in admin.locator("#h-connections").inner_text()
+            assert admin.locator("#f-groups").input_value() == "BC Admins"
+            assert admin.locator("#f-account_token").input_value() == ""
+            frame = next(f for f in page.frames if f.url.startswith(base))
+            assert _axe_violations(frame) == []
+            admin.locator("#f-connections-corp").check()
+            admin.locator("#f-account_token").fill(account_token)
+            admin.locator("#save-staff").click()
+            admin.locator("p.notice:has-text('Saved.')").wait_for()
+            frame = next(f for f in page.frames if f.url.startswith(base))
+            assert _axe_violations(frame) == []
+            assert account_token not in frame.content()
+            staff = runtime.store(HASH).staff
+            assert staff is not None
+            assert (staff.groups, staff.connections) == (("BC Admins",), ("corp",))
             # No cookie anywhere: the admin session is the token in the page.
             assert merchant.cookies() == []
 
