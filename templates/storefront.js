@@ -11,7 +11,8 @@
  *    a token that is not this signed-in customer's is dropped, never acted on.
  * 3. The shopper's language: a link to the broker's sign-in (its /login URLs) gets
  *    ui_locales=<the page's html lang>, when the page has one and the link names none, so the
- *    broker's pages and the IdP speak the storefront's language. No third-party code. */
+ *    broker's pages and the IdP speak the storefront's language; linking ("Manage company
+ *    sign-in") carries it the same way, from its first step. No third-party code. */
 (function () {
   "use strict";
   var START_URL = {{ start_url|tojson }};
@@ -56,7 +57,9 @@
   function openLinking(event) {
     event.preventDefault();
     var joiner = NONCE_URL.indexOf("?") < 0 ? "?" : "&";
-    window.location.href = NONCE_URL + joiner + "return=" + encodeURIComponent(pathOnStore());
+    var lang = (document.documentElement.getAttribute("lang") || "").trim();
+    window.location.href = NONCE_URL + joiner + "return=" + encodeURIComponent(pathOnStore()) +
+      (lang ? "&ui_locales=" + encodeURIComponent(lang) : "");
   }
 
   function continueLinking() {

@@ -79,6 +79,7 @@ def nonce(store_key: str) -> BaseResponse:
         "until": int(broker.clock()) + LINK_NONCE_SECONDS,
         "channel": channel.id,
     }
+    pages.remember_locale()  # the storefront's language, for the link pages and the IdP
     back = safe_redirect_path(request.args.get("return"), channel.default_redirect)
     return redirect(f"{channel.storefront_url}{back}#{NONCE_FRAGMENT}={value}", code=303)
 
@@ -143,7 +144,10 @@ def finish(store_key: str) -> BaseResponse:
             "Start again from your account page on the store.",
             detail="link finish: nonce not bound to this browser",
         )
-    session.clear()  # a new person: nothing of a previous session carries over
+    language = session.get(pages.SESSION_LOCALE)
+    session.clear()  # a new person: nothing of a previous session carries over, but the
+    if isinstance(language, str):  # language the storefront asked for at the first step
+        session[pages.SESSION_LOCALE] = language
     key = secrets.token_urlsafe(32)
     broker.storage.save_pending(
         keys.link_session(key),

@@ -123,6 +123,13 @@ def requested_locales() -> list[str]:
     return [tag for tag in given.split() if _TAG.match(tag)][:5]
 
 
+def flow_locales() -> list[str]:
+    """The languages to ask the IdP for: the query's ``ui_locales``, else the one this browser
+    chose earlier in the flow (a link from the storefront asks once, at its first step)."""
+    remembered = session.get(SESSION_LOCALE)
+    return requested_locales() or ([remembered] if isinstance(remembered, str) else [])
+
+
 def offered_languages(store: StoreSettings | None) -> tuple[str, ...]:
     return store.branding.languages if store is not None else (DEFAULT_LANGUAGE,)
 

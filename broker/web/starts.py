@@ -152,7 +152,7 @@ def _start(
     carried = isinstance(provider, OIDCProvider)
     if not carried:
         broker.storage.save_pending(keys.saml_relay(key), pending.to_record(), expires_at=now + ttl)
-    url = _HINTS.get(type(provider), _no_hints)(begun.url, login_hint, pages.requested_locales())
+    url = _HINTS.get(type(provider), _no_hints)(begun.url, login_hint, pages.flow_locales())
     response = flows.redirect_binding_browser(url, browser, secure=settings.cookie_secure, ttl=ttl)
     if carried:
         flows.carry_flow(

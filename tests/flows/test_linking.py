@@ -334,6 +334,29 @@ def test_link_from_the_storefront_then_sign_in_lands_in_that_account(
     assert storage(world).links_for_customer("acme", customer["id"]) == []
 
 
+def test_linking_speaks_the_storefronts_language_and_asks_the_idp_for_it(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    """The script's first step names the page's language (ui_locales): the link pages are in
+    it, and the IdP is asked for it, though the later steps' URLs no longer say it."""
+    world = make_world(store={"branding": {"languages": ["en", "es"]}})
+    customer = world.sandbox.state.add_customer(world.store.store_hash, email="pat@shop.example")
+    back = browser_http.get(
+        f"{world.broker.url}/acme/link/nonce",
+        params={"return": "/account.php", "ui_locales": "es-MX"},
+    )
+    nonce = back.headers["location"].partition("#sso-link-nonce=")[2]
+    started = post_start(world, browser_http, current_customer_jwt(world, customer), nonce)
+    finished = browser_http.get(world.broker.url + started.headers["location"])
+    manage = browser_http.get(world.broker.url + finished.headers["location"])
+    assert '<html lang="es"' in manage.text
+    to_idp = browser_http.post(
+        f"{world.broker.url}/acme/link/connect/corp", data={"csrf_token": csrf_of(manage.text)}
+    )
+    assert to_idp.status_code == 302
+    assert "ui_locales=es" in to_idp.headers["location"]
+
+
 def test_one_cannot_unlink_another_customers_link_or_skip_csrf(
     make_world: Callable[..., World], browser_http: httpx.Client
 ) -> None:
