@@ -118,10 +118,7 @@ def gunicorn_logger_class() -> type:
     from gunicorn.glogging import Logger
 
     class NoAccessLog(Logger):  # type: ignore[misc]
-        access_log_enabled = False
-
-        def _compute_access_log_enabled(self) -> bool:
-            return False
+        access_log_enabled = False  # in place of gunicorn's property: read on every request
 
     return NoAccessLog
 

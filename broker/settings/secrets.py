@@ -63,13 +63,18 @@ class SecretBox:
             ) from None
 
 
-def derived_box(secret_key: str, *, purpose: str) -> SecretBox:
-    """A box whose one key is derived from ``[broker] secret_key`` (HKDF-SHA256, one key per
-    ``purpose``), for what the broker seals when there is no ``[app] encryption_key``."""
+def derived_key(secret_key: str, *, purpose: str) -> str:
+    """A Fernet key derived from ``[broker] secret_key`` (HKDF-SHA256), one per ``purpose``."""
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
         secret_key.encode()
     )
-    return SecretBox([base64.urlsafe_b64encode(key).decode()])
+    return base64.urlsafe_b64encode(key).decode()
+
+
+def derived_box(secret_key: str, *, purpose: str) -> SecretBox:
+    """A box whose one key is derived from ``[broker] secret_key`` (:func:`derived_key`), for
+    what the broker seals when there is no ``[app] encryption_key``."""
+    return SecretBox([derived_key(secret_key, purpose=purpose)])
 
 
 def is_sealed(value: Any) -> bool:

@@ -265,7 +265,8 @@ def staff(store_key: str) -> str:
     """The control-panel mapping and its form, the queue with when each change runs, the
     budget."""
     admin = StoreAdmin(runtime(), store_key)
-    return _staff_page(store_key, admin, staff_form_values(staff_table(admin)), {})
+    stored = staff_table(admin)
+    return _staff_page(store_key, admin, stored, staff_form_values(stored), {})
 
 
 @bp.post("/staff")
@@ -278,22 +279,24 @@ def save_staff(store_key: str) -> str:
         admin.patch_settings({"staff": table})
     except InvalidSettings as error:
         errors = field_errors(error.errors, "staff")
-        return _staff_page(store_key, admin, staff_form_values(table), errors)
-    return _staff_page(store_key, admin, staff_form_values(staff_table(admin)), {}, notice="Saved.")
+        return _staff_page(store_key, admin, staff_table(admin), staff_form_values(table), errors)
+    stored = staff_table(admin)
+    return _staff_page(store_key, admin, stored, staff_form_values(stored), {}, notice="Saved.")
 
 
 def _staff_page(
     store_key: str,
     admin: StoreAdmin,
+    stored: dict[str, Any] | None,
     values: dict[str, Any],
     errors: dict[str, str],
     **context: Any,
 ) -> str:
+    """The page; ``stored``: the saved table (:func:`staff_table`), ``values``: the form's."""
     broker = runtime()
     status = staff_status(broker.staff, broker.store(store_key))
     for item in [*status.get("pending", ()), *status.get("failed", ())]:
         item["when"] = _when(item.get("runs_at") or item["created_at"])
-    stored = staff_table(admin)
     return _render(
         "admin/staff.html",
         store_key,

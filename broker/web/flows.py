@@ -20,7 +20,6 @@ CSRF) is refused, across every broker process sharing the storage.
 
 from __future__ import annotations
 
-import base64
 import functools
 import hmac
 import json
@@ -29,18 +28,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Request, after_this_request, redirect
 from werkzeug.wrappers import Response
 
 from broker.errors import FlowExpired, StateMismatch
+from broker.settings.secrets import derived_key
 from broker.signin.flows import PendingSignIn
 from broker.storage import Storage, keys
 from broker.storage.keys import digest as digest
+from broker.web import cookies
 
 _COOKIE = "broker_browser"
-_SECURE_COOKIE = "__Host-broker_browser"
 #: An OIDC flow's cookie: this prefix and the first 16 hex digits of its state's hash, so two
 #: sign-ins started in two tabs each keep their own.
 _FLOW_COOKIE = "broker_flow_"
@@ -53,7 +51,7 @@ _STATE_LIMIT = 256
 
 
 def cookie_name(secure: bool) -> str:
-    return _SECURE_COOKIE if secure else _COOKIE
+    return cookies.cookie_name(_COOKIE, secure)
 
 
 def redirect_binding_browser(url: str, browser: str, *, secure: bool, ttl: int) -> Response:
@@ -64,19 +62,11 @@ def redirect_binding_browser(url: str, browser: str, *, secure: bool, ttl: int) 
 
 
 def set_browser_cookie(response: Response, value: str, *, secure: bool, ttl: int) -> None:
-    response.set_cookie(
-        cookie_name(secure),
-        value,
-        max_age=ttl,
-        path="/",
-        secure=secure,
-        httponly=True,
-        samesite="Lax",
-    )
+    cookies.give(response, _COOKIE, value, secure=secure, max_age=ttl)
 
 
 def flow_cookie_name(state: str, secure: bool) -> str:
-    return _flow_prefix(secure) + keys.digest(state)[:16]
+    return cookies.cookie_name(_flow_base(state), secure)
 
 
 def carry_flow(
@@ -84,32 +74,25 @@ def carry_flow(
     state: str,
     pending: PendingSignIn,
     *,
-    cookies: Mapping[str, str],
+    held: Mapping[str, str],
     secret_key: str,
     secure: bool,
     ttl: int,
     now: int,
 ) -> Response:
     """Give the browser the OIDC flow ``state`` names, sealed, for ``ttl`` seconds; of the
-    flows it already carries (``cookies``: the request's), drop the oldest beyond
+    flows it already carries (``held``: the request's cookies), drop the oldest beyond
     :data:`MAX_FLOWS`."""
     fernet = _fernet(secret_key)
-    held = [(n, v) for n, v in cookies.items() if n.startswith(_flow_prefix(secure))]
-    if len(held) >= MAX_FLOWS:
-        held.sort(key=lambda cookie: _issued_at(fernet, cookie[1]))
-        for name, _ in held[: len(held) - MAX_FLOWS + 1]:
-            response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+    prefix = cookies.cookie_name(_FLOW_COOKIE, secure)
+    carried = [(n, v) for n, v in held.items() if n.startswith(prefix)]
+    if len(carried) >= MAX_FLOWS:
+        carried.sort(key=lambda cookie: _issued_at(fernet, cookie[1]))
+        for name, _ in carried[: len(carried) - MAX_FLOWS + 1]:
+            cookies.drop(response, name, secure=secure)
     record = {**pending.to_record(), "state": keys.digest(state), "expires_at": now + ttl}
     sealed = fernet.encrypt_at_time(json.dumps(record, separators=(",", ":")).encode(), now)
-    response.set_cookie(
-        flow_cookie_name(state, secure),
-        sealed.decode(),
-        max_age=ttl,
-        path="/",
-        secure=secure,
-        httponly=True,
-        samesite="Lax",
-    )
+    cookies.give(response, _flow_base(state), sealed.decode(), secure=secure, max_age=ttl)
     return response
 
 
@@ -173,7 +156,7 @@ def forget_cookie(name: str, secure: bool) -> None:
 
     @after_this_request
     def clear(response: Response) -> Response:
-        response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
+        cookies.drop(response, name, secure=secure)
         return response
 
 
@@ -201,8 +184,8 @@ def _names_state(record: Mapping[str, Any], state: str) -> bool:
     return isinstance(named, str) and hmac.compare_digest(named, keys.digest(state))
 
 
-def _flow_prefix(secure: bool) -> str:
-    return f"__Host-{_FLOW_COOKIE}" if secure else _FLOW_COOKIE
+def _flow_base(state: str) -> str:
+    return _FLOW_COOKIE + keys.digest(state)[:16]
 
 
 def _issued_at(fernet: Fernet, sealed: str) -> int:
@@ -215,5 +198,4 @@ def _issued_at(fernet: Fernet, sealed: str) -> int:
 
 @functools.lru_cache(maxsize=4)
 def _fernet(secret_key: str) -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_FLOW_PURPOSE.encode())
-    return Fernet(base64.urlsafe_b64encode(key.derive(secret_key.encode())))
+    return Fernet(derived_key(secret_key, purpose=_FLOW_PURPOSE))

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from broker.config import Channel, Connection, StoreSettings
 from broker.web.context import runtime
+from broker.web.cookies import cookie_name, drop, give
 
 #: How long the remembered connection is kept.
 REMEMBER_SECONDS = 365 * 24 * 3600
@@ -20,7 +21,7 @@ REMEMBER_SECONDS = 365 * 24 * 3600
 
 def remembered_cookie_name(store_key: str, secure: bool) -> str:
     """Per store (one broker serves many); ``__Host-`` over https: this host only, path /."""
-    return f"__Host-broker_last_{store_key}" if secure else f"broker_last_{store_key}"
+    return cookie_name(f"broker_last_{store_key}", secure)
 
 
 def remembered(store: StoreSettings, channel: Channel) -> Connection | None:
@@ -33,23 +34,9 @@ def remembered(store: StoreSettings, channel: Channel) -> Connection | None:
 
 def remember(response: Response, store: StoreSettings, conn: Connection) -> None:
     secure = runtime().broker_settings.cookie_secure
-    response.set_cookie(
-        remembered_cookie_name(store.key, secure),
-        conn.key,
-        max_age=REMEMBER_SECONDS,
-        path="/",
-        secure=secure,
-        httponly=True,
-        samesite="Lax",
-    )
+    give(response, f"broker_last_{store.key}", conn.key, secure=secure, max_age=REMEMBER_SECONDS)
 
 
 def forget(response: Response, store: StoreSettings) -> None:
     secure = runtime().broker_settings.cookie_secure
-    response.delete_cookie(
-        remembered_cookie_name(store.key, secure),
-        path="/",
-        secure=secure,
-        httponly=True,
-        samesite="Lax",
-    )
+    drop(response, remembered_cookie_name(store.key, secure), secure=secure)

@@ -28,38 +28,29 @@ from broker.signin.sessions import (
     with_status_token,
 )
 from broker.storage import BrokerSession
-from broker.web import flows
+from broker.web import cookies, flows
 from broker.web.context import runtime
 
 __all__ = ["STATUS_PARAMETER", "clear_cookie", "current", "landing_redirect", "set_cookie"]
 
 _COOKIE = "broker_sso"
-_SECURE_COOKIE = "__Host-broker_sso"
 
 
 def set_cookie(response: Response, value: str) -> None:
     secure = runtime().broker_settings.cookie_secure
-    response.set_cookie(
-        _SECURE_COOKIE if secure else _COOKIE,
-        value,
-        max_age=SESSION_SECONDS,
-        path="/",
-        secure=secure,
-        httponly=True,
-        samesite="Lax",
-    )
+    cookies.give(response, _COOKIE, value, secure=secure, max_age=SESSION_SECONDS)
 
 
 def clear_cookie(response: Response) -> None:
     secure = runtime().broker_settings.cookie_secure
-    response.delete_cookie(_SECURE_COOKIE if secure else _COOKIE, path="/", secure=secure)
+    cookies.drop(response, cookies.cookie_name(_COOKIE, secure), secure=secure)
 
 
 def current(store: StoreSettings) -> BrokerSession | None:
     """This browser's active session at this store, if any."""
     broker = runtime()
     secure = broker.broker_settings.cookie_secure
-    cookie = request.cookies.get(_SECURE_COOKIE if secure else _COOKIE, "")
+    cookie = request.cookies.get(cookies.cookie_name(_COOKIE, secure), "")
     if not cookie:
         return None
     session = broker.storage.get_session(flows.digest(cookie))

@@ -159,7 +159,7 @@ def _start(
             response,
             key,
             pending,
-            cookies=request.cookies,
+            held=request.cookies,
             secret_key=settings.secret_key,
             secure=settings.cookie_secure,
             ttl=ttl,

@@ -1,0 +1,33 @@
+"""The broker's own cookies, one shape for all: HttpOnly, SameSite=Lax, path ``/``, and over
+https ``Secure`` with the ``__Host-`` prefix (this host only: no Domain, so no other host of
+the parent domain can set or shadow them). Over plain http (localhost) the bare name.
+
+Lax: the OIDC callback, the link pages and the storefront's top-level visits bring them; a
+cross-site POST (the SAML ACS) does not, which is why that flow is kept server-side.
+"""
+
+from __future__ import annotations
+
+from werkzeug.wrappers import Response
+
+
+def cookie_name(base: str, secure: bool) -> str:
+    return f"__Host-{base}" if secure else base
+
+
+def give(response: Response, base: str, value: str, *, secure: bool, max_age: int) -> None:
+    """Set cookie ``base`` (named by :func:`cookie_name`) for ``max_age`` seconds."""
+    response.set_cookie(
+        cookie_name(base, secure),
+        value,
+        max_age=max_age,
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def drop(response: Response, name: str, *, secure: bool) -> None:
+    """Delete the cookie called ``name`` (already prefixed: as the request named it)."""
+    response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="Lax")
