@@ -656,6 +656,43 @@ def test_sign_ins_started_again_and_again_keep_the_newest_flows_only(
     assert len(world.customers()) == 1
 
 
+def test_a_flow_brought_to_another_connections_callback_is_refused(
+    make_world: Callable[..., World],
+    make_dev_idp: Callable[[], DevIdP],
+    browser_http: httpx.Client,
+    broker_log: LogLines,
+) -> None:
+    """A flow started for connection corp, its answer (code and state, with the flow's
+    cookie) brought to connection partner's callback: the sealed flow names its store and
+    connection, so partner's IdP is never asked to redeem corp's code."""
+    from broker.sandbox.idp import DevClient
+
+    partner_idp = make_dev_idp()
+    secret = "partner-secret-" + "x" * 20
+    world = make_world(
+        more_connections={
+            "partner": {
+                "type": "oidc",
+                "issuer": partner_idp.url,
+                "client_id": "broker",
+                "client_secret": secret,
+                "link": "auto",
+            }
+        }
+    )
+    partner_idp.state.add_client(
+        DevClient("broker", secret, (f"{world.broker.url}/acme/oidc/partner/callback",))
+    )
+    authorize = start_login(browser_http, world.broker.url, "/acme/login/corp")
+    callback = dev_idp_sign_in(browser_http, authorize, "alice@example.com")
+    elsewhere = callback.replace("/acme/oidc/corp/callback", "/acme/oidc/partner/callback")
+    assert elsewhere != callback
+    outcome = Outcome(browser_http.get(elsewhere))
+    assert_refused(outcome, 400, world, broker_log, says="another store")
+    assert partner_idp.state.token_requests == []
+    assert world.idp.state.token_requests == []
+
+
 def test_forty_callbacks_at_once_with_one_flow_sign_in_once(
     make_world: Callable[..., World], browser_http: httpx.Client
 ) -> None:
