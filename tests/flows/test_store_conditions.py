@@ -105,9 +105,13 @@ def test_fifty_first_sign_ins_of_ten_new_people_make_ten_customers(crowd: dict[s
     store_hash = crowd["store"].store_hash
     emails = [email for email in crowd["people"] for _ in range(5)]
 
-    # Everyone is at the IdP's callback at the same moment: the race is in the broker.
+    # Everyone is at the IdP's callback at the same moment: the race is in the broker. Each
+    # request has a connection of its own: a connection kept alive from /login would sit idle
+    # while the others reach the IdP, and one that gunicorn closes at its keep-alive timeout
+    # just as the callback is sent is a dropped request (a browser retries it; httpx does not).
     def to_callback(email: str) -> tuple[httpx.Client, str]:
-        http = httpx.Client(follow_redirects=False, timeout=60)
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        http = httpx.Client(follow_redirects=False, timeout=60, limits=fresh)
         authorize = start_login(http, crowd["broker"], "/acme/login/corp")
         return http, dev_idp_sign_in(http, authorize, email)
 

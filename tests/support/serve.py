@@ -65,6 +65,9 @@ def broker_serve(
             yield url
         finally:
             stop_server(process)
+            # Captured, so pytest shows the server's last lines with a failing test only.
+            log.seek(0)
+            print("".join(log.readlines()[-40:]))
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
