@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from markupsafe import Markup
+
 from broker.settings.schema import StaffTable
 
 LINK_RISKS = {
@@ -154,6 +156,18 @@ def number(raw: str) -> int | str:
     ("must be an integer") as they do in the file."""
     text = raw.strip()
     return int(text) if text.isascii() and text.isdigit() else text
+
+
+def number_bounds(name: str) -> Markup:
+    """The ``min``/``max`` attributes of a staff number field, from the schema's ``ge``/``le``:
+    the browser then says what the server would (which still checks)."""
+    attributes = [
+        Markup('{}="{}"').format(attribute, getattr(rule, bound))
+        for rule in StaffTable.model_fields[name].metadata
+        for attribute, bound in (("min", "ge"), ("max", "le"))
+        if getattr(rule, bound, None) is not None
+    ]
+    return Markup(" ").join(attributes)
 
 
 def _pairs(form: Mapping[str, Any], names: str, ids: str) -> dict[str, int]:

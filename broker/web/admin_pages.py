@@ -23,6 +23,7 @@ from broker.admin.forms import (
     field_errors,
     fields_for,
     form_values,
+    number_bounds,
     staff_form_values,
     staff_from_form,
     table_from_form,
@@ -307,6 +308,7 @@ def _staff_page(
         errors=errors,
         token_set=bool(stored and stored.get("account_token_set")),
         store_connections=sorted(admin.store.connections),
+        bounds=number_bounds,
         **context,
     )
 

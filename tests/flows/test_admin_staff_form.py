@@ -206,6 +206,19 @@ def test_a_mistake_is_named_next_to_its_field_and_changes_nothing(
     assert world.api("GET", "/staff").json() == status_before
 
 
+def test_the_number_fields_tell_the_browser_the_range_the_server_checks(
+    world: AppWorld,
+) -> None:
+    _with_a_connection(world)
+    page = _page(world).text
+    for field, bounds in (("requests_per_hour", ("2", "10000")), ("sign_in_days", ("1", None))):
+        tag = re.search(rf'<input type="number" id="f-{field}" [^>]*>', page)
+        assert tag is not None, field
+        low = re.search(r' min="([^"]*)"', tag.group(0))
+        high = re.search(r' max="([^"]*)"', tag.group(0))
+        assert (low and low.group(1), high and high.group(1)) == bounds, tag.group(0)
+
+
 def test_a_first_save_needs_the_token(world: AppWorld) -> None:
     _with_a_connection(world)
     refused = _post(world, _form(""))
