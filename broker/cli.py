@@ -95,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="the port to listen on")
     serve.add_argument("--workers", type=int, default=2, help="processes")
     serve.add_argument("--threads", type=int, default=4, help="threads per process")
+    serve.add_argument(
+        "--keep-alive",
+        type=_seconds,
+        default=2,
+        metavar="SECONDS",
+        help="how long an idle connection stays open (behind a load balancer: above its idle "
+        "timeout)",
+    )
 
     check = command("check", "validate the config, then reach every store and IdP and list it")
     check.add_argument("--config", required=True, help=CONFIG_HELP)
@@ -314,6 +322,7 @@ def _serve(args: argparse.Namespace) -> int:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("timeout", 30)
             self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("keepalive", args.keep_alive)
             # No access log: callback URLs carry authorization codes.
             self.cfg.set("accesslog", None)
             # gunicorn's own lines (start-up, workers) as JSON, as the broker's are.
@@ -362,6 +371,17 @@ def _migrate_and_gc(settings: Settings) -> list[str]:
     return [r.revision for r in reversed(list(script.iterate_revisions(after, before)))]
 
 
+def _seconds(text: str) -> int:
+    """A whole number of seconds, 0 to 3600 (``--keep-alive``; 0: no keep-alive)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 3600 seconds")
+    return value
+
+
 def _log_start(
     settings: Settings, args: argparse.Namespace, applied: list[str], multiprocess: bool
 ) -> None:
@@ -382,6 +402,7 @@ def _log_start(
         listen=f"{args.host}:{args.port}",
         workers=args.workers,
         threads=args.threads,
+        keep_alive=args.keep_alive,
         stores=sorted(settings.stores),
         connections=sorted(
             f"{store.key}/{conn}"

@@ -33,6 +33,7 @@ def broker_serve(
     workers: int = 2,
     threads: int = 4,
     port: int | None = None,
+    args: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """Write the config that ``document(base_url)`` returns, serve it, yield the base URL."""
     port = port or free_port()
@@ -55,6 +56,7 @@ def broker_serve(
                 str(workers),
                 "--threads",
                 str(threads),
+                *args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
