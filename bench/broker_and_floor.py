@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bench.floor import create_app as create_floor
+from bench.stripped import strip_from_env
 from broker.app import create_app
 from broker.events import configure_json_root, configure_logging, gunicorn_logger_class
 from broker.settings.file import load_settings
@@ -33,7 +34,8 @@ Logger = gunicorn_logger_class()
 def _dispatcher() -> Callable[..., Iterable[bytes]]:
     configure_logging()  # the broker's event lines written as broker serve writes them
     configure_json_root()
-    broker = create_app(load_settings(os.environ["BENCH_BROKER_CONFIG"]))
+    # BENCH_STRIP (signin_ratios.py --strip): the broker without those parts.
+    broker = strip_from_env(create_app(load_settings(os.environ["BENCH_BROKER_CONFIG"])))
     floor = create_floor()
     gc.collect()
     gc.freeze()

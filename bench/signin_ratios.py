@@ -4,6 +4,7 @@ sign-in, and two broker instances on one PostgreSQL database.
     .venv/bin/python bench/signin_ratios.py                 # about 3 minutes on 2 cores
     .venv/bin/python bench/signin_ratios.py --rounds 3 --per-round 20 --no-scale
     .venv/bin/python bench/signin_ratios.py --src DIR       # another broker tree
+    .venv/bin/python bench/signin_ratios.py --strip all     # the broker without its guarantees
 
 Every figure is for a RETURNING shopper (linked already: each shopper signs in once, untimed,
 before anything is measured). Printed, no timing asserted:
@@ -31,6 +32,12 @@ before anything is measured). Printed, no timing asserted:
     this process: the same broker (``create_app`` on the same file and database) driven through
     Flask's test client against the same upstreams, with SQLAlchemy's ``before_cursor_execute``
     and ``commit`` events on its engine; on SQLite and on PostgreSQL.
+(f) **what the guarantees cost** (``--step-costs``): in this process, two brokers on the same
+    file and database, one of them stripped of one part of a sign-in (``bench/stripped.py``:
+    the one-time store, the session and audit rows, Flask's session cookie, the request
+    hooks), then of all of them; blocks of whole OIDC sign-ins alternate between the two, and
+    the difference of this thread's CPU per sign-in (``/login`` and callback, Flask's test
+    client included, the same for both) is what that part costs.
 (e) **scale**: two ``broker serve`` instances (1 worker x 4 threads each) on one PostgreSQL
     database made for the run (``bench_<random>``, dropped at the end) on the server
     ``--postgres`` names; C shoppers at a time sign in, alternating instances: sign-ins per
@@ -38,6 +45,10 @@ before anything is measured). Printed, no timing asserted:
     and PostgreSQL that reads the client's side of the wire protocol (one round trip per
     ``Sync`` of the extended protocol or per simple ``Query``; statements = ``Execute`` +
     ``Query``).
+
+``--strip PARTS`` runs the brokers of (a)-(d) without those parts (``bench/stripped.py``: not
+safe to sign anyone in with), to see how far from the floor a broker that keeps no guarantee
+would be.
 
 The broker runs under gunicorn, ``-w 1 --threads 4`` for (a)-(c). Everything listens on
 127.0.0.1; the upstreams (sandbox store with B2B Edition, dev IdP) are a child process under
@@ -81,6 +92,7 @@ except ImportError:
     os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), *sys.argv])  # noqa: S606
 
 from bench import login as lb  # noqa: E402 - after the virtualenv check
+from bench import stripped  # noqa: E402
 
 HOST = lb.HOST
 SAML_CONN = "saml"
@@ -368,7 +380,12 @@ class SqlCount:
 
 
 def count_sql_in_process(
-    config: Path, env: dict[str, str], urls: dict[str, str], emails: list[str], logins: list[str]
+    config: Path,
+    env: dict[str, str],
+    urls: dict[str, str],
+    emails: list[str],
+    logins: list[str],
+    strip: Sequence[str] = (),
 ) -> dict[str, SqlCount]:
     """The broker of ``config`` in this process (its database as the servers use it), returning
     sign-ins through Flask's test client: statements and COMMITs per sign-in."""
@@ -378,7 +395,7 @@ def count_sql_in_process(
     from broker.settings.file import load_settings
     from tests.support.saml_idp import complete_sso
 
-    app = create_app(load_settings(config, {**os.environ, **env}))
+    app = stripped.strip(create_app(load_settings(config, {**os.environ, **env})), strip)
     logging.getLogger("broker").setLevel(logging.ERROR)  # no event lines in the report
     engine = app.extensions["broker"].storage.engine
     counts = {"oidc": SqlCount(), "saml": SqlCount()}
@@ -595,8 +612,10 @@ def broker_env(secrets_: dict[str, Any]) -> dict[str, str]:
     return {**lb.broker_env(secrets_), "BENCH_B2B_TOKEN": secrets_["b2b_token"]}
 
 
-def serve_argv(config: Path, port: int, workers: int, threads: int) -> list[str]:
-    return [sys.executable, "-m", "broker.cli", "serve", "--config", str(config),
+def serve_argv(
+    config: Path, port: int, workers: int, threads: int, module: str = "broker.cli"
+) -> list[str]:
+    return [sys.executable, "-m", module, "serve", "--config", str(config),
             "--port", str(port), "--workers", str(workers), "--threads", str(threads)]  # fmt: skip
 
 
@@ -656,6 +675,8 @@ def run(args: argparse.Namespace) -> int:
         f"settings: broker and floor under gunicorn gthread 1 worker x 4 threads; SQLite for "
         f"(a)-(d); {rounds} rounds x {n} returning sign-ins per figure, one at a time"
     )
+    if args.strip:
+        print(f"STRIPPED (not a broker to sign anyone in with): {', '.join(args.strip)}")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     failed = 0
     redirects = [
@@ -713,23 +734,32 @@ def run(args: argparse.Namespace) -> int:
                       "BENCH_BROKER_CONFIG": str(inside_config)}  # fmt: skip
         # (b2) needs this script's bench/broker_and_floor.py in the tree benchmarked (--src).
         has_inside = (src / "bench" / "broker_and_floor.py").exists()
+        # --strip: the broker of (a)-(b2) from bench/stripped.py (this checkout's bench/).
+        stripped_module = "bench.stripped" if args.strip else "broker.cli"
+        strip_env = {
+            "BENCH_STRIP": ",".join(args.strip),
+            "PYTHONPATH": os.pathsep.join([child_env.get("PYTHONPATH", str(src)), str(ROOT)]),
+        } if args.strip else {}  # fmt: skip
         with (
             lb.gunicorn_process(
-                serve_argv(config, broker_port, 1, 4), src, workdir / "broker.log",
-                f"{broker_url}/readyz", env,
+                serve_argv(config, broker_port, 1, 4, stripped_module), src,
+                workdir / "broker.log", f"{broker_url}/readyz", {**env, **strip_env},
             ) as broker_pid,
             lb.gunicorn_process(
                 floor_argv, ROOT, workdir / "floor.log", f"{floor_url}/healthz",
                 {**floor_env, "PYTHONPATH": str(ROOT)},
             ) as floor_pid,
             lb.gunicorn_process(
-                inside_argv, src, workdir / "inside.log", f"{inside_url}/readyz", inside_env
+                inside_argv, src, workdir / "inside.log", f"{inside_url}/readyz",
+                {**inside_env, **strip_env},
             ) if has_inside else contextlib.nullcontext(None) as inside_pid,
         ):  # fmt: skip
             inside = None if inside_pid is None else Site(inside_url, [inside_pid])
             failed += ratios(args, urls, broker_url, floor_url, broker_pid, floor_pid, inside)
             if not args.no_sql:
-                failed += sql_counts(config, env, urls, n, "SQLite")
+                failed += sql_counts(config, env, urls, n, "SQLite", args.strip)
+            if args.step_costs:
+                failed += step_costs(config, env, args.step_costs)
         if not args.no_scale:
             failed += scale(args, workdir, urls, secrets_, scale_ports, src, child_env)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
@@ -889,12 +919,17 @@ def b2b_requests(
 
 
 def sql_counts(
-    config: Path, env: dict[str, str], urls: dict[str, str], n: int, database: str
+    config: Path,
+    env: dict[str, str],
+    urls: dict[str, str],
+    n: int,
+    database: str,
+    strip: Sequence[str] = (),
 ) -> int:
     count = min(n, 10)
     emails = [lb.user_email(i) for i in range(count)]
     logins = [shopper(i) for i in range(count)] if database == "SQLite" else []
-    counts = count_sql_in_process(config, env, urls, emails, logins)
+    counts = count_sql_in_process(config, env, urls, emails, logins, strip)
     print()
     print(f"(d) SQL per returning sign-in (in process, same database: {database})")
     print(f"    {'':24} {'sign-ins':>8} {'statements':>10} {'write txns':>10}  statements by verb")
@@ -907,6 +942,68 @@ def sql_counts(
             f"{c.statements / c.signins:10.2f} {c.commits / c.signins:10.2f}  {per}"
         )
     return 0
+
+
+#: Whole sign-ins per block in (f): the two brokers take turns, block by block.
+STEP_BLOCK = 20
+
+
+def step_costs(config: Path, env: dict[str, str], n: int) -> int:
+    """(f): for each part of bench/stripped.py, and all of them, the CPU per returning OIDC
+    sign-in it costs, as a broker with it against the same broker without it, in turns."""
+    from broker.app import create_app
+    from broker.settings.file import load_settings
+
+    def build(parts: Sequence[str]) -> Any:
+        return stripped.strip(create_app(load_settings(config, {**os.environ, **env})), parts)
+
+    emails = [lb.user_email(i) for i in range(STEP_BLOCK)]
+    print()
+    print(f"(f) what each part costs, per returning OIDC sign-in (in process, SQLite; {n} each)")
+    print(f"    {'part taken out':16} {'with ms':>8} {'without':>8} {'saves ms':>9}")
+    variants = [[part] for part in stripped.PARTS] + [list(stripped.PARTS)]
+    with lb.new_browser() as http:
+        for parts in variants:
+            apps = {"with": build([]), "without": build(parts)}
+            logging.getLogger("broker").setLevel(logging.ERROR)
+            cpu = {name: 0.0 for name in apps}
+            for app in apps.values():  # warm: caches, pools, compiled statements
+                for email in emails:
+                    _in_process_sign_in(app, http, email)
+            done = 0
+            while done < n:
+                order = list(apps) if (done // STEP_BLOCK) % 2 == 0 else list(reversed(apps))
+                for name in order:
+                    for email in emails:
+                        cpu[name] += _in_process_sign_in(apps[name], http, email)
+                done += STEP_BLOCK
+            with_ms, without_ms = (1000 * cpu[k] / done for k in ("with", "without"))
+            label = "all" if len(parts) > 1 else parts[0]
+            print(f"    {label:16} {with_ms:8.3f} {without_ms:8.3f} {with_ms - without_ms:9.3f}")
+            for app in apps.values():
+                app.extensions["broker"].storage.close()
+    return 0
+
+
+def _in_process_sign_in(app: Any, http: httpx.Client, email: str) -> float:
+    """One whole OIDC sign-in through Flask's test client (the IdP over HTTP): this thread's
+    CPU in the broker's two requests, the IdP's form left out."""
+    client = app.test_client()
+    started = time.thread_time()
+    start = client.get(f"/{lb.STORE_KEY}/login/{lb.CONN}")
+    cpu = time.thread_time() - started
+    callback = expect(
+        http.post(start.headers["location"], data={"email": email, "password": lb.PASSWORD}),
+        "",
+        "idp",
+    )
+    parts = urlsplit(callback)
+    started = time.thread_time()
+    done = client.get(f"{parts.path}?{parts.query}")
+    cpu += time.thread_time() - started
+    if done.status_code != 302:
+        raise SystemExit(f"in-process OIDC sign-in failed: {done.status_code}")
+    return cpu
 
 
 def scale(
@@ -1022,6 +1119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-sql", action="store_true", help="skip (d)")
     parser.add_argument("--src", help="benchmark the broker tree in this directory")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--strip",
+        type=stripped.parse_parts,
+        default=[],
+        help=f"run the brokers of (a)-(d) without these parts: {', '.join(stripped.PARTS)}, all",
+    )
+    parser.add_argument(
+        "--step-costs", type=int, default=0, metavar="N", help="(f): N sign-ins per variant"
+    )
     parser.add_argument("--upstreams", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pg-proxy", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
