@@ -14,7 +14,7 @@ from saml2.sigver import SignatureError
 from broker.errors import InvalidResponse
 from broker.upstream import saml_schema
 from broker.upstream.saml_checks import check_signature_profile, refused
-from broker.upstream.saml_crypto import InProcessCrypto
+from broker.upstream.saml_crypto import InProcessCrypto, InProcessSecurity
 from tests.support.certificates import key_pair
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -196,3 +196,32 @@ def test_a_schema_is_never_fetched() -> None:
     """The schema files import the W3C's by URL: they are read from pysaml2's folder."""
     saml_schema.validate(etree.tostring(response()))  # compiled with no_network=True
     assert saml_schema._schema() is saml_schema._schema()
+
+
+# -- pysaml2's two readings of a Response ---------------------------------------------------
+
+
+def unsigned_response(response_id: str) -> str:
+    return etree.tostring(response()).decode().replace('ID="_r1"', f'ID="{response_id}"')
+
+
+def test_the_element_kept_from_an_unsigned_reading_goes_to_that_document_only() -> None:
+    """pysaml2 reads a Response first demanding its own signature, then again without; the
+    first reading's element is kept for the second, and must never answer another document."""
+    security = InProcessSecurity(InProcessCrypto())
+    first, other_document = unsigned_response("_first"), unsigned_response("_other")
+    with pytest.raises(SignatureError, match="Signature missing"):
+        security.correctly_signed_response(first, require_response_signature=True)
+
+    assert security.correctly_signed_response(other_document).id == "_other"
+    assert security.correctly_signed_response(first).id == "_first"
+
+
+def test_the_second_reading_of_an_unsigned_response_gives_the_same_response() -> None:
+    security = InProcessSecurity(InProcessCrypto())
+    document = unsigned_response("_r7")
+    with pytest.raises(SignatureError):
+        security.correctly_signed_response(document, require_response_signature=True)
+
+    again = security.correctly_signed_response(document)
+    assert (again.id, again.issuer.text, again.signature) == ("_r7", "https://idp.example", None)
