@@ -373,7 +373,7 @@ def measured(pids: Sequence[int], jobs: Sequence[Any], fn: Callable[[Any], float
 @dataclass
 class SqlCount:
     statements: int = 0
-    #: COMMITs, and writes run on their own (autocommit): write transactions.
+    #: Write transactions: COMMITs after a write, and writes on their own (autocommit).
     commits: int = 0
     signins: int = 0
     verbs: Counter[str] = field(default_factory=Counter)
@@ -388,56 +388,41 @@ def count_sql_in_process(
     strip: Sequence[str] = (),
 ) -> dict[str, SqlCount]:
     """The broker of ``config`` in this process (its database as the servers use it), returning
-    sign-ins through Flask's test client: statements and COMMITs per sign-in."""
-    from sqlalchemy import event
-
+    sign-ins through Flask's test client: statements and write transactions per sign-in, as
+    the database driver ran them (tests.support.sql_trace: SQLAlchemy's statements and the
+    storage's own on the driver alike)."""
     from broker.app import create_app
     from broker.settings.file import load_settings
     from tests.support.saml_idp import complete_sso
+    from tests.support.sql_trace import Traced, traced
 
     app = stripped.strip(create_app(load_settings(config, {**os.environ, **env})), strip)
     logging.getLogger("broker").setLevel(logging.ERROR)  # no event lines in the report
     engine = app.extensions["broker"].storage.engine
     counts = {"oidc": SqlCount(), "saml": SqlCount()}
-    current: list[SqlCount] = []
 
-    def statement(conn: Any, _cur: Any, sql: str, *_: Any) -> None:
-        if current:
-            current[0].statements += 1
-            verb = sql.split()[0]
-            current[0].verbs[verb] += 1
-            autocommit = conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-            if autocommit and verb != "SELECT":
-                current[0].commits += 1  # a write on its own is a transaction of its own
+    def add(count: SqlCount, found: Traced) -> None:
+        count.signins += 1
+        count.statements += len(found.statements)
+        count.commits += found.write_transactions
+        count.verbs.update(sql.split()[0].upper() for sql in found.statements)
 
-    def commit(_c: Any) -> None:
-        if current:
-            current[0].commits += 1
-
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine, "commit", commit)
     try:
         for email in emails:
-            with lb.new_browser() as http:
-                current[:] = [counts["oidc"]]
+            with lb.new_browser() as http, traced(engine) as found:
                 _in_process_sign_in(app, http, email)
-                current[:] = []
-                counts["oidc"].signins += 1
+            add(counts["oidc"], found)
         for login in logins:
             client = app.test_client()
-            with lb.new_browser() as http:
-                current[:] = [counts["saml"]]
+            with lb.new_browser() as http, traced(engine) as found:
                 start = client.get(f"/{lb.STORE_KEY}/login/{SAML_CONN}")
                 acs, form = complete_sso(http, start.headers["location"], login)
                 posted = client.post(urlsplit(acs).path, data=form)
                 done = client.get(posted.headers["location"])
-                current[:] = []
-                if done.status_code != 302:
-                    raise SystemExit(f"in-process SAML sign-in failed: {done.status_code}")
-                counts["saml"].signins += 1
+            if done.status_code != 302:
+                raise SystemExit(f"in-process SAML sign-in failed: {done.status_code}")
+            add(counts["saml"], found)
     finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine, "commit", commit)
         app.extensions["broker"].storage.close()
     return counts
 

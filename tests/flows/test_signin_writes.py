@@ -1,5 +1,7 @@
-"""What a returning OIDC sign-in writes, counted at the database driver (SQLAlchemy's
-``before_cursor_execute`` and ``commit`` events on the broker's engine).
+"""What a returning OIDC sign-in writes, counted at the database driver (SQLite's own trace
+of every statement it runs, tests.support.sql_trace): the statements the storage runs
+through SQLAlchemy and those it runs on the driver itself (broker.storage.sql.direct) alike,
+and the ``COMMIT`` that ends each write transaction.
 
 A returning shopper's sign-in is two write transactions: the flow spent at the callback
 (single use, before the code is redeemed; ``/login`` writes nothing, the browser carries the
@@ -12,54 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from broker.accounts import LAST_SEEN_PRECISION_SECONDS
 from broker.storage import LinkTouch
 from tests.conftest import World
 from tests.support.flows import dev_idp_sign_in, sign_in, start_login
-
-
-@dataclass
-class Counted:
-    statements: list[str] = field(default_factory=list)
-    commits: int = 0
-
-    @property
-    def verbs(self) -> list[str]:
-        """Each statement's first word and table, e.g. "DELETE pending_flows"."""
-        out = []
-        for sql in self.statements:
-            words = sql.replace('"', "").split()
-            # The main table: a SELECT's last FROM (a subquery's comes before it).
-            table = [words[i + 1] for i, w in enumerate(words) if w in ("INTO", "FROM", "UPDATE")]
-            out.append(f"{words[0]} {table[-1] if words[0] == 'SELECT' else table[0]}")
-        return out
+from tests.support.sql_trace import Traced, traced
 
 
 @contextmanager
-def counting(world: World) -> Iterator[Counted]:
-    engine = world.broker.app.extensions["broker"].storage.engine
-    counted = Counted()
-
-    def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
-        counted.statements.append(sql)
-
-    def commit(_conn: Any) -> None:
-        counted.commits += 1
-
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine, "commit", commit)
-    try:
-        yield counted
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine, "commit", commit)
+def counting(world: World) -> Iterator[Traced]:
+    with traced(world.broker.app.extensions["broker"].storage.engine) as found:
+        yield found
 
 
 @pytest.fixture
@@ -93,7 +63,7 @@ def test_a_returning_sign_in_is_two_write_transactions_and_four_statements(
         "INSERT sessions",  # the sign-in's one transaction
         "INSERT audit_log",
     ]
-    assert counted.commits == 2
+    assert counted.write_transactions == 2
     assert alice_link(returning) == before  # signed in within the hour: not rewritten
     [*_, entry] = storage_of(returning).recent_audit("acme", limit=1)
     assert (entry.event, entry.outcome, entry.detail) == ("signin", "ok", "link")
@@ -110,7 +80,7 @@ def test_a_link_last_seen_over_an_hour_ago_is_touched_in_the_same_transaction(
     with counting(returning) as counted:
         assert sign_in(browser_http, returning.broker.url, "alice@example.com").status == 302
     assert counted.verbs[2:] == ["UPDATE links", "INSERT sessions", "INSERT audit_log"]
-    assert counted.commits == 2
+    assert counted.write_transactions == 2
     assert alice_link(returning).last_login_at > old
 
 

@@ -5,7 +5,8 @@ statement is atomic by itself, so wrapping it in a transaction buys nothing. On 
 runs on an autocommit connection, which saves the ``BEGIN`` and the ``COMMIT``/``ROLLBACK``
 round trips (psycopg sends each as a message of its own); SQLite's driver opens no
 transaction for a read and an implicit one for a write, committed at once. Verbs of several
-statements that must hold together open a transaction (``engine.begin()``).
+statements that must hold together open a transaction (``engine.begin()``). The few
+statements every sign-in runs go to the driver itself, the same way (:mod:`.direct`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from broker.errors import StorageError
+from broker.storage.sql.direct import Driver, storage_error
+
+__all__ = ["SQLBase", "storage_error"]
 
 
 class SQLBase:
@@ -29,6 +32,8 @@ class SQLBase:
         self._single = (
             engine.execution_options(isolation_level="AUTOCOMMIT") if self._autocommit else engine
         )
+        #: The sign-in path's statements, on the driver itself (:mod:`.direct`).
+        self.driver = Driver(engine)
 
     @contextmanager
     def _single_statement(self) -> Iterator[Connection]:
@@ -54,10 +59,3 @@ class SQLBase:
                 return int(conn.execute(statement, params).rowcount or 0)
         except SQLAlchemyError as exc:
             raise storage_error(exc) from None
-
-
-def storage_error(exc: SQLAlchemyError) -> StorageError:
-    return StorageError(
-        "The sign-in service cannot reach its database. Please try again shortly.",
-        detail=type(exc).__name__,
-    )

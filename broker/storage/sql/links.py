@@ -13,7 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from broker.storage.keys import digest
@@ -22,12 +34,14 @@ from broker.storage.schema import links, scim_blocks, unlinks
 from broker.storage.sql.base import SQLBase, storage_error
 
 #: Whether any source blocks the link's customer (read with the link: a sign-in by link then
-#: needs no second statement to know).
-_BLOCKED = (
-    exists()
-    .where(scim_blocks.c.store == links.c.store, scim_blocks.c.customer_id == links.c.customer_id)
-    .label("blocked")
-)
+#: needs no second statement to know). Read as the driver gives it (SQLite: 0 or 1;
+#: PostgreSQL: a boolean), made a bool by get_link: the link is read on the driver (.direct).
+_BLOCKED = type_coerce(
+    exists().where(
+        scim_blocks.c.store == links.c.store, scim_blocks.c.customer_id == links.c.customer_id
+    ),
+    Integer,
+).label("blocked")
 # The hot path's statements, built once (see pending.py).
 _GET_LINK = select(links, _BLOCKED).where(
     links.c.store == bindparam("store"),
@@ -53,10 +67,9 @@ class SQLLinkStore(SQLBase):
             "subject": subject,
             "channel_id": channel_id,
         }
-        row = self._first(_GET_LINK, params)
-        if row is None:
+        values = self.driver.one(_GET_LINK, params)
+        if values is None:
             return None
-        values = dict(row._mapping)
         values["blocked"] = bool(values["blocked"])
         return Link(**values)
 

@@ -15,10 +15,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from broker.storage.schema import used_once
-from broker.storage.sql.base import SQLBase, storage_error
+from broker.storage.sql.base import SQLBase
 
 
 def _use_once(insert: Any) -> Any:
@@ -37,12 +36,7 @@ _USE_ONCE = {"postgresql": _use_once(postgresql.insert), "sqlite": _use_once(sql
 class SQLOnceStore(SQLBase):
     def use_once(self, key: str, expires_at: int, now: int) -> bool:
         params = {"key": key, "expires_at": expires_at, "now": now}
-        try:
-            with self._single_statement() as conn:
-                used = conn.execute(_USE_ONCE[conn.dialect.name], params).first()
-        except SQLAlchemyError as exc:
-            raise storage_error(exc) from None
-        return used is not None
+        return self.driver.one(_USE_ONCE[self.engine.dialect.name], params) is not None
 
     def seen_once(self, key: str, now: int) -> bool:
         """Whether ``key`` is in the one-time cache and not expired (a claim still held)."""

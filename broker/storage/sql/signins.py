@@ -15,16 +15,16 @@ took four or five. SQLite has no data-modifying ``WITH``: there they run in one 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Insert, Update, bindparam, insert, update
 
 from broker.storage.model import AuditEntry, BrokerSession, LinkTouch, flat_row
 from broker.storage.schema import audit_log, links, sessions
 from broker.storage.sql.audit import INSERT_AUDIT, audit_row
-from broker.storage.sql.base import SQLBase, storage_error
+from broker.storage.sql.base import SQLBase
 from broker.storage.sql.sessions import INSERT_SESSION
 
 _UPDATE_LINK = update(links).where(links.c.id == bindparam("link_id"))
@@ -42,10 +42,16 @@ def _touched(touch: LinkTouch) -> dict[str, Any]:
     return values
 
 
-def _touch(touch: LinkTouch) -> tuple[Any, dict[str, Any]]:
-    """The UPDATE of a touch: only the columns it sets."""
+@functools.lru_cache(maxsize=16)
+def _touch_statement(columns: tuple[str, ...]) -> Update:
+    """The UPDATE of a touch setting ``columns`` (one object per set: prepared once)."""
+    return _UPDATE_LINK.values({name: bindparam(f"v_{name}") for name in columns})
+
+
+def _touch(touch: LinkTouch) -> tuple[Update, dict[str, Any]]:
+    """The UPDATE of a touch, and its values: only the columns it sets."""
     values = _touched(touch)
-    statement = _UPDATE_LINK.values({name: bindparam(f"v_{name}") for name in values})
+    statement = _touch_statement(tuple(values))
     return statement, {"link_id": touch.link_id, **{f"v_{k}": v for k, v in values.items()}}
 
 
@@ -57,43 +63,54 @@ class SQLSignInStore(SQLBase):
         audit: Sequence[AuditEntry],
         touch: LinkTouch | None = None,
     ) -> None:
-        writes: list[tuple[Any, Any]] = []
+        writes: list[tuple[Any, list[dict[str, Any]]]] = []
         if touch is not None and touch.writes:
-            writes.append(_touch(touch))
+            statement, values = _touch(touch)
+            writes.append((statement, [values]))
         if session is not None:
-            writes.append((INSERT_SESSION, flat_row(session)))
+            writes.append((INSERT_SESSION, [flat_row(session)]))
         if audit:
-            rows = [audit_row(entry) for entry in audit]
-            writes.append((INSERT_AUDIT, rows if len(rows) > 1 else rows[0]))
+            writes.append((INSERT_AUDIT, [audit_row(entry) for entry in audit]))
         if not writes:
             return
-        try:
-            if self._autocommit and audit and len(writes) > 1:
-                with self._single_statement() as conn:
-                    conn.execute(_one_statement(session, audit, touch))
-                return
-            if len(writes) == 1:
-                with self._single_statement() as conn:
-                    conn.execute(*writes[0])
-                return
-            with self.engine.begin() as conn:
-                for statement, params in writes:
-                    conn.execute(statement, params)
-        except SQLAlchemyError as exc:
-            raise storage_error(exc) from None
+        if len(writes) == 1 and len(writes[0][1]) == 1:
+            self.driver.one(writes[0][0], writes[0][1][0])
+        elif self._autocommit and audit:
+            self.driver.one(*_one_statement(writes))
+        else:
+            self.driver.together(writes)
 
 
-def _one_statement(
-    session: BrokerSession | None, audit: Sequence[AuditEntry], touch: LinkTouch | None
-) -> Any:
+def _one_statement(writes: list[tuple[Any, list[dict[str, Any]]]]) -> tuple[Insert, dict[str, Any]]:
     """PostgreSQL: every write of a sign-in as one INSERT of its audit rows, the others as
-    data-modifying WITH clauses (see the module docstring)."""
-    clauses = []
-    if touch is not None and touch.writes:
-        changes = _touched(touch)
-        clauses.append(
-            update(links).where(links.c.id == touch.link_id).values(**changes).cte("touched")
-        )
-    if session is not None:
-        clauses.append(insert(sessions).values(**flat_row(session)).cte("new_session"))
-    return insert(audit_log).values([audit_row(entry) for entry in audit]).add_cte(*clauses)
+    data-modifying WITH clauses (see the module docstring); and its values."""
+    shape = tuple((statement, tuple(rows[0]), len(rows)) for statement, rows in writes)
+    values = {
+        f"w{i}r{j}_{name}": value
+        for i, (_, rows) in enumerate(writes)
+        for j, row in enumerate(rows)
+        for name, value in row.items()
+    }
+    return _one_statement_of(shape), values
+
+
+@functools.lru_cache(maxsize=32)
+def _one_statement_of(shape: tuple[tuple[Any, tuple[str, ...], int], ...]) -> Insert:
+    """The one statement for writes of this ``shape`` (statement, value names, rows), the
+    values bound as ``w<write>r<row>_<name>`` (one object per shape: prepared once)."""
+    clauses: list[Any] = []
+    final: Insert | None = None
+    for i, (statement, names, count) in enumerate(shape):
+        rows: list[dict[str, Any]] = [
+            {name: bindparam(f"w{i}r{j}_{name}") for name in names} for j in range(count)
+        ]
+        if statement is INSERT_AUDIT:
+            final = insert(audit_log).values(rows)
+        elif statement is INSERT_SESSION:
+            clauses.append(insert(sessions).values(rows[0]).cte("new_session"))
+        else:  # the link's touch
+            update_values = {name[2:]: bind for name, bind in rows[0].items() if name != "link_id"}
+            touched = update(links).where(links.c.id == rows[0]["link_id"]).values(update_values)
+            clauses.append(touched.cte("touched"))
+    assert final is not None, "the one statement is the audit rows' INSERT"
+    return final.add_cte(*clauses)

@@ -1,0 +1,138 @@
+"""The driver-level statements (broker.storage.sql.direct) on SQLite and PostgreSQL: what
+SQLAlchemy would have done around them still holds: values written as they are, transactions
+all or nothing, errors as StorageError, the pool's connections handed back as they were."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    Engine,
+    PickleType,
+    bindparam,
+    create_engine,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
+
+from broker.errors import StorageError
+from broker.storage import AlreadyExists, SQLStorage, open_storage
+from broker.storage.schema import pending_flows, used_once
+from broker.storage.sql.direct import Driver, UnsupportedStatement
+from tests.storage.builders import key
+
+
+@pytest.fixture
+def engine(database_url: str, storage: SQLStorage) -> Iterator[Engine]:
+    """An engine on the migrated database with a pool of one connection and no pre-ping:
+    every statement below runs on the same connection, so what one leaves behind (an
+    autocommit, a lost connection) the next one meets."""
+    options = {} if database_url.startswith("sqlite") else {"pool_size": 1, "max_overflow": 0}
+    one = create_engine(database_url, **options)
+    yield one
+    one.dispose()
+
+
+def test_a_statement_whose_values_need_type_processing_is_refused(storage: SQLStorage) -> None:
+    driver = Driver(storage.engine)
+    with pytest.raises(UnsupportedStatement, match="'doc'"):
+        driver.prepared(select(bindparam("doc", type_=JSON)), ("doc",))
+    with pytest.raises(UnsupportedStatement, match="'doc'"):
+        driver.prepared(select(literal_column("NULL", PickleType).label("doc")), ())
+    with pytest.raises(UnsupportedStatement, match="has a value"):
+        driver.prepared(select(used_once).where(used_once.c.key == "a-literal"), ())
+
+
+def test_the_hot_statements_write_what_sqlalchemy_reads_back(storage: SQLStorage) -> None:
+    k = key()
+    storage.save_pending(k, {"a": [1, "é"]}, expires_at=2000)
+    with storage.engine.connect() as conn:
+        row = conn.execute(select(pending_flows).where(pending_flows.c.key == k)).one()
+    assert (row.key, row.expires_at) == (k, 2000)
+    assert storage.take_pending(k, now=1000) == {"a": [1, "é"]}
+    assert storage.take_pending(k, now=1000) is None
+
+
+def test_a_duplicate_is_the_verbs_own_error_and_leaves_the_first(storage: SQLStorage) -> None:
+    k = key()
+    storage.save_pending(k, {"n": 1}, expires_at=2000)
+    with pytest.raises(AlreadyExists):
+        storage.save_pending(k, {"n": 2}, expires_at=2000)
+    assert storage.take_pending(k, now=1000) == {"n": 1}
+
+
+def test_statements_together_are_all_or_nothing(engine: Engine) -> None:
+    driver = Driver(engine)
+    k, taken = key(), key()
+    driver.one(insert(used_once), {"key": taken, "expires_at": 1})
+    rows = [{"key": k, "expires_at": 5}]
+    duplicate = [{"key": taken, "expires_at": 5}]
+    with pytest.raises(StorageError):
+        driver.together([(insert(used_once), rows), (insert(used_once), duplicate)])
+    with engine.connect() as conn:
+        found = conn.execute(select(used_once.c.key).where(used_once.c.key == k)).first()
+    assert found is None  # the first INSERT went with the second's failure
+    driver.together([(insert(used_once), rows)])  # and the connection works after it
+    query = select(used_once.c.expires_at).where(used_once.c.key == bindparam("k"))
+    assert driver.one(query, {"k": k}) == {"expires_at": 5}
+
+
+def test_a_driver_error_is_a_storage_error_and_the_connection_goes_on(engine: Engine) -> None:
+    driver = Driver(engine)
+    with pytest.raises(StorageError) as refused:
+        driver.one(text("SELECT * FROM no_such_table"), {})
+    assert "database" in refused.value.message
+    assert driver.one(select(func.count()).select_from(used_once), {}) is not None
+
+
+def test_a_connection_goes_back_to_the_pool_as_it_came(engine: Engine) -> None:
+    """On PostgreSQL a statement on its own runs in autocommit: the connection must not keep
+    it, or a transaction SQLAlchemy opens on it next would commit each statement at once."""
+    driver = Driver(engine)
+    k = key()
+    assert driver.one(select(func.count()).select_from(used_once), {}) is not None
+    with engine.connect() as conn:
+        conn.execute(insert(used_once).values(key=k, expires_at=9))
+        conn.rollback()
+    with engine.connect() as conn:
+        assert conn.execute(select(used_once).where(used_once.c.key == k)).first() is None
+
+
+#: A SQLite connection is a file: nothing to lose.
+only_postgresql = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+@only_postgresql
+def test_a_connection_lost_in_a_statement_is_replaced(engine: Engine) -> None:
+    driver = Driver(engine)
+    with pytest.raises(StorageError):
+        driver.one(text("SELECT pg_terminate_backend(pg_backend_pid())"), {})
+    # The pool's one connection was dropped, not handed out again: a new one serves this.
+    assert driver.one(select(func.count()).select_from(used_once), {}) is not None
+
+
+@only_postgresql
+def test_a_server_restart_between_sign_ins_is_not_seen(database_url: str) -> None:
+    """Pre-ping still runs at checkout: connections the server dropped while idle are
+    replaced before a statement is sent on them."""
+    storage = open_storage(database_url)
+    try:
+        assert storage.use_once(key(), expires_at=2000, now=1000)
+        admin = create_engine(database_url)
+        with admin.connect() as conn:
+            dropped = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        admin.dispose()
+        assert dropped >= 1  # the storage's idle connection
+        assert storage.use_once(key(), expires_at=2000, now=1000)
+    finally:
+        storage.close()
