@@ -73,6 +73,7 @@ def create_app(
         admin_api,
         admin_pages,
         app_callbacks,
+        cookies,
         csrf,
         errors,
         health,
@@ -86,6 +87,7 @@ def create_app(
         tracing,
     )
 
+    app.session_interface = cookies.SignedSession()
     tracing.init_app(app)
     pages.init_app(app)  # before errors: its after-request hook sees their headers
     errors.init_app(app)

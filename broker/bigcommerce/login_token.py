@@ -11,6 +11,7 @@ No IO here: for a given clock value and jti the output is deterministic.
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import quote, urlsplit
 
@@ -79,7 +80,14 @@ def mint_login_token(
     if request_ip:
         claims["request_ip"] = request_ip
     header = {"typ": "JWT", "alg": "HS256"}
-    return jwt.encode(header, claims, OctKey.import_key(client_secret), algorithms=["HS256"])
+    return jwt.encode(header, claims, _signing_key(client_secret), algorithms=["HS256"])
+
+
+@functools.lru_cache(maxsize=64)
+def _signing_key(client_secret: str) -> OctKey:
+    """The app's client secret as a key, imported once (joserfc's import parses and checks it
+    each time; the key signs without changing). Keyed by the secret: one per app or store."""
+    return OctKey.import_key(client_secret)
 
 
 def longest_landing_url(
