@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -394,14 +395,22 @@ def count_sql_in_process(
     from broker.app import create_app
     from broker.settings.file import load_settings
     from tests.support.saml_idp import complete_sso
-    from tests.support.sql_trace import Traced, traced
+
+    # This checkout's tracer, whichever tree --src benchmarks (an older one may have none).
+    spec = importlib.util.spec_from_file_location("sql_trace", ROOT / "tests/support/sql_trace.py")
+    assert spec is not None
+    assert spec.loader is not None
+    sql_trace = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = sql_trace  # before it runs: its dataclass looks itself up there
+    spec.loader.exec_module(sql_trace)
+    traced = sql_trace.traced
 
     app = stripped.strip(create_app(load_settings(config, {**os.environ, **env})), strip)
     logging.getLogger("broker").setLevel(logging.ERROR)  # no event lines in the report
     engine = app.extensions["broker"].storage.engine
     counts = {"oidc": SqlCount(), "saml": SqlCount()}
 
-    def add(count: SqlCount, found: Traced) -> None:
+    def add(count: SqlCount, found: Any) -> None:
         count.signins += 1
         count.statements += len(found.statements)
         count.commits += found.write_transactions
@@ -637,6 +646,8 @@ def run(args: argparse.Namespace) -> int:
     broker_port, floor_port = lb.free_port(), lb.free_port()
     scale_ports = [lb.free_port(), lb.free_port()]
     inside_port = lb.free_port()
+    compare_port = lb.free_port()
+    compare_url = f"http://{HOST}:{compare_port}"
     broker_url, floor_url = f"http://{HOST}:{broker_port}", f"http://{HOST}:{floor_port}"
     inside_url = f"http://{HOST}:{inside_port}"
     scale_urls = [f"http://{HOST}:{p}" for p in scale_ports]
@@ -658,6 +669,7 @@ def run(args: argparse.Namespace) -> int:
         f"{floor_url}/floor/callback",
         f"{inside_url}/{lb.STORE_KEY}/oidc/{lb.CONN}/callback",
         f"{inside_url}/floor/callback",
+        f"{compare_url}/{lb.STORE_KEY}/oidc/{lb.CONN}/callback",
     ]  # fmt: skip
     from broker.keys import make_key_pair
     from tests.support.saml_idp import start_saml_idp
@@ -713,7 +725,17 @@ def run(args: argparse.Namespace) -> int:
             "BENCH_STRIP": ",".join(args.strip),
             "PYTHONPATH": os.pathsep.join([child_env.get("PYTHONPATH", str(src)), str(ROOT)]),
         } if args.strip else {}  # fmt: skip
+        compare_src = Path(args.compare).resolve() if args.compare else None
+        compare_config = workdir / "compare.toml"
+        compare_config.write_text(
+            broker_config(compare_url, f"sqlite:///{workdir / 'compare.db'}", urls, None, {})
+        )
         with (
+            lb.gunicorn_process(
+                serve_argv(compare_config, compare_port, 1, 4), compare_src,
+                workdir / "compare.log", f"{compare_url}/readyz",
+                {**env, "PYTHONPATH": str(compare_src)},
+            ) if compare_src else contextlib.nullcontext(None) as compare_pid,
             lb.gunicorn_process(
                 serve_argv(config, broker_port, 1, 4, stripped_module), src,
                 workdir / "broker.log", f"{broker_url}/readyz", {**env, **strip_env},
@@ -728,7 +750,10 @@ def run(args: argparse.Namespace) -> int:
             ) if has_inside else contextlib.nullcontext(None) as inside_pid,
         ):  # fmt: skip
             inside = None if inside_pid is None else Site(inside_url, [inside_pid])
-            failed += ratios(args, urls, broker_url, floor_url, broker_pid, floor_pid, inside)
+            compare = None if compare_pid is None else Site(compare_url, [compare_pid])
+            failed += ratios(
+                args, urls, broker_url, floor_url, broker_pid, floor_pid, inside, compare
+            )
             if not args.no_sql:
                 failed += sql_counts(config, env, urls, n, "SQLite", args.strip)
             if args.step_costs:
@@ -763,6 +788,7 @@ def ratios(
     broker_pid: int,
     floor_pid: int,
     inside: Site | None = None,
+    compare: Site | None = None,
 ) -> int:
     n, rounds = args.per_round, args.rounds
     sandbox, idp = urls["sandbox"], urls["idp"]
@@ -773,7 +799,11 @@ def ratios(
     failures += warm(logins, lambda s: saml_fire(broker_url, storefront, saml_stage(broker_url, s)))
     failures += warm(range(3), lambda _: whole_floor(floor_url, idp, emails[0]))
     oidc, saml, whole, floor = Timed(), Timed(), Timed(), Timed()
-    own, floor_inside = Timed(), Timed()
+    own, floor_inside, other = Timed(), Timed(), Timed()
+    if compare is not None:
+        failures += warm(
+            emails, lambda e: whole_oidc(compare.url, lb.STORE_KEY, idp, storefront, e)
+        )
     if inside is not None:
         failures += warm(emails, lambda e: whole_oidc(inside.url, lb.STORE_KEY, idp, storefront, e))
         failures += warm(range(3), lambda _: whole_floor(inside.url, idp, emails[0]))
@@ -808,6 +838,11 @@ def ratios(
                  lambda e: whole_oidc(inside.url, lb.STORE_KEY, idp, storefront, e)),
                 (floor_inside, inside.pids, emails, lambda e: whole_floor(inside.url, idp, e)),
             ]  # fmt: skip
+        if compare is not None:
+            sign_ins.append(
+                (other, compare.pids, emails,
+                 lambda e: whole_oidc(compare.url, lb.STORE_KEY, idp, storefront, e))
+            )  # fmt: skip
         plans: list[list[tuple[Timed, list[int], Sequence[Any], Callable[[Any], float]]]] = [
             answers,
             sign_ins,
@@ -817,7 +852,7 @@ def ratios(
                 into.add(measured(pids, jobs, fn))
         print(f"  round {r + 1} of {rounds}: done")
     b2b = b2b_requests(args, urls, broker_url, idp)
-    for timed in (oidc, saml, whole, floor, own, floor_inside):
+    for timed in (oidc, saml, whole, floor, own, floor_inside, other):
         failures += len(timed.errors)
         for error in timed.errors[:3]:
             print(f"  error: {error}")
@@ -852,6 +887,16 @@ def ratios(
             f"    broker / floor in the same worker: CPU "
             f"{ratio(own.cpu_ms(), floor_inside.cpu_ms())}; the floor in a broker's worker / "
             f"in its own process: {ratio(floor_inside.cpu_ms(), floor.cpu_ms())}"
+        )
+    if compare is not None:
+        print()
+        print(f"(b3) this tree against --compare {args.compare}, the same rounds")
+        print(f"    {'':24} {'n':>5} {'CPU ms':>8} {'p50 ms':>8}")
+        for name, timed in (("this tree", whole), ("--compare tree", other)):
+            print(f"    {name:24} {timed.count:5d} {timed.cpu_ms():8.2f} {timed.p50_ms():8.2f}")
+        print(
+            f"    this / --compare: CPU {ratio(whole.cpu_ms(), other.cpu_ms())}; "
+            f"--compare / floor: CPU {ratio(other.cpu_ms(), floor.cpu_ms())}"
         )
     print()
     print("(c) B2B Edition requests per returning sign-in (OIDC, counted by the sandbox store)")
@@ -1091,6 +1136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-scale", action="store_true", help="skip (e)")
     parser.add_argument("--no-sql", action="store_true", help="skip (d)")
     parser.add_argument("--src", help="benchmark the broker tree in this directory")
+    parser.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="(b3): also serve the broker tree in DIR, its whole sign-ins in the same rounds",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument(
         "--strip",
