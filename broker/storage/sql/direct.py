@@ -98,7 +98,9 @@ class Driver:
         found = self._prepared.get(cache_key)
         if found is None:
             with self._lock:
-                found = self._prepared.setdefault(cache_key, Prepared(statement, self.engine, keys))
+                found = self._prepared.get(cache_key)
+                if found is None:
+                    found = self._prepared[cache_key] = Prepared(statement, self.engine, keys)
         return found
 
     def one(

@@ -85,19 +85,21 @@ def _one_statement(writes: list[tuple[Any, list[dict[str, Any]]]]) -> tuple[Inse
     """PostgreSQL: every write of a sign-in as one INSERT of its audit rows, the others as
     data-modifying WITH clauses (see the module docstring); and its values."""
     shape = tuple((statement, tuple(rows[0]), len(rows)) for statement, rows in writes)
-    values = {
-        f"w{i}r{j}_{name}": value
-        for i, (_, rows) in enumerate(writes)
-        for j, row in enumerate(rows)
-        for name, value in row.items()
-    }
+    values: dict[str, Any] = {}
+    for i, (statement, rows) in enumerate(writes):
+        if isinstance(statement, Update):  # the touch keeps its own parameters' names
+            values.update(rows[0])
+            continue
+        for j, row in enumerate(rows):
+            values.update({f"w{i}r{j}_{name}": value for name, value in row.items()})
     return _one_statement_of(shape), values
 
 
 @functools.lru_cache(maxsize=32)
 def _one_statement_of(shape: tuple[tuple[Any, tuple[str, ...], int], ...]) -> Insert:
     """The one statement for writes of this ``shape`` (statement, value names, rows), the
-    values bound as ``w<write>r<row>_<name>`` (one object per shape: prepared once)."""
+    INSERTs' values bound as ``w<write>r<row>_<name>``, the touch's UPDATE (from
+    :func:`_touch_statement`) as it is (one object per shape: prepared once)."""
     clauses: list[Any] = []
     final: Insert | None = None
     for i, (statement, names, count) in enumerate(shape):
@@ -109,8 +111,6 @@ def _one_statement_of(shape: tuple[tuple[Any, tuple[str, ...], int], ...]) -> In
         elif statement is INSERT_SESSION:
             clauses.append(insert(sessions).values(rows[0]).cte("new_session"))
         else:  # the link's touch
-            update_values = {name[2:]: bind for name, bind in rows[0].items() if name != "link_id"}
-            touched = update(links).where(links.c.id == rows[0]["link_id"]).values(update_values)
-            clauses.append(touched.cte("touched"))
+            clauses.append(statement.cte("touched"))
     assert final is not None, "the one statement is the audit rows' INSERT"
     return final.add_cte(*clauses)
