@@ -4,7 +4,9 @@ all or nothing, errors as StorageError, the pool's connections handed back as th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import (
@@ -13,6 +15,7 @@ from sqlalchemy import (
     PickleType,
     bindparam,
     create_engine,
+    event,
     func,
     insert,
     literal_column,
@@ -24,6 +27,7 @@ from broker.errors import StorageError
 from broker.storage import AlreadyExists, SQLStorage, open_storage
 from broker.storage.schema import pending_flows, used_once
 from broker.storage.sql.direct import Driver, UnsupportedStatement
+from broker.storage.sql.liveness import IDLE_SECONDS, ping_when_idle
 from tests.storage.builders import key
 
 
@@ -116,23 +120,100 @@ def test_a_connection_lost_in_a_statement_is_replaced(engine: Engine) -> None:
     assert driver.one(select(func.count()).select_from(used_once), {}) is not None
 
 
+def _drop_every_other_connection(database_url: str) -> int:
+    """Terminate the server side of every connection to the test database but this one (a
+    restart, a failover, an ``idle_session_timeout``, as the pool meets them)."""
+    admin = create_engine(database_url)
+    try:
+        with admin.connect() as conn:
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        admin.dispose()
+
+
 @only_postgresql
 def test_a_server_restart_between_sign_ins_is_not_seen(database_url: str) -> None:
-    """Pre-ping still runs at checkout: connections the server dropped while idle are
-    replaced before a statement is sent on them."""
+    """A connection that sat idle in the pool is pinged at checkout: one the server dropped
+    meanwhile is replaced before a statement is sent on it."""
     storage = open_storage(database_url)
     try:
         assert storage.use_once(key(), expires_at=2000, now=1000)
-        admin = create_engine(database_url)
-        with admin.connect() as conn:
-            dropped = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
-        admin.dispose()
-        assert dropped >= 1  # the storage's idle connection
+        assert _drop_every_other_connection(database_url) >= 1  # the storage's idle one
+        time.sleep(IDLE_SECONDS + 0.2)
         assert storage.use_once(key(), expires_at=2000, now=1000)
     finally:
         storage.close()
+
+
+@only_postgresql
+def test_a_restart_inside_the_window_fails_one_statement_then_heals(database_url: str) -> None:
+    """What skipping the ping costs: a connection dropped less than the window after its last
+    use fails the one statement sent on it, as a StorageError that wrote nothing; it is not
+    handed out again."""
+    storage = open_storage(database_url, ping_after_idle=3600)
+    try:
+        assert storage.use_once(key(), expires_at=2000, now=1000)
+        assert _drop_every_other_connection(database_url) >= 1
+        lost = key()
+        with pytest.raises(StorageError):
+            storage.use_once(lost, expires_at=2000, now=1000)
+        assert storage.use_once(lost, expires_at=2000, now=1000), "the failed INSERT wrote nothing"
+    finally:
+        storage.close()
+
+
+class _Pings:
+    """How many times the pool pinged (the dialect's empty query ``;``, psycopg's ping), counted
+    on the driver's cursors, installed ahead of every other checkout listener."""
+
+    def __init__(self, engine: Engine) -> None:
+        import psycopg
+
+        self.count = 0
+        pings = self
+
+        class Counting(psycopg.Cursor):  # type: ignore[type-arg]
+            def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                if str(query).strip() in (";", "SELECT 1"):
+                    pings.count += 1
+                return super().execute(query, *args, **kwargs)
+
+        def install(connection: Any, _record: Any, _proxy: Any) -> None:
+            connection.cursor_factory = Counting
+
+        event.listen(engine, "checkout", install, insert=True)
+
+
+@only_postgresql
+def test_a_connection_back_a_moment_ago_is_not_pinged_one_idle_is(
+    database_url: str, storage: SQLStorage
+) -> None:
+    storage.close()  # the schema made; only this engine's connection below
+    now = [100.0]
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    ping_when_idle(engine, idle_seconds=0.5, clock=lambda: now[0])
+    pings = _Pings(engine)
+    driver = Driver(engine)
+    count = select(func.count()).select_from(used_once)
+    try:
+        for _ in range(5):  # a fresh connection, then the same one, back a moment ago
+            driver.one(count, {})
+            now[0] += 0.4
+        assert pings.count == 0
+        now[0] += 0.2  # idle 0.6 s
+        driver.one(count, {})
+        assert pings.count == 1
+        # Dropped while idle: the ping finds out, the pool connects anew, the statement runs.
+        assert _drop_every_other_connection(database_url) == 1
+        now[0] += 5
+        assert driver.one(count, {}) is not None
+        assert pings.count == 2
+    finally:
+        engine.dispose()

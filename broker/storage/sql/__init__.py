@@ -22,6 +22,7 @@ from broker.storage.sql.base import SQLBase, storage_error
 from broker.storage.sql.counters import SQLCounterStore
 from broker.storage.sql.creations import SQLCreationStore
 from broker.storage.sql.links import SQLLinkStore
+from broker.storage.sql.liveness import IDLE_SECONDS, ping_when_idle
 from broker.storage.sql.once import SQLOnceStore
 from broker.storage.sql.pending import SQLPendingStore
 from broker.storage.sql.scim import SQLScimStore
@@ -109,8 +110,12 @@ if TYPE_CHECKING:
         return storage  # mypy checks SQLStorage against the Protocol here
 
 
-def open_storage(url: str, *, migrate_schema: bool = True) -> SQLStorage:
-    """Build the storage for a database URL, migrated to the newest schema unless told not to."""
+def open_storage(
+    url: str, *, migrate_schema: bool = True, ping_after_idle: float = IDLE_SECONDS
+) -> SQLStorage:
+    """Build the storage for a database URL, migrated to the newest schema unless told not to.
+    A server's pooled connections are pinged when they were idle ``ping_after_idle`` seconds
+    (:mod:`.liveness`)."""
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
         options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 15}}
@@ -119,7 +124,8 @@ def open_storage(url: str, *, migrate_schema: bool = True) -> SQLStorage:
         engine = create_engine(url, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_engine(url, pool_size=10, max_overflow=10)
+        ping_when_idle(engine, ping_after_idle)
     storage = SQLStorage(engine)
     if migrate_schema:
         migrate(engine)

@@ -11,7 +11,8 @@ SQLite is under 0.1 ms (bench/README.md, 2026-12-03).
 What does not change:
 
 - **The pool.** Connections are checked out and in through the engine's pool, with its
-  pre-ping (PostgreSQL) and its connect-time pragmas (SQLite), and reset on return.
+  pings (PostgreSQL, :mod:`.liveness`) and its connect-time pragmas (SQLite), and reset on
+  return.
 - **Transactions.** A statement on its own (:meth:`Driver.one`) is atomic by itself: on
   PostgreSQL it runs in autocommit (one round trip, as :mod:`.base` does), on SQLite the
   driver's implicit transaction is committed at once. :meth:`Driver.together` runs several
