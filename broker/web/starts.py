@@ -13,8 +13,9 @@ They are added to the URL the upstream built, as query parameters (OIDC Core 3.1
 upstream's code is untouched. SAML gets neither: pysaml2 builds the AuthnRequest, and a
 ``<Subject>`` hint is refused by some IdPs (ADFS); the IdP asks for the e-mail itself.
 
-A plain sign-in started here is remembered for the error pages' "Try again" (the session's
-``retry``: store, connection, ``redirect_to`` path and channel; nothing personal), and its
+A sign-in started here to another page than the default or on another channel is remembered
+for the error pages' "Try again" (the session's ``retry``: store, connection, ``redirect_to``
+path and channel; nothing personal; a plain one needs nothing the URL does not give), and its
 connection in the browser for the chooser (:mod:`broker.web.remembered`).
 """
 
@@ -64,14 +65,30 @@ def sign_in(
     response = _start(store, conn, redirect_to, link_customer_id, channel_id, trial, login_hint)
     if link_customer_id is None and not trial:
         pages.remember_locale()
-        session["retry"] = {
-            "store": store.key,
-            "conn": conn.key,
-            "redirect_to": redirect_to,
-            "channel": None if channel_id == store.channel_id else channel_id,
-        }
+        _remember_retry(store, conn, redirect_to, channel_id)
         remembered.remember(response, store, conn)
     return response
+
+
+def _remember_retry(
+    store: StoreSettings, conn: Connection, redirect_to: str, channel_id: int | None
+) -> None:
+    """Keep what "Try again" needs that the error page's URL does not give: a sign-in to
+    another page than the default one, or on another channel. A plain sign-in (the default
+    page, the default channel) forgets any older one instead, and so leaves the browser no
+    session cookie to carry, sign, open and check (the connection's own URL starts it again
+    just as well; :func:`broker.web.pages.retry_url`)."""
+    channel = None if channel_id == store.channel_id else channel_id
+    if channel is None and redirect_to == store.default_channel.default_redirect:
+        if "retry" in session:
+            del session["retry"]
+        return
+    session["retry"] = {
+        "store": store.key,
+        "conn": conn.key,
+        "redirect_to": redirect_to,
+        "channel": channel,
+    }
 
 
 def idp_logout(

@@ -162,7 +162,25 @@ def test_try_again_never_carries_a_redirect_to_that_is_not_a_path(
         failed = browser_http.get(f"{world.broker.url}/acme/oidc/corp/callback?state=b&code=x")
         retry = re.search(r'id="try-again" href="([^"]+)"', failed.text)
         assert retry, failed.text
-        assert unescape(retry.group(1)) == "/acme/login/corp?redirect_to=/account.php"
+        assert unescape(retry.group(1)) == "/acme/login/corp"  # to the default page
+
+
+def test_a_plain_sign_in_keeps_no_session_and_forgets_an_older_retry(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    """A sign-in to the default page needs nothing in the session for "Try again": the browser
+    is given no session cookie; one started to another page before is forgotten by it."""
+    world = make_world()
+    login = f"{world.broker.url}/acme/login/corp"
+    assert browser_http.get(login).status_code == 302
+    assert [c.name for c in browser_http.cookies.jar if "session" in c.name] == []
+    assert browser_http.get(login, params={"redirect_to": "/cart.php"}).status_code == 302
+    assert [c.name for c in browser_http.cookies.jar if "session" in c.name] != []
+    assert browser_http.get(login).status_code == 302
+    failed = browser_http.get(f"{world.broker.url}/acme/oidc/corp/callback?state=b&code=x")
+    retry = re.search(r'id="try-again" href="([^"]+)"', failed.text)
+    assert retry, failed.text
+    assert unescape(retry.group(1)) == "/acme/login/corp"
 
 
 def test_a_sign_out_error_is_titled_as_one(
