@@ -226,21 +226,36 @@ def _reference() -> str:
     return tracing.request_id()
 
 
+#: Every answer's headers, unless the view set its own: (name, lower-case name, value).
+_SECURITY_HEADERS = tuple(
+    (name, name.lower(), value)
+    for name, value in (
+        ("Cache-Control", "no-store"),
+        # Callback URLs carry codes: never leak them to another site through Referer.
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Content-Type-Options", "nosniff"),
+        # No form-action: Chrome applies it to the redirect after a POST, and the Link
+        # button's POST must redirect to the IdP.
+        (
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+            "frame-ancestors 'none'; base-uri 'none'",
+        ),
+    )
+)
+#: A year, this host only: the broker's own name says nothing of its parent domain's other
+#: hosts, so no includeSubDomains (nor preload). Over https only.
+_HSTS = ("Strict-Transport-Security", "strict-transport-security", "max-age=31536000")
+
+
 def _security_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Cache-Control", "no-store")
-    # Callback URLs carry codes: never leak them to another site through Referer.
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    # No form-action: Chrome applies it to the redirect after a POST, and the Link button's
-    # POST must redirect to the IdP.
-    headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "frame-ancestors 'none'; base-uri 'none'",
-    )
+    # One look at the headers the view set, not one scan of them per header added.
+    present = {name.lower() for name, _ in headers}
+    wanted = _SECURITY_HEADERS
     if runtime().broker_settings.cookie_secure:
-        # A year, this host only: the broker's own name says nothing of its parent domain's
-        # other hosts, so no includeSubDomains (nor preload).
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        wanted = (*wanted, _HSTS)
+    for name, lower, value in wanted:
+        if lower not in present:
+            headers.add(name, value)
     return response
