@@ -88,6 +88,9 @@ def create_app(
     )
 
     app.session_interface = cookies.SignedSession()
+    # A request's statements share one database connection (SQLite: broker.storage.sql.direct).
+    app.before_request(runtime.storage.hold_connection)
+    app.teardown_request(lambda _error: runtime.storage.release_connection())
     tracing.init_app(app)
     pages.init_app(app)  # before errors: its after-request hook sees their headers
     errors.init_app(app)

@@ -217,3 +217,80 @@ def test_a_connection_back_a_moment_ago_is_not_pinged_one_idle_is(
         assert pings.count == 2
     finally:
         engine.dispose()
+
+
+class _Checkouts:
+    """Connections the engine's pool hands out and takes back."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.out = self.back = 0
+        event.listen(engine, "checkout", self._out)
+        event.listen(engine, "checkin", self._back)
+
+    def _out(self, *_: Any) -> None:
+        self.out += 1
+
+    def _back(self, *_: Any) -> None:
+        self.back += 1
+
+
+def test_a_held_connection_serves_a_requests_statements_until_released(
+    storage: SQLStorage, database_url: str
+) -> None:
+    """SQLite: one checkout for all the statements between hold and release. PostgreSQL:
+    holding changes nothing (a server's connection is not kept over an IdP's answer)."""
+    counted = _Checkouts(storage.engine)
+    storage.hold_connection()
+    try:
+        for _ in range(4):
+            assert storage.use_once(key(), expires_at=2000, now=1000)
+        assert storage.get_link("acme", "corp", "nobody") is None
+    finally:
+        storage.release_connection()
+    sqlite = database_url.startswith("sqlite")
+    assert (counted.out, counted.back) == ((1, 1) if sqlite else (5, 5))
+    storage.release_connection()  # a release with nothing held does nothing
+    assert storage.use_once(key(), expires_at=2000, now=1000)
+    assert (counted.out, counted.back) == ((2, 2) if sqlite else (6, 6))
+
+
+def test_a_failed_block_on_a_held_connection_leaves_nothing_behind(storage: SQLStorage) -> None:
+    """All or none still, and the connection kept after a failure is in no transaction: what
+    the next statement writes is committed and seen by another connection."""
+    driver = storage.driver
+    k, later = key(), key()
+    storage.hold_connection()
+    try:
+        with pytest.raises(StorageError):
+            driver.together(
+                [(insert(used_once), [{"key": k, "expires_at": 9}, {"key": k, "expires_at": 9}])]
+            )
+        assert storage.use_once(later, expires_at=2000, now=1000)
+        with storage.engine.connect() as other:
+            seen = {row.key for row in other.execute(select(used_once.c.key))}
+    finally:
+        storage.release_connection()
+    assert k not in seen
+    assert later in seen
+
+
+def test_forty_threads_holding_connections_spend_one_key_once(storage: SQLStorage) -> None:
+    """Each thread holds its own connection (more than the pool keeps: none waits for
+    another), and the one-time store is still once across all of them."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    k = key()
+    start = Barrier(40)
+
+    def spend(_: int) -> bool:
+        storage.hold_connection()
+        try:
+            start.wait(timeout=30)
+            return storage.use_once(k, expires_at=2000, now=1000)
+        finally:
+            storage.release_connection()
+
+    with ThreadPoolExecutor(40) as pool:
+        results = list(pool.map(spend, range(40)))
+    assert results.count(True) == 1

@@ -100,6 +100,12 @@ class SQLStorage(
         except SQLAlchemyError as exc:
             raise storage_error(exc) from None
 
+    def hold_connection(self) -> None:
+        self.driver.hold()
+
+    def release_connection(self) -> None:
+        self.driver.release()
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -121,6 +127,10 @@ def open_storage(
         options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 15}}
         if memory:
             options["poolclass"] = StaticPool
+        else:
+            # A connection is a file handle; a request holds one (Driver.hold), so as many
+            # requests at once as there are, each with its own. Ten stay open between them.
+            options.update(pool_size=10, max_overflow=-1)
         engine = create_engine(url, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
