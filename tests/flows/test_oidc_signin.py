@@ -587,6 +587,63 @@ def test_a_tampered_flow_cookie_is_refused(
     assert any(c.startswith(f"{cookie.name}=;") and "Max-Age=0" in c for c in cleared)
 
 
+def _opened(runtime: Any, value: str) -> tuple[int, bytes]:
+    """A flow cookie's (sealed at, plaintext), opened as the broker opens it."""
+    from broker.web.flows import _unseal
+
+    opened = _unseal(runtime.broker_settings.secret_key, value)
+    assert opened is not None
+    return opened
+
+
+def test_a_flow_cookie_whose_time_was_changed_is_refused(
+    make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
+) -> None:
+    """The time a flow was sealed rides in clear, before the ciphertext: it is authenticated
+    with it, so moving it (to keep the flow among the newest four) breaks the seal."""
+    import base64
+
+    world = make_world()
+    authorize = start_login(browser_http, world.broker.url, "/acme/login/corp")
+    callback = dev_idp_sign_in(browser_http, authorize, "alice@example.com")
+    cookie = _flow_cookie(browser_http)
+    raw = bytearray(base64.urlsafe_b64decode(cookie.value + "=" * (-len(cookie.value) % 4)))
+    raw[8] ^= 0x01  # the sealed-at time's last byte: one second later
+    browser_http.cookies.delete(cookie.name)
+    browser_http.cookies.set(cookie.name, base64.urlsafe_b64encode(bytes(raw)).decode())
+    outcome = Outcome(browser_http.get(callback))
+    assert_refused(outcome, 400, world, broker_log, says="start signing in again")
+    assert world.idp.state.token_requests == []
+
+
+def test_a_flow_cookie_sealed_by_the_broker_before_this_one_still_finishes(
+    make_world: Callable[..., World], browser_http: httpx.Client
+) -> None:
+    """Upgrading mid-sign-in: a flow cookie an older broker sealed with Fernet (under the key
+    it derived for that) completes its sign-in, once; the same under another key does not."""
+    from cryptography.fernet import Fernet
+
+    from broker.web.flows import _fernet
+
+    world = make_world()
+    runtime = world.broker.app.extensions["broker"]
+    authorize = start_login(browser_http, world.broker.url, "/acme/login/corp")
+    cookie = _flow_cookie(browser_http)
+    sealed_at, plaintext = _opened(runtime, cookie.value)
+    older = _fernet(runtime.broker_settings.secret_key).encrypt_at_time(plaintext, sealed_at)
+    forged = Fernet(Fernet.generate_key()).encrypt_at_time(plaintext, sealed_at)
+    callback = dev_idp_sign_in(browser_http, authorize, "alice@example.com")
+    cookies = {c.name: c.value for c in browser_http.cookies.jar if c.name != cookie.name}
+    with httpx.Client(
+        follow_redirects=False, cookies={**cookies, cookie.name: forged.decode()}
+    ) as other:
+        assert other.get(callback).status_code == 400
+    browser_http.cookies.delete(cookie.name)
+    browser_http.cookies.set(cookie.name, older.decode())
+    assert Outcome(browser_http.get(callback)).status == 302
+    assert Outcome(browser_http.get(callback)).status == 400, "once"
+
+
 def test_another_flows_cookie_under_this_flows_name_is_refused(
     make_world: Callable[..., World], browser_http: httpx.Client, broker_log: LogLines
 ) -> None:
@@ -616,7 +673,6 @@ def test_a_flow_an_older_broker_kept_server_side_still_finishes(
     import json as json_module
 
     from broker.storage import keys
-    from broker.web.flows import _fernet
 
     world = make_world()
     runtime = world.broker.app.extensions["broker"]
@@ -624,9 +680,7 @@ def test_a_flow_an_older_broker_kept_server_side_still_finishes(
     state = re.search(r"[?&]state=([^&]+)", authorize)
     assert state is not None
     cookie = _flow_cookie(browser_http)
-    record = json_module.loads(
-        _fernet(runtime.broker_settings.secret_key).decrypt(cookie.value.encode())
-    )
+    record = json_module.loads(_opened(runtime, cookie.value)[1])
     browser_http.cookies.delete(cookie.name)
     runtime.storage.save_pending(
         keys.oidc_flow(state.group(1)), record, expires_at=int(time.time()) + 600
