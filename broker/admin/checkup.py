@@ -31,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from broker.admin.checks import check_connection
+from broker.backchannel import BackChannelClient
 from broker.bigcommerce.account import HINTS as ACCOUNT_HINTS
 from broker.bigcommerce.account import AccountClient, AccountHTTPError, AccountRefused
 from broker.bigcommerce.http import StoreHTTP
@@ -209,7 +210,7 @@ def _connection(
     section = Section(key=key, title=title)
     facts = report.facts
     loopback = _loopback(conn)
-    with httpx.Client(transport=make(loopback), timeout=10.0) as http:
+    with BackChannelClient(transport=make(loopback), timeout=10.0) as http:
         for check in report.checks:
             line = Line(bool(check["ok"]), str(check["name"]), str(check["detail"]))
             if not line.ok:

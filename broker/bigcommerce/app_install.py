@@ -25,6 +25,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 from joserfc.jwt import JWTClaimsRegistry
 
+from broker.backchannel import BackChannelClient
 from broker.bigcommerce.http import StoreHTTP
 from broker.errors import AppCallbackRefused, BigCommerceUnavailable
 from broker.settings.values import AppSettings
@@ -107,7 +108,7 @@ def exchange_code(
         "redirect_uri": redirect_uri,
     }
     try:
-        with httpx.Client(transport=transport, timeout=httpx.Timeout(10.0)) as http:
+        with BackChannelClient(transport=transport, timeout=httpx.Timeout(10.0)) as http:
             response = http.post(
                 f"{app.login_url.rstrip('/')}/oauth2/token",
                 data=form,

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from broker import metrics
+from broker.backchannel import BackChannelClient
 from broker.errors import BigCommerceUnavailable, RateLimited
 
 #: Total time one logical request may take, waits for rate-limit resets included.
@@ -50,7 +51,7 @@ class StoreHTTP:
     ) -> None:
         #: The metrics' labels: the store's key and which API (store, b2b, app).
         self._labels = (store, api)
-        self._http = httpx.Client(
+        self._http = BackChannelClient(
             base_url=base_url,
             headers={
                 **headers,

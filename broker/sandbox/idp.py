@@ -42,7 +42,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
-from flask import Flask, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    after_this_request,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from jinja2 import DictLoader
 from joserfc import jwt
@@ -302,8 +310,12 @@ class DevIdPState:
     - ``graph_fault``: an HTTP status the Microsoft Graph double answers with instead (500,
       401); ``graph_page_size``: its answer in pages of that many ids (``@odata.nextLink``).
 
+    Like an IdP behind a load balancer, every token answer sets a cookie
+    (``dev_idp_affinity``, a new random value each time).
+
     Records: ``authorize_requests`` (one query dict per authorization request received),
-    ``token_requests`` (form dicts without ``client_secret``), ``token_auth_methods`` (how each
+    ``token_requests`` (form dicts without ``client_secret``), ``token_cookies`` (the
+    ``Cookie`` header each token request brought, "" without one), ``token_auth_methods`` (how each
     token request authenticated its client), ``end_session_requests``, ``graph_requests``
     (the Graph double's, as ``(method, access token)``), ``sessions`` (sid -> (client_id,
     sub), for front-channel logout), and the counters ``jwks_requests`` and
@@ -338,6 +350,7 @@ class DevIdPState:
         self.sessions: dict[str, tuple[str, str]] = {}
         self.authorize_requests: list[dict[str, str]] = []
         self.token_requests: list[dict[str, str]] = []
+        self.token_cookies: list[str] = []
         self.token_auth_methods: list[str] = []
         self.end_session_requests: list[dict[str, str]] = []
         self.jwks_requests: int = 0
@@ -516,6 +529,10 @@ class DevIdPState:
         with self._lock:
             records.append(clean)
 
+    def record_token_cookie(self, header: str) -> None:
+        with self._lock:
+            self.token_cookies.append(header)
+
     def record_token_auth(self, method: str) -> None:
         with self._lock:
             self.token_auth_methods.append(method)
@@ -687,6 +704,12 @@ def _redirect(uri: str, params: Mapping[str, str | None]) -> Response:
     response = redirect(_with_query(uri, params), code=302)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _affinity_cookie(response: Response) -> Response:
+    """What a load balancer in front of an IdP adds to its answers: a cookie to come back with."""
+    response.set_cookie("dev_idp_affinity", secrets.token_hex(8), httponly=True, path="/")
     return response
 
 
@@ -973,6 +996,8 @@ def create_idp_app(
     def token() -> ResponseReturnValue:
         form, repeated = _single_values(request.form)
         state.record(state.token_requests, form)
+        state.record_token_cookie(request.headers.get("Cookie", ""))
+        after_this_request(_affinity_cookie)
         credentials = _client_credentials()
         state.record_token_auth(credentials[2] if isinstance(credentials, tuple) else "invalid")
         if state.token_error is not None:

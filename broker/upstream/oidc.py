@@ -45,6 +45,7 @@ from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
+from broker.backchannel import BackChannelClient
 from broker.config import OIDCConnection
 from broker.errors import (
     EmailNotAllowed,
@@ -111,7 +112,7 @@ class OIDCProvider:
         # One pool for every request to this IdP, shared by the short-lived token clients; its
         # connections go to public addresses only (see broker.upstream.egress).
         self._transport = transport or GuardedTransport(allow_loopback=self._allow_loopback)
-        self._http = httpx.Client(transport=self._transport, timeout=timeout)
+        self._http = BackChannelClient(transport=self._transport, timeout=timeout)
         self._client_auth = ClientAuth(
             connection.client_id, connection.client_secret, connection.token_endpoint_auth_method
         )

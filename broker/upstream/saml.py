@@ -80,6 +80,7 @@ from saml2.s_utils import UnsupportedBinding, sid, success_status_factory
 from saml2.saml import NAMEID_FORMAT_ENTITY, Issuer, NameID
 from saml2.validate import ResponseLifetimeExceed, ToEarly, valid_instance
 
+from broker.backchannel import BackChannelClient
 from broker.config import SAMLConnection
 from broker.errors import (
     BrokerError,
@@ -290,7 +291,7 @@ class SAMLProvider:
         self._keys_used: SPKeySet | None = None
         self._crypto = InProcessCrypto()
         self._clock = clock
-        self._http = httpx.Client(transport=transport, timeout=10.0)
+        self._http = BackChannelClient(transport=transport, timeout=10.0)
         self._lock = threading.Lock()
         self._copy: MetadataCopy | None = None
         self._client: Saml2Client | None = None

@@ -216,6 +216,20 @@ def test_names_are_asked_when_missing_and_groups_map_to_a_customer_group(
     assert (bob["first_name"], bob["last_name"], bob["customer_group_id"]) == ("Bob", "Builder", 0)
 
 
+def test_a_cookie_the_token_endpoint_sets_never_reaches_the_next_shoppers_code(
+    make_world: Callable[..., World],
+) -> None:
+    """The broker's client for an IdP is shared by every sign-in: a cookie its token endpoint
+    sets (the dev IdP sets one, as a load balancer would) is not kept and sent with another
+    shopper's code, nor with the same shopper's next one."""
+    world = make_world()
+    for email in ("alice@example.com", "bob@example.com", "alice@example.com"):
+        with httpx.Client(follow_redirects=False) as browser:
+            assert sign_in(browser, world.broker.url, email).status in (302, 303)
+    assert len(world.idp.state.token_cookies) == 3
+    assert world.idp.state.token_cookies == ["", "", ""]
+
+
 def test_pkce_state_and_nonce_are_sent(
     make_world: Callable[..., World], browser_http: httpx.Client
 ) -> None:
