@@ -13,6 +13,7 @@ import argparse
 import errno
 import gc
 import json
+import logging
 import socket
 import sys
 import time
@@ -303,6 +304,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     configure_logging()
     configure_json_root()
+    # Every line of this process is JSON naming no thread or process (broker.events): the
+    # records need not look them up (the logging module's own switches for this).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # Validate in the master first: a broken file stops here with one line per problem,
     # not in every worker.
     settings = load_settings(args.config)

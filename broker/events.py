@@ -29,18 +29,30 @@ logger = logging.getLogger("broker")
 REQUEST_ID: ContextVar[str | None] = ContextVar("broker_request_id", default=None)
 
 
+#: The last second formatted, and its text: lines come many to a second.
+_last_second: tuple[int, str] = (-1, "")
+
+
 def iso_time(ts: float) -> str:
     """``ts`` as ISO 8601 in UTC with milliseconds, e.g. ``2026-12-02T10:00:00.123Z``."""
+    global _last_second
     millis = round(ts * 1000)
     seconds, ms = divmod(millis, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+    known, text = _last_second  # one tuple, read and replaced whole: safe across threads
+    if known != seconds:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, text)
+    return f"{text}.{ms:03d}Z"
+
+
+_LEVEL_NAMES = {level: logging.getLevelName(level) for level in (10, 20, 30, 40, 50)}
 
 
 def _head(level: int, event: str, now: float) -> dict[str, Any]:
     record: dict[str, Any] = {
         "time": iso_time(now),
         "ts": round(now, 3),
-        "level": logging.getLevelName(level),
+        "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level),
         "event": event,
     }
     request_id = REQUEST_ID.get()
