@@ -8,11 +8,13 @@ cross-site POST (the SAML ACS) does not, which is why that flow is kept server-s
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
+from werkzeug.http import http_date
 from werkzeug.wrappers import Response
 
 
@@ -26,11 +28,26 @@ def give(response: Response, base: str, value: str, *, secure: bool, max_age: in
         cookie_name(base, secure),
         value,
         max_age=max_age,
+        expires=_expires(max_age),
         path="/",
         secure=secure,
         httponly=True,
         samesite="Lax",
     )
+
+
+#: ``max_age`` -> (the second it was formatted for, its ``Expires`` date).
+_EXPIRES: dict[int, tuple[int, str]] = {}
+
+
+def _expires(max_age: int) -> str:
+    """The ``Expires`` werkzeug would write for ``max_age`` from now (an HTTP date), formatted
+    once a second for each ``max_age`` (email.utils formats it from scratch each time)."""
+    second = int(time.time()) + max_age
+    known = _EXPIRES.get(max_age)
+    if known is None or known[0] != second:
+        known = _EXPIRES[max_age] = (second, http_date(second))
+    return known[1]
 
 
 def drop(response: Response, name: str, *, secure: bool) -> None:

@@ -258,4 +258,6 @@ def _security_headers(response: Response) -> Response:
     for name, lower, value in wanted:
         if lower not in present:
             headers.add(name, value)
+    if "x-request-id" not in present:  # the reference its log lines and error page show
+        headers.add("X-Request-Id", tracing.request_id())
     return response

@@ -17,7 +17,6 @@ import secrets
 import time
 
 from flask import Flask, g, request
-from werkzeug.wrappers import Response
 
 from broker import metrics
 from broker.errors import BrokerError
@@ -30,8 +29,9 @@ SIGNIN_ENDPOINTS = frozenset({"sso.oidc_callback", "saml.acs", "saml.acs_continu
 
 
 def init_app(app: Flask) -> None:
+    """The request id made before each request, forgotten after it (``X-Request-Id`` is
+    added with the security headers: broker.web.errors)."""
     app.before_request(_start)
-    app.after_request(_header)
     app.teardown_request(_end)
 
 
@@ -39,11 +39,6 @@ def _start() -> None:
     g.request_id = secrets.token_hex(4)
     g.request_started = time.perf_counter()
     g.request_id_token = REQUEST_ID.set(g.request_id)
-
-
-def _header(response: Response) -> Response:
-    response.headers.setdefault("X-Request-Id", request_id())
-    return response
 
 
 def _end(_error: BaseException | None) -> None:
