@@ -116,6 +116,7 @@ from broker.upstream.saml_crypto import (
 )
 from broker.upstream.saml_keys import SPKeySet
 from broker.upstream.saml_metadata import MetadataCopy, MetadataRefused, accept_metadata
+from broker.upstream.saml_response import parse_authn_response
 from broker.upstream.shape import Begun, Checks, Verified
 
 #: After a failed refresh, the last good copy of the metadata is used this long before the
@@ -562,9 +563,7 @@ class SAMLProvider:
         client = self.client()
         encoded = base64.b64encode(document).decode()
         try:
-            response = client.parse_authn_request_response(
-                encoded, BINDING_HTTP_POST, outstanding=outstanding
-            )
+            response = parse_authn_response(client, encoded, BINDING_HTTP_POST, outstanding)
         except (ToEarly, ResponseLifetimeExceed):
             raise self._times_refused(issued) from None
         except saml_schema.SchemaInvalid as exc:  # a decrypted assertion

@@ -85,6 +85,19 @@ def test_the_acs_starts_no_program_and_writes_no_temporary_file(
     assert seen == []
 
 
+def test_signing_people_in_keeps_nothing_of_them_in_the_providers_memory(
+    make_saml_world: Callable[..., SamlWorld],
+) -> None:
+    """pysaml2's client caches each signed-in person's session information in memory,
+    growing with every new person; the broker reads assertions without it."""
+    world = make_saml_world()
+    for login in ("alice", "bob", "alice"):
+        with httpx.Client(follow_redirects=False) as browser:
+            assert world.post(browser, world.sso(browser, login)).status == 302
+    provider = world.broker.app.extensions["broker"].provider("acme", "corp")
+    assert provider.client().users.subjects() == []
+
+
 def test_signed_response_alone_only_when_configured(
     make_saml_world: Callable[..., SamlWorld], browser_http: httpx.Client
 ) -> None:
