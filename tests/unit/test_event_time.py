@@ -3,14 +3,14 @@ second's text is kept from one line to the next)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from broker.events import iso_time
 
 
 def _expected(ts: float) -> str:
     millis = round(ts * 1000)
-    at = datetime.fromtimestamp(millis // 1000, tz=timezone.utc)
+    at = datetime.fromtimestamp(millis // 1000, tz=UTC)
     return at.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis % 1000:03d}Z"
 
 
