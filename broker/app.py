@@ -11,10 +11,13 @@ In production: ``BROKER_CONFIG=broker.toml gunicorn 'broker.app:create_app()'``.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import FunctionType, MethodType
+from typing import Any
 
 import httpx
 from flask import Flask
@@ -25,6 +28,26 @@ from broker.errors import ConfigError
 from broker.events import configure_logging
 from broker.runtime import Runtime
 from broker.storage import open_storage
+
+
+class BrokerFlask(Flask):
+    """Flask, telling a plain function from a coroutine function without ``inspect``: Flask
+    asks about every hook and view of every request (``ensure_sync``); anything but a plain
+    function or method is asked the usual way."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        target = func.__func__ if type(func) is MethodType else func
+        if (
+            type(target) is FunctionType
+            and not target.__code__.co_flags & _ASYNC
+            and "_is_coroutine_marker" not in target.__dict__  # inspect.markcoroutinefunction
+        ):
+            return func
+        return super().ensure_sync(func)
+
+
+#: The code flags of an ``async def`` (and of a generator-based coroutine).
+_ASYNC = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE
 
 
 def create_app(
@@ -40,7 +63,7 @@ def create_app(
             raise ConfigError(["BROKER_CONFIG: set it to the path of the broker's TOML file"])
         settings = load_settings(path)
     configure_logging()
-    app = Flask(__name__, template_folder=template_folder())
+    app = BrokerFlask(__name__, template_folder=template_folder())
     app.config.update(
         SECRET_KEY=settings.broker.secret_key,
         # __Host-: Secure, Path=/, no Domain, so no other host of the domain can set or

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from flask import Flask
+from flask import Response as FlaskResponse
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.http import http_date
@@ -63,6 +64,13 @@ class SignedSession(SecureCookieSessionInterface):
 
     def __init__(self) -> None:
         self._built: tuple[Any, URLSafeTimedSerializer | None] | None = None
+
+    def save_session(self, app: Flask, session: Any, response: FlaskResponse) -> None:
+        # Empty, unchanged and unread (a plain sign-in): Flask's would return at its end,
+        # having read seven settings first, setting nothing and adding no Vary.
+        if not session and not session.modified and not session.accessed:
+            return
+        super().save_session(app, session, response)
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
