@@ -63,12 +63,17 @@ class SecretBox:
             ) from None
 
 
-def derived_key(secret_key: str, *, purpose: str) -> str:
-    """A Fernet key derived from ``[broker] secret_key`` (HKDF-SHA256), one per ``purpose``."""
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()).derive(
+def derived_bytes(secret_key: str, *, purpose: str, length: int) -> bytes:
+    """``length`` bytes of key derived from ``[broker] secret_key`` (HKDF-SHA256, no salt,
+    ``purpose`` as the info), one key per purpose."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode()).derive(
         secret_key.encode()
     )
-    return base64.urlsafe_b64encode(key).decode()
+
+
+def derived_key(secret_key: str, *, purpose: str) -> str:
+    """A Fernet key derived from ``[broker] secret_key`` (:func:`derived_bytes`)."""
+    return base64.urlsafe_b64encode(derived_bytes(secret_key, purpose=purpose, length=32)).decode()
 
 
 def derived_box(secret_key: str, *, purpose: str) -> SecretBox:

@@ -37,14 +37,12 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Request, after_this_request, redirect
 from werkzeug.wrappers import Response
 
 from broker.errors import FlowExpired, StateMismatch
-from broker.settings.secrets import derived_key
+from broker.settings.secrets import derived_bytes, derived_key
 from broker.signin.flows import PendingSignIn
 from broker.storage import Storage, keys
 from broker.storage.keys import digest as digest
@@ -55,7 +53,7 @@ _COOKIE = "broker_browser"
 #: sign-ins started in two tabs each keep their own.
 _FLOW_COOKIE = "broker_flow_"
 _FLOW_PURPOSE = "oidc-flow-cookie"
-_SIV_PURPOSE = b"oidc-flow-cookie-aes-siv"
+_SIV_PURPOSE = "oidc-flow-cookie-aes-siv"
 #: The flows one browser carries at once (tabs); starting another drops the oldest, so a
 #: shopper who clicks "Sign in" again and again never grows a Cookie header past what a
 #: server accepts (gunicorn: 8190 bytes a header).
@@ -244,10 +242,7 @@ def _issued_at(secret_key: str, sealed: str) -> int:
 @functools.lru_cache(maxsize=4)
 def _siv(secret_key: str) -> AESSIV:
     """AES-256-SIV under a 512-bit key HKDF-derived from ``secret_key`` for flow cookies."""
-    key = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=_SIV_PURPOSE).derive(
-        secret_key.encode()
-    )
-    return AESSIV(key)
+    return AESSIV(derived_bytes(secret_key, purpose=_SIV_PURPOSE, length=64))
 
 
 @functools.lru_cache(maxsize=4)
