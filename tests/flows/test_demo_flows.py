@@ -32,6 +32,15 @@ def run_demo(tmp_path: Path) -> Iterator[Callable[..., tuple[str, str]]]:
     started: list[subprocess.Popen[str]] = []
 
     def start(*flags: str) -> tuple[str, str]:
+        # A free port can be taken by another test process before the demo binds it (the demo
+        # then says so and exits): try another, a few times.
+        for _ in range(3):
+            outcome = attempt(flags)
+            if outcome is not None:
+                return outcome
+        pytest.fail("broker demo: three free ports were all taken before it could bind one")
+
+    def attempt(flags: tuple[str, ...]) -> tuple[str, str] | None:
         log = (tmp_path / f"demo-{len(started)}.log").open("w+")
         port = free_port()
         process = subprocess.Popen(
@@ -53,7 +62,10 @@ def run_demo(tmp_path: Path) -> Iterator[Callable[..., tuple[str, str]]]:
             if "Press Ctrl-C" in line:
                 return "".join(lines), f"http://127.0.0.1:{port}"
         log.seek(0)
-        pytest.fail(f"broker demo printed:\n{''.join(lines)}\nstderr:\n{log.read()}")
+        stderr = log.read()
+        if not lines and f"port {port} on 127.0.0.1 is in use" in stderr:
+            return None
+        pytest.fail(f"broker demo printed:\n{''.join(lines)}\nstderr:\n{stderr}")
 
     try:
         yield start
